@@ -1,0 +1,35 @@
+"""The project's exceptions.
+
+Every error derives from `GanInstrumentError` and also from the builtin it resembles, so a
+caller can catch "anything from ganinstrument" or the familiar builtin (python-rtmidi's habit).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class GanInstrumentError(Exception):
+    """Base class of every error raised on purpose by ganinstrument."""
+
+
+class ModelLoadError(GanInstrumentError, ValueError):
+    """A model file could not be read: names the file and the reason, and what to do."""
+
+    def __init__(self, path: str | os.PathLike | None, reason: str, hint: str | None = None):
+        self.path = None if path is None else os.fspath(path)
+        self.reason = reason
+        self.hint = hint
+        where = f"{self.path}: " if self.path is not None else ""
+        text = f"{where}{reason}"
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class ModelMismatchError(GanInstrumentError, ValueError):
+    """Two networks (or a network and a weight set) do not fit together."""
+
+
+class DeviceError(GanInstrumentError, OSError):
+    """A compute or I/O device is missing or unusable."""
