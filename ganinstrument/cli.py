@@ -1,0 +1,75 @@
+"""The `ganinstrument` command line.
+
+Each subcommand is a small function taking parsed arguments and returning an exit code.
+Errors of ours (GanInstrumentError) become one clear line on stderr and exit status 1; a
+traceback is only shown with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from .errors import GanInstrumentError
+
+
+def _cmd_info(args) -> int:
+    from .models import load_generator
+    from .models.info import describe, format_info
+
+    G = load_generator(args.model, device="cpu")
+    info = describe(G)
+    if args.json:
+        print(json.dumps(asdict(info), indent=1))
+    else:
+        print(format_info(info, source=str(args.model), verbose=args.verbose))
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    from .models.loading import convert_model
+
+    convert_model(args.src, args.dst)
+    print(f"wrote {args.dst}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganinstrument",
+        description="A live visual instrument for StyleGAN2/StyleGAN3 models.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe a model: kind, dims, layers and their names")
+    p.add_argument("model", help="a model file (.pkl, .pt, .safetensors) or 'demo'")
+    p.add_argument("--verbose", "-v", action="store_true", help="list every tensor of every group")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("convert", help="convert any supported model file to ganinstrument's .safetensors")
+    p.add_argument("src", help="input model file (.pkl NVlabs or TensorFlow, rosinality .pt, .safetensors)")
+    p.add_argument("dst", help="output file, ending in .safetensors")
+    p.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GanInstrumentError as exc:
+        if args.debug:
+            raise
+        print(f"ganinstrument {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
