@@ -54,7 +54,7 @@ def activation_to_rgb(
         so watching a layer while playing does not flicker between colourings);
       - "channels": three chosen channel indices (`channels=(i, j, k)`) shown as R, G, B;
       - "energy": the per-pixel RMS over channels, as grayscale.
-    Each output is centred and scaled by its own standard deviation; `contrast` is how many
+    Each output channel is centred and scaled by its own standard deviation; `contrast` is how many
     standard deviations reach full scale.
     """
     if x.ndim != 4:
@@ -80,8 +80,10 @@ def activation_to_rgb(
         rgb = x.square().mean(dim=1, keepdim=True).sqrt().expand(n, 3, h, w)  # [N, 3, H, W]
     else:
         raise ValueError(f"unknown tap mode {mode!r}; expected one of {', '.join(TAP_MODES)}")
-    mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
-    std = rgb.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    # Each colour channel is centred and scaled on its own: a false-colour view wants full
+    # contrast in every channel, and the result is then independent of gain and offset.
+    mean = rgb.mean(dim=(2, 3), keepdim=True)
+    std = rgb.std(dim=(2, 3), keepdim=True).clamp_min(1e-8)
     return ((rgb - mean) / (contrast * std)).clamp(-1.0, 1.0)
 
 
