@@ -181,6 +181,7 @@ def _read_torch(path) -> ModelData:
     import torch
 
     from . import convert_rosinality
+    from .safe_pickle import weights_only_refusal
 
     try:
         # rosinality's train.py stores its argparse options next to the weights; a Namespace is
@@ -188,9 +189,7 @@ def _read_torch(path) -> ModelData:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((line for line in first if "Unsupported global" in line), first[0] if first else "")
-        raise ModelLoadError(path, f"refused to load the torch checkpoint: {detail.strip()}",
+        raise ModelLoadError(path, f"refused to load the torch checkpoint: {weights_only_refusal(exc)}",
                              "nothing from the file was run") from None
     except Exception as exc:  # zip and storage errors come in many types
         raise ModelLoadError(path, f"not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None

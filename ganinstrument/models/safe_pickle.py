@@ -157,12 +157,24 @@ def _load_storage(data):
             warnings.simplefilter("ignore")
             storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except Exception as exc:  # the weights-only reader refused or could not parse the bytes
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
-        raise _BadStructure(f"an embedded tensor storage was refused by the weights-only reader: {detail}") from None
+        raise _BadStructure(f"an embedded tensor storage was refused by the weights-only reader: "
+                            f"{weights_only_refusal(exc)}") from None
     if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
         raise _BadStructure(f"embedded storage holds a {type(storage).__name__}, not a tensor storage")
     return storage
+
+
+def weights_only_refusal(exc: BaseException) -> str:
+    """The useful part of a `torch.load(weights_only=True)` failure (without torch's advice to
+    retry with weights_only=False, which is exactly what must not be done with an unknown file)."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it references {found.group(1)}, which is not plain tensor data"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
