@@ -263,3 +263,15 @@ def test_missing_and_unexpected_keys(fixtures_dir, tmp_path):
     _write_ours(path, tensors, "sg3", _config(fixtures_dir, "sg3t_small")["init_kwargs"])
     err = _raises(path, "1 missing")
     assert "mapping.fc1.weight" in str(err) and "synthesis.extra.weight" in str(err)
+
+
+def test_bare_generator_pickle(fixtures_dir):
+    """A pickle of the Generator object alone (not a training snapshot) is accepted too."""
+    from ganinstrument.models import convert_nvlabs
+    from ganinstrument.models.safe_pickle import safe_load
+
+    path = fixtures_dir / "sg2_cond" / "network-stripped.pkl"
+    G_ema = safe_load(path, path.read_bytes())["G_ema"]
+    data = convert_nvlabs.convert(G_ema, path)
+    assert data.kind == "sg2"
+    _assert_same_tensors(data.tensors, load_file(fixtures_dir / "sg2_cond" / "weights.safetensors"))
