@@ -187,3 +187,13 @@ def test_unknown_architecture_class(tmp_path, fixtures_dir):
     path = _write(tmp_path, "odd.pkl", data.replace(old, b"\x8c\x09GenXrator", 1))
     with pytest.raises(ModelLoadError, match="unknown architecture.*GenXrator"):
         load_generator(path, device="cpu")
+
+
+def test_malformed_tf_network_is_a_clear_error(tmp_path):
+    # A dnnlib Network whose state is structurally wrong (components is a list).
+    data = (b"\x80\x03cdnnlib.tflib.network\nNetwork\n)\x81}(X\x0a\x00\x00\x00componentsK\x01\x85"
+            b"X\x09\x00\x00\x00variables]ub\x85.")
+    path = _write(tmp_path, "tf.pkl", data)
+    with pytest.raises(ModelLoadError, match="malformed") as err:
+        load_generator(path, device="cpu")
+    assert str(path) in str(err.value)

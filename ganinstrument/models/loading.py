@@ -89,13 +89,20 @@ def read_model(path) -> ModelData:
     kind = detect_format(path)
     if kind == "demo":
         raise ModelLoadError(None, "'demo' is built in, not read from a file")
-    if kind == "safetensors":
-        from . import safetensors_format
+    try:
+        if kind == "safetensors":
+            from . import safetensors_format
 
-        return safetensors_format.read(path)
-    if kind == "torch":
-        return _read_torch(path)
-    return _read_pickle(path)
+            return safetensors_format.read(path)
+        if kind == "torch":
+            return _read_torch(path)
+        return _read_pickle(path)
+    except ModelLoadError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+        # The converters expect the structure of the format they were chosen for; anything
+        # else in the file ends here, as one clear error.
+        raise ModelLoadError(path, f"malformed {kind} model: {type(exc).__name__}: {exc}") from None
 
 
 def build_from_data(data: ModelData, path=None):

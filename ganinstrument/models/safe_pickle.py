@@ -84,8 +84,7 @@ class EasyDict(dict, metaclass=_Sealed):
 class TFNetwork(metaclass=_Sealed):
     """Stand-in for `dnnlib.tflib.network.Network`: keeps the pickled state as data."""
 
-    def __init__(self, *args, **kwargs):
-        self.state: dict = {}
+    state: dict = {}  # replaced (never mutated) by __setstate__; NEWOBJ skips __init__
 
     def __setstate__(self, state):
         if not isinstance(state, dict):
