@@ -201,28 +201,31 @@ class SynthesisLayer(torch.nn.Module):
     def _modulated_conv(self, x, styles, input_gain):
         """Conv with per-sample modulated (and, except ToRGB, demodulated) weights, plus bias.
 
-        Batch 1: styles folded into the weight (one plain conv). Batch N: the equivalent
-        "scale inputs, shared conv, scale outputs", which keeps a single batched conv.
+        Every factor is a per-(out, in) or per-out scale of the shared weight, so they are
+        combined from the [O, I] matrix of squared filter norms without touching the full
+        weight more than twice per frame. Batch 1: the scales are folded into the weight (one
+        plain conv). Batch N: the equivalent "scale inputs, shared conv, scale outputs".
         """
-        demodulate = not self.is_torgb
         w = self.weight  # [O, I, k, k]
-        pad = self.conv_kernel - 1
-        if demodulate:  # pre-normalise (keeps float16 in range; demodulation undoes the scale)
-            w = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
-            styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
+        n, pad = x.shape[0], self.conv_kernel - 1
+        dcoefs = None  # [N, O] output scales
+        if not self.is_torgb:
+            q = torch.linalg.vector_norm(w, dim=(2, 3)).square()  # [O, I] squared filter norms
+            # Pre-normalise weight rows and styles (keeps float16 in range); demodulate after.
+            wscale = (q.sum(dim=1) / (q.shape[1] * self.conv_kernel ** 2)).rsqrt()  # [O]
+            styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()  # [N, I]
+            dcoefs = ((styles.square() @ q.t()) * wscale.square() + 1e-8).rsqrt() * wscale  # [N, O]
+        styles = styles * input_gain  # [N, I]
         bias = self.bias.to(x.dtype)
-        if x.shape[0] == 1:
-            wm = w * styles.reshape(1, -1, 1, 1)  # [O, I, k, k]
-            if demodulate:
-                wm = wm * (wm.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).rsqrt()
-            wm = wm * input_gain
+        if n == 1:
+            scale = styles if dcoefs is None else dcoefs.reshape(-1, 1) * styles  # [O, I] or [1, I]
+            wm = w * scale.reshape(*scale.shape, 1, 1)  # [O, I, k, k]
             return torch.nn.functional.conv2d(x, wm.to(x.dtype), bias, padding=pad)
-        x = x * (styles * input_gain).to(x.dtype).reshape(*styles.shape, 1, 1)  # [N, I, H, W]
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)  # [N, I, H, W]
         x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=pad)  # [N, O, H', W']
-        if demodulate:
-            dcoefs = (styles.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
-            return torch.addcmul(bias.reshape(1, -1, 1, 1), x, dcoefs.to(x.dtype).reshape(*dcoefs.shape, 1, 1))
-        return x + bias.reshape(1, -1, 1, 1)
+        if dcoefs is None:
+            return x + bias.reshape(1, -1, 1, 1)
+        return torch.addcmul(bias.reshape(1, -1, 1, 1), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
 
     def geometry(self) -> dict:
         """The layer's derived sizes, rates, cutoffs and filter plan (as in the fixtures)."""
