@@ -275,3 +275,10 @@ def test_bare_generator_pickle(fixtures_dir):
     data = convert_nvlabs.convert(G_ema, path)
     assert data.kind == "sg2"
     _assert_same_tensors(data.tensors, load_file(fixtures_dir / "sg2_cond" / "weights.safetensors"))
+
+
+def test_write_into_missing_folder(fixtures_dir, tmp_path):
+    ref = load_file(fixtures_dir / "sg3t_small" / "weights.safetensors")
+    target = tmp_path / "no" / "such" / "out.safetensors"
+    with pytest.raises(ModelLoadError, match="cannot write"):
+        safetensors_format.write(_FakeG(ref, {}), target)

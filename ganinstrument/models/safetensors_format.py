@@ -84,7 +84,10 @@ def write_tensors(tensors: dict, path, metadata: dict, save_file=None) -> None:
         from safetensors.torch import save_file
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    except OSError as exc:
+        raise ModelLoadError(path, f"cannot write the model here: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
