@@ -222,9 +222,12 @@ class SynthesisLayer(torch.nn.Module):
             wm = w * scale.reshape(*scale.shape, 1, 1)  # [O, I, k, k]
             return torch.nn.functional.conv2d(x, wm.to(x.dtype), bias, padding=pad)
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)  # [N, I, H, W]
-        x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=pad)  # [N, O, H', W']
         if dcoefs is None:
+            x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=pad)  # [N, O, H', W']
             return x + bias.reshape(1, -1, 1, 1)
+        w = w * wscale.reshape(-1, 1, 1, 1)  # unit-RMS filters keep the float16 conv in range
+        dcoefs = dcoefs / wscale  # [N, O]
+        x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=pad)  # [N, O, H', W']
         return torch.addcmul(bias.reshape(1, -1, 1, 1), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
 
     def geometry(self) -> dict:
@@ -269,8 +272,9 @@ class SynthesisNetwork(torch.nn.Module):
         channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
         channels[-1] = img_channels
 
+        cutoffs, half_widths = [float(v) for v in cutoffs], [float(v) for v in half_widths]
         self.input = SynthesisInput(w_dim, channels=int(channels[0]), size=int(sizes[0]),
-                                    sampling_rate=sampling_rates[0], bandwidth=cutoffs[0])
+                                    sampling_rate=float(sampling_rates[0]), bandwidth=cutoffs[0])
         self._layer_names = []
         for idx in range(num_layers + 1):
             prev = max(idx - 1, 0)
