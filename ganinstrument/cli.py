@@ -16,15 +16,19 @@ from .errors import GanInstrumentError
 
 
 def _cmd_info(args) -> int:
-    from .models import load_generator
     from .models.info import describe, format_info
+    from .models.loading import detect_format, load_generator
 
+    fmt = detect_format(args.model)
     G = load_generator(args.model, device="cpu")
     info = describe(G)
+    notes = list(getattr(G, "load_notes", ()))
     if args.json:
-        print(json.dumps(asdict(info), indent=1))
+        print(json.dumps(dict(asdict(info), format=fmt, notes=notes), indent=1))
     else:
-        print(format_info(info, source=str(args.model), verbose=args.verbose))
+        print(format_info(info, source=f"{args.model} ({fmt})", verbose=args.verbose))
+        for note in notes:
+            print(f"note: {note}")
     return 0
 
 

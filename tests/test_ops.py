@@ -60,7 +60,9 @@ def test_bias_act(act, clamp):
 
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("up", [1, 2])
-def test_modulated_conv2d_fused_equals_direct(demodulate, up):
+@pytest.mark.parametrize("grouped_on_cpu", [True, False])
+def test_modulated_conv2d_fused_equals_direct(demodulate, up, grouped_on_cpu, monkeypatch):
+    monkeypatch.setattr(ops, "GROUPED_CONV_ON_CPU", grouped_on_cpu)
     x, weight, styles = torch.randn(3, 4, 6, 6), torch.randn(5, 4, 3, 3), torch.randn(3, 4)
     f = ops.setup_filter([1, 3, 3, 1])
     noise, bias = torch.randn(6 * up, 6 * up), torch.randn(5)
