@@ -155,3 +155,18 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="unconditional"):
         G(torch.zeros(1, 8), torch.zeros(1, 2))
     assert G(torch.zeros(1, 8), None).shape == (1, 3, 16, 16)
+
+
+def test_fp16_request_is_float32_on_cpu():
+    kwargs = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=32, img_channels=3, channel_base=128, channel_max=16,
+                  conv_clamp=256)
+    G16 = build_generator("sg2", num_fp16_res=4, **kwargs)
+    G32 = build_generator("sg2", num_fp16_res=0, **kwargs)
+    G32.load_state_dict(G16.state_dict())
+    assert [getattr(G16.synthesis, b).use_fp16 for b in G16.synthesis.block_names()] == [False, True, True, True]
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        img = G16(z)
+        assert img.dtype == torch.float32
+        assert torch.equal(img, G32(z))
+        assert torch.equal(img, G16(z, force_fp32=True))
