@@ -170,3 +170,11 @@ def test_fp16_request_is_float32_on_cpu():
         assert img.dtype == torch.float32
         assert torch.equal(img, G32(z))
         assert torch.equal(img, G16(z, force_fp32=True))
+
+
+def test_gradients_flow_when_asked():
+    from ganinstrument.models.stylegan2 import Generator
+
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8)
+    G(torch.randn(1, 8)).square().mean().backward()
+    assert G.synthesis.b16.conv1.weight.grad is not None

@@ -228,8 +228,11 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             # Written straight into the memory format the conv wants (avoids a weight copy).
             fmt = torch.channels_last if up == 1 and x.is_contiguous(memory_format=torch.channels_last) \
                 else torch.contiguous_format
-            wmod = torch.empty_like(weight, memory_format=fmt)
-            torch.mul(weight, coef[0, :, :, None, None], out=wmod)  # [O, I, k, k]
+            if torch.is_grad_enabled() and (weight.requires_grad or coef.requires_grad):
+                wmod = (weight * coef[0, :, :, None, None]).contiguous(memory_format=fmt)  # out= has no grad
+            else:
+                wmod = torch.empty_like(weight, memory_format=fmt)
+                torch.mul(weight, coef[0, :, :, None, None], out=wmod)  # [O, I, k, k]
             y = _conv(x, wmod.to(dtype), up, padding, resample_filter, groups=1, bias=bias)
         else:
             wmod = (weight[None] * coef[:, :, :, None, None]).to(dtype)  # [N, O, I, k, k]
