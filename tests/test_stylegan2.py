@@ -178,3 +178,13 @@ def test_gradients_flow_when_asked():
     G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8)
     G(torch.randn(1, 8)).square().mean().backward()
     assert G.synthesis.b16.conv1.weight.grad is not None
+
+
+@pytest.mark.parametrize("architecture", ["skip", "resnet"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradients_reach_ws(architecture, fused):
+    G = build_generator("sg2", z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64,
+                        channel_max=8, conv_clamp=256, architecture=architecture)
+    ws = torch.randn(2, G.num_ws, 8, requires_grad=True)  # e.g. projecting an image into W
+    G.synthesis(ws, fused_modconv=fused).square().mean().backward()
+    assert ws.grad is not None and torch.isfinite(ws.grad).all()

@@ -122,7 +122,7 @@ def _slow_act(x, slope, gain, clamp):
     if slope is not None:
         x = F.leaky_relu(x, slope) if slope > 0 else F.relu(x)
     x = x * gain
-    return x.clamp_(-clamp, clamp) if clamp is not None else x
+    return x.clamp(-clamp, clamp) if clamp is not None else x
 
 
 def act_clamp_(x: torch.Tensor, act: str, gain: float, clamp: float | None) -> torch.Tensor:
@@ -132,6 +132,8 @@ def act_clamp_(x: torch.Tensor, act: str, gain: float, clamp: float | None) -> t
     (monotonic) activation: clamp(lrelu(y), -c, c) = lrelu(clamp(y, -c/slope, c)).
     """
     slope = ACTIVATIONS[act][1]
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _slow_act(x, slope, gain, clamp)  # autograd: no in-place
     if gain != 1:
         x.mul_(gain)
     if clamp is not None:
@@ -214,8 +216,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     weight = weight.float()
     if demodulate:
         # |W * s|^2 summed over (I, k, k) without building the modulated weight: one pass over W.
-        wsq = torch.linalg.vector_norm(weight, dim=(2, 3)).square_()  # [O, I]
-        scale = (styles.square() @ wsq.t() + 1e-8).rsqrt_() * gain  # [N, O]
+        wsq = torch.linalg.vector_norm(weight, dim=(2, 3)).square()  # [O, I]
+        scale = (styles.square() @ wsq.t() + 1e-8).rsqrt() * gain  # [N, O]
     else:
         scale = torch.full([n, cout], float(gain), device=x.device)
     noise_scaled = None if noise is None else (noise.to(dtype) * gain if gain != 1 else noise.to(dtype))
