@@ -127,7 +127,7 @@ def filtered_lrelu(
     """
     if x.ndim != 4:
         raise ValueError(f"filtered_lrelu expects x [N, C, H, W], got shape {tuple(x.shape)}")
-    n, c, h, w = x.shape
+    c = x.shape[1]
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     pad_x0, pad_x1, pad_y0, pad_y1 = (int(p) for p in padding)
