@@ -236,3 +236,15 @@ def test_unknown_kwargs_warn_and_extra_state():
         before = layer.magnitude_ema.clone()
         G(z, c, update_emas=True)
         assert not torch.equal(before, layer.magnitude_ema)
+
+
+def test_gradients_flow_when_trainable():
+    """A directly built (trainable) network supports backward: no in-place op breaks autograd."""
+    from ganinstrument.models.stylegan3 import Generator
+
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8)
+    z = torch.randn(2, 8, requires_grad=True)
+    G(z, None, truncation_psi=0.5, truncation_cutoff=3).square().mean().backward()
+    layer = getattr(G.synthesis, G.synthesis.tap_names()[1])
+    assert z.grad is not None and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
