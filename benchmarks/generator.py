@@ -26,6 +26,7 @@ import torch
 
 from ganinstrument.models import build_generator
 from ganinstrument.models.device import pick_device
+from ganinstrument.models.ops import tune_cpu_allocator
 
 Z512 = dict(z_dim=512, w_dim=512, c_dim=0, img_channels=3)
 
@@ -117,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="per-config timing budget")
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
+    parser.add_argument("--no-tune-allocator", action="store_true",
+                        help="leave glibc's allocator thresholds alone (the instrument raises them on CPU)")
     args = parser.parse_args(argv)
     if args.list:
         for name, (kind, kw) in CONFIGS.items():
@@ -132,8 +135,9 @@ def main(argv=None) -> int:
         where = torch.cuda.get_device_name(device)
     else:
         where = f"CPU, {torch.get_num_threads()} threads"
+    tuned = device.type == "cpu" and not args.no_tune_allocator and tune_cpu_allocator()
     peak = matmul_gflops(device)
-    print(f"device: {device} ({where}); torch {torch.__version__}")
+    print(f"device: {device} ({where}); torch {torch.__version__}; allocator tuned: {tuned}")
     print(f"fp32 matmul throughput (2048^3, best): {peak:.1f} GFLOP/s")
     print(f"{'config':<14} {'ms/frame':>10} {'fps':>8} {'GFLOP':>8} {'GFLOP/s':>9} {'of matmul':>10} {'n':>4}")
     for name in names:
