@@ -24,7 +24,7 @@ SMOOTHING_TARGET = TargetSpec(
     "smoothing", 0.0, 4.0, 1.0, unit="x", smoothing="none", smoothing_ms=0.0,
     doc="global smoothing scale: 1 as configured, 0 instant, 4 four times slower",
 )
-_SETTLE_FRACTION = 1e-6  # of a target's range: closer than this counts as arrived
+_SETTLE_FRACTION = 1e-6  # of a target's range (at most 10 units): closer counts as arrived
 
 
 class State:
@@ -36,7 +36,8 @@ class State:
         self._eps: dict[str, float] = {}
         for name, spec in registry.targets.items():
             self._smoothed[name] = Smoothed(make_filter(spec.smoothing, spec.smoothing_ms), spec.default)
-            self._eps[name] = _SETTLE_FRACTION * max(spec.maximum - spec.minimum, 1e-9)
+            # Capped: a seed's range is 0..2**32, yet a crossfade must run to the last 1e-5.
+            self._eps[name] = _SETTLE_FRACTION * min(max(spec.maximum - spec.minimum, 1e-9), 10.0)
         self._active: set[str] = set()  # targets still moving towards their target
         self.problems: deque[str] = deque(maxlen=32)  # recent rejected updates, newest last
         self.rejected = 0
@@ -58,7 +59,7 @@ class State:
                                           max(0.0, float(smoothing_ms)))
         elif smoothed.filter.time_ms != spec.smoothing_ms or smoothed.filter.kind != spec.smoothing:
             smoothed.filter = make_filter(spec.smoothing, spec.smoothing_ms)
-        if immediate or spec.kind == "choice":
+        if immediate or spec.kind == "choice" or smoothed.filter.time_ms == 0 or smoothed.filter.kind == "none":
             smoothed.reset(clamped)
             self._active.discard(name)
         else:
