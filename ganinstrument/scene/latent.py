@@ -373,10 +373,10 @@ class LatentScene:
             weight_t = torch.as_tensor(weights, dtype=ws.dtype, device=ws.device).reshape(1, -1, 1)
             ws = torch.lerp(ws, ws_mix, weight_t)
         if self._dirs_w.shape[0]:
-            amounts = torch.tensor([self._value(values, n) for n in self._dir_names],
-                                   dtype=ws.dtype, device=ws.device)  # [K]
-            if amounts.any():
-                ws += (amounts @ self._dirs_w).reshape(1, 1, self.w_dim)
+            amounts = np.array([self._value(values, n) for n in self._dir_names])  # [K]
+            if amounts.any():  # decided on the host: no device sync per frame
+                amounts_t = torch.from_numpy(amounts).to(device=ws.device, dtype=ws.dtype)
+                ws += (amounts_t @ self._dirs_w).reshape(1, 1, self.w_dim)
         return self._truncate(ws, self._value(values, "psi"), self._value(values, "cutoff"))
 
     def _truncate(self, ws: torch.Tensor, psi: float, cutoff: float) -> torch.Tensor:

@@ -31,17 +31,18 @@ def perlin_1d(x: np.ndarray, gradients: np.ndarray) -> np.ndarray:
 def perlin_pattern(n: int, rng: np.random.Generator, *, octaves: int = 3) -> np.ndarray:
     """`n` smooth values in [-1, 1]: octaves of 1-D Perlin noise across indices 0..n-1.
 
-    The first octave spans the n indices with 2 lattice cells; each further octave doubles the
-    cells and halves the amplitude, and octaves finer than 2 indices per cell are left out (they
-    would make neighbours unrelated). The phase is random, so patterns differ per call.
+    The first octave spans the n indices with 1.5 lattice cells (one or two gentle waves across
+    the bank); each further octave doubles the cells and halves the amplitude, and octaves with
+    fewer than 4 indices per cell are left out, so neighbours stay close however many groups
+    there are. The phase and gradients are random, so every call gives a new pattern.
     """
     if n <= 0:
         return np.zeros(0)
     out = np.zeros(n)
     total = 0.0
     for octave in range(octaves):
-        cells = 2 * 2**octave
-        if octave > 0 and cells * 2 > n:
+        cells = 1.5 * 2**octave
+        if octave > 0 and n / cells < 4:
             break
         x = rng.uniform(0.0, 1.0) + np.arange(n) * (cells / n)  # [n] lattice coordinates
         gradients = rng.uniform(-1.0, 1.0, size=int(np.floor(x[-1])) + 2)
