@@ -10,6 +10,29 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class ControlEvent:
+    """Something a control source saw, raw: no mapping logic has touched it yet.
+
+    `kind`: a mido message type for MIDI ("control_change", "note_on", "note_off",
+    "pitchwheel", "aftertouch", "polytouch", "program_change"), "osc" for OSC messages, or
+    "feature" for audio features. `channel` is the MIDI channel 0..15 (0 otherwise); `number`
+    the controller, note or program number (0 when the kind has none); `value` the raw value
+    (0..127 for 7-bit data, -8192..8191 for pitchwheel as mido gives it, an OSC message's
+    first argument, a feature's value); `timestamp` seconds on the instrument's clock when it
+    arrived; `source` the port name, "osc" or "audio"; `address` the OSC address or the
+    feature name ("onset", "rms_db", "bands.low").
+    """
+
+    kind: str
+    channel: int = 0
+    number: int = 0
+    value: float = 0.0
+    timestamp: float = 0.0
+    source: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ParamUpdate:
     """Set a target to `value`, or fire an action (`action=True`, `value` its optional argument).
 
