@@ -221,6 +221,12 @@ class Bender:
         """The target values last applied (a copy)."""
         return dict(self._values)
 
+    @property
+    def copies_bytes(self) -> int:
+        """Memory held for pristine A and B tensors and noise terms, in bytes."""
+        tensors = [t for rec in self._managed.values() for t in (rec.a, rec.b, *(n for _, _, n in rec.edits))]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
     def keys_for(self, target: str) -> tuple[str, ...]:
         """The state_dict keys a target controls."""
         if target not in self._specs:
