@@ -93,6 +93,9 @@ class Instrument:
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)
         self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
+        # Per-frame modulation (audio features): `apply(values, dt) -> set of changed names`
+        # writes into the frame's values after smoothing; `pending_actions()` -> ParamUpdates.
+        self.modulation = None
         self.warnings: deque[str] = deque(maxlen=32)
         self.time_s = 0.0
         self.frames_rendered = 0
@@ -154,6 +157,11 @@ class Instrument:
             self._advance_morph(dt)
             moved.add("morph")
         values = self.state.values()
+        if self.modulation is not None:
+            # Faders set the base; audio moves around it. Presets keep the base values.
+            moved |= self.modulation.apply(values, dt)
+            for update in self.modulation.pending_actions():
+                self.apply(update)
         rewritten = self.bender.apply(values)
         if any(key.startswith("mapping.") for key in rewritten):
             self.latent.invalidate()
