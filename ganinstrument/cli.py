@@ -40,6 +40,25 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _cmd_targets(args) -> int:
+    from .instrument import Instrument
+
+    inst = Instrument(args.model, args.model_b, device="cpu", presets_dir=".")
+    print(f"{'target':<18} {'range':<22} {'default':>9}  {'smoothing':<16} doc")
+    for name, spec in inst.targets().items():
+        if spec.kind == "choice":
+            rng = "|".join(spec.choices) if len(spec.choices) <= 4 else f"{len(spec.choices)} choices"
+        else:
+            rng = f"{spec.minimum:g} .. {spec.maximum:g}" + (" (extrap.)" if spec.extrapolate else "")
+        smooth = "none" if spec.smoothing == "none" else f"{spec.smoothing} {spec.smoothing_ms:g} ms"
+        print(f"{name:<18} {rng:<22} {spec.default:>9g}  {smooth:<16} {spec.doc}")
+    print()
+    print("actions:")
+    for name, spec in inst.actions().items():
+        print(f"  {name:<16} {'(takes a value) ' if spec.takes_value else ''}{spec.doc}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganinstrument",
@@ -53,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="list every tensor of every group")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("targets", help="list every target and action a mapping or preset may name")
+    p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
+    p.add_argument("--model-b", default=None, help="a second model: adds the blend.* targets")
+    p.set_defaults(func=_cmd_targets)
 
     p = sub.add_parser("convert", help="convert any supported model file to ganinstrument's .safetensors")
     p.add_argument("src", help="input model file (.pkl NVlabs or TensorFlow, rosinality .pt, .safetensors)")

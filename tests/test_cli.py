@@ -71,3 +71,11 @@ def test_bad_files_give_one_clear_line_and_exit_1(tmp_path, capsys, content):
 def test_missing_file_names_the_path(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nope.pkl")]) == 1
     assert "nope.pkl" in capsys.readouterr().err
+
+
+def test_targets_lists_the_registry_and_actions(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("psi ", "z.7 ", "edit.b256 ", "seed.next ", "preset.recall "):
+        assert name in out
+    assert "blend.all" not in out  # only with a second model
