@@ -85,6 +85,18 @@ def file_sha256(path) -> str | None:
 
 
 # -- writing ------------------------------------------------------------------------------
+class _FlowList(list):
+    """A list written on a few wrapped lines ([a, b, ...]) rather than one item per line."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _FlowList, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+
+
 def to_yaml_dict(preset: Preset) -> dict:
     """The plain structure written to disk; sections keep edits and blends easy to read."""
     plain, edits, blends = {}, {}, {}
@@ -94,7 +106,8 @@ def to_yaml_dict(preset: Preset) -> dict:
     out: dict = {"schema_version": preset.schema_version, "name": preset.name,
                  "saved_at": preset.saved_at or _dt.datetime.now().isoformat(timespec="seconds")}
     out["models"] = [{"role": m.role, "path": m.path, "sha256": m.sha256} for m in preset.models]
-    out["latent"] = {"vector": [float(v) for v in preset.latent]} if preset.latent is not None else {"from": "seed"}
+    out["latent"] = ({"vector": _FlowList(float(v) for v in preset.latent)} if preset.latent is not None
+                     else {"from": "seed"})
     out["targets"], out["edits"], out["blends"] = plain, edits, blends
     for key, value in preset.extra.items():
         out.setdefault(key, value)
@@ -107,7 +120,7 @@ def save_preset_file(path, preset: Preset) -> Path:
     A crash or kill mid-write leaves the previous file intact.
     """
     path = Path(path)
-    text = yaml.safe_dump(to_yaml_dict(preset), sort_keys=False, default_flow_style=None, width=100)
+    text = yaml.dump(to_yaml_dict(preset), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
