@@ -175,3 +175,21 @@ def test_blending_two_networks(tmp_path):
     inst.set("blend.all", 0.5, immediate=True)
     half = inst.step(0.1)
     assert diff(half, only_a) > 0 and diff(half, only_b) > 0
+
+
+def test_presets_record_the_model_and_warn_when_it_changed(fixtures_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "net.pkl"
+    shutil.copy(fixtures_dir / "sg2_small" / "network-stripped.pkl", model)
+    inst = Instrument(str(model), device="cpu")
+    path = inst.save_preset(tmp_path / "p.yaml")
+    text = path.read_text()
+    from ganinstrument.presets import file_sha256
+
+    assert str(model) in text and file_sha256(model) in text
+    inst.load_preset(path)
+    assert not inst.warnings
+    path.write_text(text.replace(file_sha256(model), "0" * 64))
+    inst.load_preset(path)
+    assert "content differs" in inst.warnings[-1] and "net.pkl" in inst.warnings[-1]
