@@ -25,31 +25,11 @@ import time
 import torch
 
 from ganinstrument.models import build_generator
+from ganinstrument.models.configs import FULL_SIZE
 from ganinstrument.models.device import pick_device
 from ganinstrument.models.ops import tune_cpu_allocator
 
-Z512 = dict(z_dim=512, w_dim=512, c_dim=0, img_channels=3)
-
-CONFIGS = {
-    # stylegan2-ada-pytorch cfg "paper256": fmaps 0.5 -> channel_base 16384, 8 mapping layers.
-    "sg2-256-paper": ("sg2", dict(Z512, img_resolution=256, channel_base=16384, channel_max=512,
-                                  num_fp16_res=4, conv_clamp=256, mapping_kwargs=dict(num_layers=8))),
-    # StyleGAN2 config-f: channel_base 32768, channel_max 512.
-    "sg2-512-f": ("sg2", dict(Z512, img_resolution=512, channel_base=32768, channel_max=512,
-                              num_fp16_res=4, conv_clamp=256, mapping_kwargs=dict(num_layers=8))),
-    "sg2-1024-f": ("sg2", dict(Z512, img_resolution=1024, channel_base=32768, channel_max=512,
-                               num_fp16_res=4, conv_clamp=256, mapping_kwargs=dict(num_layers=8))),
-    # stylegan3 train.py cfg stylegan3-t / stylegan3-r defaults (cbase 32768, cmax 512; R doubles both).
-    "sg3t-256": ("sg3", dict(Z512, img_resolution=256, channel_base=32768, channel_max=512,
-                             num_fp16_res=4, conv_clamp=256, magnitude_ema_beta=0.5 ** (32 / 20000),
-                             mapping_kwargs=dict(num_layers=2))),
-    "sg3r-256": ("sg3", dict(Z512, img_resolution=256, channel_base=65536, channel_max=1024,
-                             num_fp16_res=4, conv_clamp=256, conv_kernel=1, use_radial_filters=True,
-                             magnitude_ema_beta=0.5 ** (32 / 20000), mapping_kwargs=dict(num_layers=2))),
-    "sg3t-1024": ("sg3", dict(Z512, img_resolution=1024, channel_base=32768, channel_max=512,
-                              num_fp16_res=4, conv_clamp=256, magnitude_ema_beta=0.5 ** (32 / 20000),
-                              mapping_kwargs=dict(num_layers=2))),
-}
+CONFIGS = FULL_SIZE
 CPU_DEFAULT = ["sg2-256-paper", "sg2-1024-f", "sg3t-256", "sg3r-256"]
 GPU_DEFAULT = ["sg2-256-paper", "sg2-512-f", "sg2-1024-f", "sg3t-256", "sg3r-256", "sg3t-1024"]
 
@@ -114,7 +94,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="*", help=f"any of: {', '.join(CONFIGS)}")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: automatic)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed frames first (oneDNN sets up per shape)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="per-config timing budget")
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")

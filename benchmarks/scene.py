@@ -30,22 +30,12 @@ import time
 import torch
 
 from ganinstrument.models import build_generator, load_generator
+from ganinstrument.models.configs import FULL_SIZE
 from ganinstrument.models.device import pick_device
 from ganinstrument.models.ops import tune_cpu_allocator
 from ganinstrument.scene.bending import Bender
 
-Z512 = dict(z_dim=512, w_dim=512, c_dim=0, img_channels=3)
-CONFIGS = {
-    "demo": None,
-    "sg2-256-paper": ("sg2", dict(Z512, img_resolution=256, channel_base=16384, channel_max=512,
-                                  num_fp16_res=4, conv_clamp=256, mapping_kwargs=dict(num_layers=8))),
-    # StyleGAN2 config-f, 1024 px (FFHQ): the reference network.
-    "sg2-1024-f": ("sg2", dict(Z512, img_resolution=1024, channel_base=32768, channel_max=512,
-                               num_fp16_res=4, conv_clamp=256, mapping_kwargs=dict(num_layers=8))),
-    "sg3t-256": ("sg3", dict(Z512, img_resolution=256, channel_base=32768, channel_max=512,
-                             num_fp16_res=4, conv_clamp=256, magnitude_ema_beta=0.5 ** (32 / 20000),
-                             mapping_kwargs=dict(num_layers=2))),
-}
+CONFIGS = {"demo": None, **FULL_SIZE}
 DEFAULT = ["demo", "sg2-1024-f"]
 
 
