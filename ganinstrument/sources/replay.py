@@ -1,0 +1,194 @@
+"""Recorded input as sources: MIDI files and recorded sessions, for `render` and tests.
+
+A session file (JSON lines) is what `perform --record-session` writes: every control event
+and every audio-feature frame with its time, so a performance can be rendered again later,
+at another resolution, through the same mapping. Lines:
+
+    {"type": "session", "schema_version": 1, ...header fields...}
+    {"t": 1.25, "event": {"kind": "control_change", "channel": 0, "number": 7, "value": 100, ...}}
+    {"t": 1.26, "update": {"target": "psi", "value": 0.5, "action": false, "source": "osc"}}
+    {"t": 1.26, "features": {...}}
+
+Readers never execute anything and reject lines they cannot understand with the file and
+line number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import GanInstrumentError
+from ..events import ControlEvent, ParamUpdate
+
+SESSION_SCHEMA = 1
+
+
+class ReplayError(GanInstrumentError, ValueError):
+    """A MIDI file or session file could not be read; names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Something that happened at `t` seconds: a ControlEvent, a ParamUpdate or a features dict."""
+
+    t: float
+    event: ControlEvent | None = None
+    update: ParamUpdate | None = None
+    features: dict | None = None
+
+
+# -- MIDI files ---------------------------------------------------------------------------
+_MIDI_KINDS = {"control_change", "note_on", "note_off", "pitchwheel", "aftertouch", "polytouch", "program_change"}
+
+
+def midi_file_events(path, *, source: str = "midi-file") -> list[Timed]:
+    """Every channel message of a standard MIDI file as timed ControlEvents (seconds from 0).
+
+    Tempo changes are honoured (mido converts ticks to seconds). Meta and sysex messages
+    are skipped.
+    """
+    import mido
+
+    try:
+        midi = mido.MidiFile(os.fspath(path))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise ReplayError(f"{path}: not a readable MIDI file ({exc})") from None
+    out: list[Timed] = []
+    t = 0.0
+    for msg in midi:  # merged tracks, msg.time = delta seconds
+        t += float(msg.time)
+        if msg.is_meta or msg.type not in _MIDI_KINDS:
+            continue
+        out.append(Timed(t, event=event_from_mido(msg, t, source)))
+    return out
+
+
+def event_from_mido(msg, timestamp: float, source: str) -> ControlEvent:
+    """A mido channel message as a ControlEvent (the same conversion live input uses)."""
+    kind = msg.type
+    if kind == "control_change":
+        number, value = msg.control, msg.value
+    elif kind in ("note_on", "note_off"):
+        number, value = msg.note, msg.velocity
+    elif kind == "pitchwheel":
+        number, value = 0, msg.pitch
+    elif kind == "aftertouch":
+        number, value = 0, msg.value
+    elif kind == "polytouch":
+        number, value = msg.note, msg.value
+    elif kind == "program_change":
+        number, value = msg.program, 0
+    else:
+        raise ValueError(f"not a channel message: {kind}")
+    return ControlEvent(kind, int(msg.channel), int(number), float(value), float(timestamp), source)
+
+
+# -- sessions -----------------------------------------------------------------------------
+class SessionWriter:
+    """Appends timed events to a session file (line-buffered; survives a crash line by line)."""
+
+    def __init__(self, path, **header):
+        self.path = Path(path)
+        try:
+            self._f = open(self.path, "w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise ReplayError(f"{path}: cannot write the session file ({exc.strerror or exc})") from None
+        self._write({"type": "session", "schema_version": SESSION_SCHEMA, **header})
+
+    def _write(self, obj) -> None:
+        self._f.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+
+    def event(self, t: float, event: ControlEvent) -> None:
+        self._write({"t": round(float(t), 6), "event": asdict(event)})
+
+    def update(self, t: float, update: ParamUpdate) -> None:
+        self._write({"t": round(float(t), 6), "update": asdict(update)})
+
+    def features(self, t: float, features: dict) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in features.items()}
+        self._write({"t": round(float(t), 6), "features": clean})
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_fields(cls, data: dict, path, lineno: int):
+    fields = cls.__dataclass_fields__
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ReplayError(f"{path}:{lineno}: unknown {cls.__name__} fields {sorted(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ReplayError(f"{path}:{lineno}: bad {cls.__name__}: {exc}") from None
+
+
+def read_session(path) -> tuple[dict, list[Timed]]:
+    """The header and every timed line of a session file, in time order."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReplayError(f"{path}: cannot read the session file ({exc})") from None
+    header: dict = {}
+    out: list[Timed] = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReplayError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ReplayError(f"{path}:{lineno}: expected an object")
+        if obj.get("type") == "session":
+            if obj.get("schema_version", 0) > SESSION_SCHEMA:
+                raise ReplayError(f"{path}: session schema {obj.get('schema_version')} is newer than this "
+                                  f"ganinstrument understands ({SESSION_SCHEMA})")
+            header = obj
+            continue
+        t = obj.get("t")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise ReplayError(f"{path}:{lineno}: missing or bad time 't'")
+        if "event" in obj and isinstance(obj["event"], dict):
+            out.append(Timed(float(t), event=_check_fields(ControlEvent, obj["event"], path, lineno)))
+        elif "update" in obj and isinstance(obj["update"], dict):
+            out.append(Timed(float(t), update=_check_fields(ParamUpdate, obj["update"], path, lineno)))
+        elif "features" in obj and isinstance(obj["features"], dict):
+            out.append(Timed(float(t), features=obj["features"]))
+        else:
+            raise ReplayError(f"{path}:{lineno}: expected one of 'event', 'update', 'features'")
+    out.sort(key=lambda item: item.t)  # stable: equal times keep file order
+    return header, out
+
+
+class Timeline:
+    """Hands out timed items up to a time, in order: `until(t)` returns those with time <= t."""
+
+    def __init__(self, items: Iterable[Timed]):
+        self._items = sorted(items, key=lambda item: item.t)
+        self._next = 0
+
+    def until(self, t: float) -> list[Timed]:
+        start = self._next
+        while self._next < len(self._items) and self._items[self._next].t <= t:
+            self._next += 1
+        return self._items[start:self._next]
+
+    def __iter__(self) -> Iterator[Timed]:
+        return iter(self._items)
+
+    @property
+    def end_s(self) -> float:
+        return self._items[-1].t if self._items else 0.0

@@ -1,0 +1,75 @@
+"""Replay sources: MIDI files and session files become the same timed events live input gives."""
+
+from __future__ import annotations
+
+import mido
+import pytest
+
+from ganinstrument.events import ControlEvent, ParamUpdate
+from ganinstrument.sources.replay import ReplayError, SessionWriter, Timeline, midi_file_events, read_session
+
+
+def test_midi_file_events_in_seconds_with_tempo(tmp_path):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 120 bpm: a beat is 0.5 s
+    track.append(mido.Message("control_change", channel=2, control=7, value=100, time=480))
+    track.append(mido.MetaMessage("set_tempo", tempo=1000000, time=0))  # 60 bpm: a beat is 1 s
+    track.append(mido.Message("note_on", note=60, velocity=90, time=480))
+    track.append(mido.Message("pitchwheel", pitch=-8192, time=240))
+    track.append(mido.Message("program_change", program=5, time=0))
+    path = tmp_path / "auto.mid"
+    mid.save(path)
+    items = midi_file_events(path)
+    assert [round(i.t, 6) for i in items] == [0.5, 1.5, 2.0, 2.0]
+    assert items[0].event == ControlEvent("control_change", 2, 7, 100.0, 0.5, "midi-file")
+    assert items[1].event.kind == "note_on" and items[1].event.number == 60 and items[1].event.value == 90
+    assert items[2].event.value == -8192 and items[3].event.number == 5
+
+
+def test_bad_midi_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd garbage")
+    with pytest.raises(ReplayError, match="bad.mid"):
+        midi_file_events(bad)
+
+
+def test_session_round_trip_and_order(tmp_path):
+    path = tmp_path / "s.jsonl"
+    ev = ControlEvent("control_change", 0, 1, 64.0, 0.0, "nano", "")
+    with SessionWriter(path, model="demo", mapping="generic.yaml") as w:
+        w.event(0.5, ev)
+        w.update(0.25, ParamUpdate("psi", 0.5, source="osc"))
+        w.features(0.75, {"onset": True, "rms_db": -12.5, "pitch_hz": float("nan")})
+    header, items = read_session(path)
+    assert header["model"] == "demo" and header["schema_version"] == 1
+    assert [i.t for i in items] == [0.25, 0.5, 0.75]
+    assert items[0].update == ParamUpdate("psi", 0.5, source="osc")
+    assert items[1].event == ev
+    assert items[2].features == {"onset": True, "rms_db": -12.5, "pitch_hz": None}
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("not json", "not JSON"),
+    ('{"t": "x", "event": {}}', "bad time"),
+    ('{"t": 1, "event": {"kind": "cc", "bogus": 1}}', "unknown ControlEvent fields"),
+    ('{"t": 1, "other": 2}', "expected one of"),
+    ('{"type": "session", "schema_version": 99}', "newer"),
+])
+def test_bad_session_lines_name_file_and_line(tmp_path, line, needle):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"type": "session", "schema_version": 1}\n' + line + "\n")
+    with pytest.raises(ReplayError, match=needle) as info:
+        read_session(path)
+    assert "s.jsonl" in str(info.value)
+
+
+def test_timeline_hands_out_each_item_once():
+    from ganinstrument.sources.replay import Timed
+
+    tl = Timeline([Timed(0.3), Timed(0.1), Timed(0.2), Timed(0.2)])
+    assert [i.t for i in tl.until(0.15)] == [0.1]
+    assert [i.t for i in tl.until(0.2)] == [0.2, 0.2]
+    assert tl.until(0.2) == []
+    assert [i.t for i in tl.until(10)] == [0.3] and tl.end_s == 0.3
