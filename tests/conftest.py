@@ -16,3 +16,6 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"conformance fixtures not found at {FIXTURES}; set GANINSTRUMENT_FIXTURES")
     return FIXTURES
+
+
+from jack_helpers import jack_server  # noqa: E402,F401  (session fixture: a private JACK server)

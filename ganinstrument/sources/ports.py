@@ -1,0 +1,284 @@
+"""MIDI ports: which backend, which names match, opening and closing, errors that say what to do.
+
+The backend follows mido's own convention: `MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK` (module,
+then an optional API after the slash). For the rtmidi module (the one we depend on) ports are opened
+with python-rtmidi directly, because mido turns any port opened with a client name into a virtual
+port, and because the raw callback is the cheapest place to timestamp. Any other mido backend
+(portmidi, ...) works through mido's own ports.
+
+Port names are unstable: ALSA adds `client:port` numbers, Windows appends " <index>", both change
+across reboots. Patterns therefore match a normalised name, case-insensitively, as a substring, or
+as a regular expression when written `/like this/`.
+
+Listing and opening are not thread-safe in mido/rtmidi, so one thread (the hot-plug poller) does
+all of it; see `midi.PortSet`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+from ..errors import GanInstrumentError
+
+DEFAULT_BACKEND = "mido.backends.rtmidi"
+CLIENT_NAME = "ganinstrument"
+
+# RtMidi's trailing ALSA "20:0" and Windows " 3" are not part of a device's name.
+_ALSA_NUMBERS = re.compile(r"\s+\d+:\d+$")
+_WINDOWS_INDEX = re.compile(r"\s+\d+$")
+# Ports that never are a controller: ALSA's loopback.
+_NEVER = re.compile(r"midi through", re.IGNORECASE)
+
+
+class MidiPortError(GanInstrumentError, OSError):
+    """A MIDI port or backend could not be used; the message names it and what to do."""
+
+
+def normalise(name: str) -> str:
+    """The stable part of a port name: lower case, without ALSA numbers or a Windows index."""
+    name = _ALSA_NUMBERS.sub("", name.strip())
+    if sys.platform == "win32":
+        name = _WINDOWS_INDEX.sub("", name)
+    return name.casefold()
+
+
+class PortMatcher:
+    """Which port names a list of patterns chooses.
+
+    A pattern is a case-insensitive substring of the normalised name, or a regular expression
+    between slashes (`/launch ?control xl/`), searched case-insensitively. No patterns (None or
+    empty) choose every port except ALSA's "Midi Through". Our own ports (client `own_client`,
+    JACK may add "-01") are never chosen, so feedback outputs never loop back into the input.
+    """
+
+    def __init__(self, patterns: Iterable[str] | str | None = None, own_client: str = CLIENT_NAME):
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        self.patterns = tuple(p for p in (patterns or ()) if p.strip())
+        self._tests: list[Callable[[str], bool]] = [_compile(p) for p in self.patterns]
+        self._own = re.compile(rf"^{re.escape(own_client)}(-\d+)?:", re.IGNORECASE)
+
+    def matches(self, name: str) -> bool:
+        if self._own.match(name):
+            return False
+        if not self._tests:
+            return not _NEVER.search(name)
+        norm = normalise(name)
+        return any(test(norm) for test in self._tests)
+
+    def choose(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if self.matches(n)]
+
+    def describe(self) -> str:
+        return " or ".join(repr(p) for p in self.patterns) if self.patterns else "any port"
+
+
+def _compile(pattern: str) -> Callable[[str], bool]:
+    p = pattern.strip()
+    if len(p) >= 2 and p.startswith("/") and p.endswith("/"):
+        try:
+            rx = re.compile(p[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise MidiPortError(f"MIDI port pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        return lambda name: rx.search(name) is not None
+    needle = normalise(p)
+    return lambda name: needle in name
+
+
+def explain_open_error(direction: str, name: str, exc: BaseException) -> MidiPortError:
+    """A clear error for a port that would not open (Windows: another program has it)."""
+    text = str(exc) or type(exc).__name__
+    if "WinMM" in text or "MMSYSERR_ALLOCATED" in text or "in use" in text.lower():
+        hint = ("Windows lets only one program open a MIDI port: close it in the other program "
+                "(Resolume, Ableton, TouchDesigner, a browser tab using Web MIDI), or share the "
+                "device through loopMIDI / Windows MIDI Services")
+    elif "JACK server not running" in text:
+        hint = "start JACK (jackd or qjackctl), or choose another API with MIDO_BACKEND"
+    else:
+        hint = "check that the device is connected and not opened exclusively by another program"
+    return MidiPortError(f"cannot open MIDI {direction} {name!r}: {text}; {hint}")
+
+
+class Backend:
+    """A mido backend string resolved: lists port names, opens inputs (with a raw callback) and outputs.
+
+    `spec`: "mido.backends.rtmidi/UNIX_JACK" style; None reads MIDO_BACKEND, else the rtmidi default.
+    Creating it imports the backend but opens nothing; a missing library or server shows up as a
+    MidiPortError from the first call that needs it.
+    """
+
+    def __init__(self, spec: str | None = None, client_name: str = CLIENT_NAME):
+        self.spec = spec or os.environ.get("MIDO_BACKEND") or DEFAULT_BACKEND
+        self.module_name, _, api = self.spec.partition("/")
+        self.api_name = api or None
+        self.client_name = client_name
+        self._rtmidi = None
+        self._listers: dict[str, object] = {}
+        self._lock = threading.RLock()  # listing/opening are not thread-safe in rtmidi
+        try:
+            if self.module_name in ("mido.backends.rtmidi", "rtmidi"):
+                import rtmidi
+
+                self._rtmidi = rtmidi
+                self._rtapi = self._resolve_api(rtmidi)
+            else:
+                import mido
+
+                self._mido = mido.Backend(self.spec, load=True)
+        except ImportError as exc:
+            raise MidiPortError(f"MIDI backend {self.spec!r} is not installed ({exc}); "
+                                "pip install mido python-rtmidi") from None
+
+    def _resolve_api(self, rtmidi) -> int:
+        if self.api_name is None:
+            return rtmidi.API_UNSPECIFIED
+        api = getattr(rtmidi, f"API_{self.api_name}", None)
+        if api is None:
+            raise MidiPortError(f"unknown MIDI API {self.api_name!r} in {self.spec!r}; "
+                                f"compiled in: {', '.join(self.api_names())}")
+        if api not in rtmidi.get_compiled_api():
+            raise MidiPortError(f"MIDI API {self.api_name} is not compiled into python-rtmidi here; "
+                                f"compiled in: {', '.join(self.api_names())}")
+        return api
+
+    def api_names(self) -> list[str]:
+        """The APIs this backend could use (rtmidi: the compiled ones)."""
+        if self._rtmidi is None:
+            return [self.api_name] if self.api_name else []
+        rt = self._rtmidi
+        return [_api_label(rt, a) for a in rt.get_compiled_api()]
+
+    def describe(self) -> str:
+        """The backend and the API actually in use, e.g. "mido.backends.rtmidi/UNIX_JACK"."""
+        if self._rtmidi is None:
+            return self.spec
+        try:
+            api = self._lister("input").get_current_api()
+            return f"mido.backends.rtmidi/{_api_label(self._rtmidi, api)}"
+        except Exception as exc:  # no server, no sequencer: say which
+            return f"{self.spec} (unavailable: {exc})"
+
+    # -- listing ----------------------------------------------------------------------
+    def _lister(self, direction: str):
+        # One long-lived rtmidi object per direction: get_ports() is always current, and
+        # creating a client per poll would churn JACK/ALSA clients every second.
+        lister = self._listers.get(direction)
+        if lister is None:
+            cls = self._rtmidi.MidiIn if direction == "input" else self._rtmidi.MidiOut
+            lister = cls(self._rtapi, self.client_name)
+            self._listers[direction] = lister
+        return lister
+
+    def names(self, direction: str) -> list[str]:
+        """Current port names (direction "input" or "output"); MidiPortError if the backend is down."""
+        try:
+            with self._lock:
+                if self._rtmidi is None:
+                    return list(self._mido.get_input_names() if direction == "input"
+                                else self._mido.get_output_names())
+                return list(self._lister(direction).get_ports())
+        except Exception as exc:
+            self._drop_lister(direction)
+            raise MidiPortError(f"cannot list MIDI {direction}s with {self.spec}: {exc}") from None
+
+    def _drop_lister(self, direction: str) -> None:
+        lister = self._listers.pop(direction, None)
+        if lister is not None:
+            try:
+                lister.delete()
+            except Exception:
+                pass
+
+    # -- opening ----------------------------------------------------------------------
+    def open_input(self, name: str, on_bytes: Callable[[list[int]], None]) -> Callable[[], None]:
+        """Open input `name`; `on_bytes(data)` runs on the backend's thread per message. Returns close()."""
+        with self._lock:
+            return self._open_input(name, on_bytes)
+
+    def _open_input(self, name, on_bytes):
+        if self._rtmidi is None:
+            return self._open_mido_input(name, on_bytes)
+        rt = self._rtmidi
+        try:
+            port = rt.MidiIn(self._rtapi, self.client_name)
+            index = self._index(port.get_ports(), name)
+            # Sysex, timing clock and active sensing are dropped inside RtMidi: the cheapest place.
+            port.ignore_types(sysex=True, timing=True, active_sense=True)
+            port.set_callback(lambda msg, _data: on_bytes(msg[0]))
+            port.open_port(index, "in")
+        except MidiPortError:
+            raise
+        except Exception as exc:
+            raise explain_open_error("input", name, exc) from None
+        return lambda: self._locked(_close_rtmidi, port, is_input=True)
+
+    def open_output(self, name: str) -> tuple[Callable[[list[int]], None], Callable[[], None]]:
+        """Open output `name`; returns (send(bytes), close())."""
+        with self._lock:
+            return self._open_output(name)
+
+    def _open_output(self, name):
+        if self._rtmidi is None:
+            return self._open_mido_output(name)
+        rt = self._rtmidi
+        try:
+            port = rt.MidiOut(self._rtapi, self.client_name)
+            port.open_port(self._index(port.get_ports(), name), "out")
+        except MidiPortError:
+            raise
+        except Exception as exc:
+            raise explain_open_error("output", name, exc) from None
+        return port.send_message, lambda: self._locked(_close_rtmidi, port, is_input=False)
+
+    def _locked(self, fn, *args, **kwargs):
+        with self._lock:
+            return fn(*args, **kwargs)
+
+    @staticmethod
+    def _index(names: list[str], name: str) -> int:
+        try:
+            return names.index(name)
+        except ValueError:
+            raise MidiPortError(f"MIDI port {name!r} has gone (ports now: {', '.join(names) or 'none'})") from None
+
+    def _open_mido_input(self, name, on_bytes):
+        try:
+            port = self._mido.open_input(name, callback=lambda msg: on_bytes(msg.bytes()))
+        except Exception as exc:
+            raise explain_open_error("input", name, exc) from None
+        return port.close
+
+    def _open_mido_output(self, name):
+        import mido
+
+        try:
+            port = self._mido.open_output(name)
+        except Exception as exc:
+            raise explain_open_error("output", name, exc) from None
+        return (lambda data: port.send(mido.Message.from_bytes(data))), port.close
+
+    def close(self) -> None:
+        with self._lock:
+            for direction in list(self._listers):
+                self._drop_lister(direction)
+
+
+def _api_label(rtmidi, api: int) -> str:
+    for attr in dir(rtmidi):
+        if attr.startswith("API_") and getattr(rtmidi, attr) == api:
+            return attr[4:]
+    return str(api)
+
+
+def _close_rtmidi(port, *, is_input: bool) -> None:
+    # Teardown order: stop the callback first so RtMidi's thread never calls into a closing port.
+    try:
+        if is_input:
+            port.cancel_callback()
+        port.close_port()
+    finally:
+        port.delete()
