@@ -164,3 +164,28 @@ def test_shutdown_with_traffic_is_prompt(jack_server, sender):
     finally:
         stop.set()
         player.join(5)
+
+
+def test_feedback_resent_after_the_controller_returns(jack_server):
+    from ganinstrument.sources.feedback import MidiFeedback
+
+    values = {"psi": 1.0, "z.0": 0.0}
+    with JackReceiver("test-leds2") as leds:
+        fb = None
+        out = MidiOutput("test-leds2", backend=JACK_BACKEND, poll_s=0.05,
+                         on_change=lambda change, name: fb and fb.resend_all())
+        fb = MidiFeedback(out, [("cc", 0, 7, "psi"), ("note", 0, 1, "z.0")], lambda: values)
+        out.start()
+        try:
+            assert fb.update() == 2
+            assert wait_for(lambda: len(leds.received) == 2)
+            assert leds.received == [[0xB0, 7, 127], [0x90, 1, 0]]
+            assert fb.update() == 0
+            leds.close()
+            assert wait_for(lambda: not out.open_ports)
+            with JackReceiver("test-leds2") as again:
+                assert wait_for(lambda: out.open_ports)
+                assert fb.update() == 2
+                assert wait_for(lambda: len(again.received) == 2)
+        finally:
+            assert out.close()

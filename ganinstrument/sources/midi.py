@@ -143,13 +143,13 @@ class PortSet:
                 continue
             with self.lock:
                 self.handles[name] = handle
-                self.open_names = tuple(self.handles)
             key = normalise(name)
             change = "reopened" if key in self._seen else "opened"
             self._seen.add(key)
             self._said.pop(name, None)
             log.info("MIDI %s %s: %s", self.direction, change, name)
             self._notify(change, name)
+            self.open_names = tuple(self.handles)  # after the callback: whoever sees it, sees both
         if not self.handles and self.matcher.patterns:
             listed = ", ".join(repr(n) for n in names) or "none"
             self._say("missing", f"no MIDI {self.direction} matches {self.matcher.describe()} "
