@@ -50,7 +50,9 @@ __all__ = [
     "read_wav",
 ]
 
-ONSET_KINDS = ("onset", "onset_low", "onset_high")  # Features fields that are onset events
+# Features fields that are onset events -> the event's kind (the mapping's feature names)
+ONSET_KINDS = (("onset", "onset"), ("onset_low", "onset.low"), ("onset_mid", "onset.mid"),
+               ("onset_high", "onset.high"))
 _STAMPS = 64  # arrival stamps kept (power of two); the worker only needs the newest
 
 
@@ -72,8 +74,8 @@ class OnsetEvent:
     `time_s`: when the analysis frame that fired ended, on the instrument's clock (live: the
     arrival time of the callback that delivered it, corrected by the frames after it; offline:
     stream time). `frame`: the same moment as a count of samples analysed (the stream position,
-    minus any dropped blocks). `kind`: "onset", "onset_low" or "onset_high". `strength`: the block's
-    onset_strength.
+    minus any dropped blocks). `kind`: the mapping's feature name: "onset", "onset.low",
+    "onset.mid" or "onset.high". `strength`: the block's onset_strength.
     """
 
     time_s: float
@@ -290,7 +292,7 @@ class FeatureWorker:
             self.last_error = repr(exc)
             return
         self._latest = feats
-        fired = [kind for kind in ONSET_KINDS if getattr(feats, kind, False)]
+        fired = [kind for field, kind in ONSET_KINDS if getattr(feats, field, False)]
         if fired:
             # The extractor says where in the block the firing frame ended (onset_time_s <= time_s).
             early_s = 0.0
