@@ -59,6 +59,13 @@ def _cmd_targets(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from .mapping.check import registry_for, run_check
+
+    registry = None if args.structure_only else registry_for(args.model, args.model_b)
+    return run_check(args.files, registry)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganinstrument",
@@ -77,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
     p.add_argument("--model-b", default=None, help="a second model: adds the blend.* targets")
     p.set_defaults(func=_cmd_targets)
+
+    p = sub.add_parser("check", help="validate mapping and preset files: every problem with file:line; exit 1 if any")
+    p.add_argument("files", nargs="+", metavar="FILE", help="mapping or preset YAML files")
+    p.add_argument("--model", default="demo", help="check names against this model's targets (default: demo)")
+    p.add_argument("--model-b", default=None, help="a second model: makes blend.* targets exist")
+    p.add_argument("--structure-only", action="store_true", help="check the structure only, not target names")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("convert", help="convert any supported model file to ganinstrument's .safetensors")
     p.add_argument("src", help="input model file (.pkl NVlabs or TensorFlow, rosinality .pt, .safetensors)")

@@ -1,0 +1,18 @@
+"""ControlEvents -> ParamUpdates: YAML mappings (schema), value transforms, soft takeover, router.
+
+    from ganinstrument.mapping import load_mapping, Router
+    mapping = load_mapping("mappings/korg-nanokontrol2.yaml", inst.registry)
+    router = Router(mapping, inst.registry, clock, current=inst.state.target)
+
+Modulation routes (audio features) are parsed here too (`ModulationRoute`); their runtime is
+`mapping.modulation`.
+"""
+
+from .router import Router
+from .schema import (
+    Bank, Binding, DeviceMatch, Info, Mapping, MappingError, ModulationRoute, Page, Problem, Source,
+    load_mapping, parse_mapping,
+)
+
+__all__ = ["Bank", "Binding", "DeviceMatch", "Info", "Mapping", "MappingError", "ModulationRoute", "Page",
+           "Problem", "Router", "Source", "load_mapping", "parse_mapping"]
