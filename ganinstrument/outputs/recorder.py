@@ -1,0 +1,340 @@
+"""Recording: H.264 video files (PyAV), PNG frame folders, and muxing an audio track in.
+
+The recording's frame rate is the real one. Each frame's presentation time is its own
+`frame.timestamp` (relative to the first frame) on a 1/90000 s time base, so a live take whose
+frame rate wandered plays back with the timing it had on stage, and the stream's average rate
+is the measured one. An offline render, whose timestamps are exactly i / fps, gives a
+constant-rate file. B-frames are off: the mp4 muxer then needs no edit list, and the file's
+duration is the last frame's time plus its duration (the previous frame interval).
+
+The encoder is NVENC (`h264_nvenc`) where it opens, else libx264, always yuv420p (what every
+player and VJ host reads), which needs an even width and height: an odd last row or column is
+cropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .base import SinkError, SinkUnavailableError, ThreadedSink
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 90000)  # MPEG's clock: fine enough for any frame rate
+AUDIO_BIT_RATE = 192_000
+_codec_probe: dict[tuple[str, int, int], bool] = {}
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError as err:
+        raise SinkUnavailableError(
+            "record: PyAV is not installed (pip install av)") from err
+    return av
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    if codec == "h264_nvenc":
+        return {"preset": "p4", "rc": "vbr", "cq": str(crf + 1), "bf": "0"}
+    if codec == "libx264":
+        return {"crf": str(crf), "preset": preset, "bf": "0"}
+    return {"bf": "0"}
+
+
+def codec_opens(codec: str, width: int, height: int, fps: float = 30.0) -> bool:
+    """True if `codec` can encode `width` x `height` here (NVENC needs an NVIDIA driver)."""
+    key = (codec, width, height)
+    if key not in _codec_probe:
+        av = _import_av()
+        ok = codec in av.codecs_available
+        if ok:
+            try:
+                cc = av.CodecContext.create(codec, "w")
+                cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
+                cc.time_base = Fraction(1, max(1, round(fps)))
+                cc.options = _encoder_options(codec, 18, "veryfast")
+                cc.open()  # freed when collected
+            except Exception as err:  # av raises OSError/PermissionError/ValueError flavours
+                log.debug("encoder %s does not open here: %s", codec, err)
+                ok = False
+        _codec_probe[key] = ok
+    return _codec_probe[key]
+
+
+def pick_video_codec(codec: str, width: int, height: int, fps: float) -> str:
+    """`"auto"`: h264_nvenc where it opens, else libx264. A named codec must open."""
+    if codec == "auto":
+        for name in ("h264_nvenc", "libx264"):
+            if codec_opens(name, width, height, fps):
+                return name
+        raise SinkUnavailableError("record: neither h264_nvenc nor libx264 is available in PyAV")
+    if not codec_opens(codec, width, height, fps):
+        raise SinkUnavailableError(f"record: the encoder {codec!r} does not open here")
+    return codec
+
+
+def _even(n: int) -> int:
+    return n - n % 2
+
+
+class VideoRecorder(ThreadedSink):
+    """Writes frames to an H.264 file on its own thread, through a bounded FIFO.
+
+    `audio` (a file path, or a float32 array [samples] / [samples, channels] in [-1, 1] with
+    `audio_sample_rate`) is muxed in as AAC when the recording closes.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, codec: str = "auto", crf: int = 18,
+                 preset: str = "veryfast", audio=None, audio_sample_rate: int | None = None,
+                 queue_size: int = 64, on_full: str = "drop", name: str = "record"):
+        super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
+        self.path = Path(path)
+        self.codec_request = codec
+        self.codec: str | None = None  # the encoder chosen at open
+        self.crf, self.preset = crf, preset
+        self.audio, self.audio_sample_rate = audio, audio_sample_rate
+        # Owned by the sink thread:
+        self._container = self._stream = None
+        self._t0: float | None = None
+        self._last_pts = -1
+        self._interval = 0  # the last frame interval, in TIME_BASE ticks
+        self._held = None  # the newest packet: muxed once the next one tells its duration
+        self._frames = 0
+
+    def _start(self) -> None:
+        av = _import_av()
+        if not self.path.parent.is_dir():
+            raise SinkError(f"record: the folder {self.path.parent} does not exist")
+        width, height = _even(self.width), _even(self.height)
+        if width < 2 or height < 2:
+            raise SinkError(f"record: {self.width}x{self.height} is too small to encode")
+        self.codec = pick_video_codec(self.codec_request, width, height, self.fps)
+        target = self._video_path()
+        try:
+            self._container = av.open(str(target), "w")
+        except Exception as err:
+            raise SinkError(f"record: cannot write {target}: {err}") from err
+        rate = Fraction(self.fps).limit_denominator(1001)
+        stream = self._container.add_stream(self.codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = TIME_BASE
+        stream.time_base = TIME_BASE
+        stream.options = _encoder_options(self.codec, self.crf, self.preset)
+        self._stream = stream
+        self._interval = round(1 / (self.fps * TIME_BASE))
+        log.info("record: %s, %s %dx%d", self.path, self.codec, width, height)
+
+    def _video_path(self) -> Path:
+        if self.audio is None:
+            return self.path
+        return self.path.with_name(self.path.stem + ".video-only" + self.path.suffix)
+
+    def _write(self, frame) -> None:
+        import av
+
+        img = frame.image  # [H, W, 3] uint8
+        stream = self._stream
+        if img.shape[0] != self.height or img.shape[1] != self.width:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            vf = vf.reformat(width=stream.width, height=stream.height)
+        else:
+            img = img[: stream.height, : stream.width]
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        if self._t0 is None:
+            self._t0 = frame.timestamp
+        pts = round((frame.timestamp - self._t0) / TIME_BASE)
+        if pts <= self._last_pts:  # a repeated or backwards timestamp: keep time moving
+            pts = self._last_pts + 1
+        if self._last_pts >= 0:
+            self._interval = pts - self._last_pts
+        self._last_pts = pts
+        vf.pts, vf.time_base = pts, TIME_BASE
+        for packet in stream.encode(vf):
+            self._mux(packet)
+        self._frames += 1
+
+    def _mux(self, packet) -> None:
+        held, self._held = self._held, packet
+        if held is not None:
+            held.duration = max(1, packet.pts - held.pts)
+            self._container.mux(held)
+
+    def _finish(self) -> None:
+        container = self._container
+        if container is None:
+            return
+        try:
+            if self._frames:
+                for packet in self._stream.encode(None):
+                    self._mux(packet)
+                if self._held is not None:
+                    self._held.duration = max(1, self._interval)
+                    container.mux(self._held)
+                    self._held = None
+        finally:
+            self._container = None
+            container.close()
+        target = self._video_path()
+        if not self._frames:
+            log.warning("record: no frames arrived; %s not written", self.path)
+            target.unlink(missing_ok=True)
+            return
+        if self.audio is not None:
+            try:
+                mux_audio(target, self.audio, self.path, sample_rate=self.audio_sample_rate)
+            finally:
+                target.unlink(missing_ok=True)
+
+
+def mux_audio(video_path: str | os.PathLike, audio, out_path: str | os.PathLike, *,
+              sample_rate: int | None = None, shortest: bool = False,
+              bit_rate: int = AUDIO_BIT_RATE) -> Path:
+    """Copy the video of `video_path` (no re-encode) and add `audio` as AAC into `out_path`.
+
+    `audio`: a file PyAV can read, or a float32 array [samples] or [samples, channels] in
+    [-1, 1] with `sample_rate`. Audio starts at time 0, like the video. With `shortest`, audio
+    past the video's end is cut. Raises `SinkError` naming the unreadable input.
+    """
+    av = _import_av()
+    video_path, out_path = Path(video_path), Path(out_path)
+    if Path(out_path).resolve() == video_path.resolve():
+        raise ValueError("mux_audio: out_path must differ from video_path")
+    try:
+        src = av.open(str(video_path))
+    except Exception as err:
+        raise SinkError(f"{video_path}: cannot read the video: {err}") from err
+    with src:
+        vin = src.streams.video[0]
+        video_s = float(vin.duration * vin.time_base) if vin.duration else None
+        frames, rate, layout = _audio_frames(av, audio, sample_rate)
+        with av.open(str(out_path), "w") as out:
+            vout = out.add_stream_from_template(vin)
+            aout = out.add_stream("aac", rate=rate)
+            aout.layout = layout
+            aout.bit_rate = bit_rate
+            for packet in src.demux(vin):
+                if packet.dts is None:  # the demuxer's empty end-of-stream packet
+                    continue
+                packet.stream = vout
+                out.mux(packet)
+            limit = round(video_s * rate) if (shortest and video_s) else None
+            _encode_audio(av, frames, aout, out, rate, layout, limit)
+    return out_path
+
+
+def _audio_frames(av, audio, sample_rate):
+    """(iterator of AudioFrames, sample rate, layout name) from a path or an array."""
+    if isinstance(audio, (str, os.PathLike)):
+        try:
+            container = av.open(os.fspath(audio))
+            stream = container.streams.audio[0]
+        except Exception as err:
+            raise SinkError(f"{audio}: cannot read audio: {err}") from err
+        rate = sample_rate or stream.rate
+        layout = "mono" if stream.channels == 1 else "stereo"
+
+        def decoded():
+            with container:
+                yield from container.decode(stream)
+
+        return decoded(), rate, layout
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.ndim != 2 or samples.shape[1] not in (1, 2) or not len(samples):
+        raise ValueError(f"audio must be [samples] or [samples, 1|2] with samples, got "
+                         f"shape {np.shape(audio)}")
+    if not sample_rate:
+        raise ValueError("an audio array needs its sample_rate")
+    layout = "mono" if samples.shape[1] == 1 else "stereo"
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T), format="fltp",
+                                       layout=layout)
+    frame.sample_rate = int(sample_rate)
+    return iter([frame]), int(sample_rate), layout
+
+
+def _encode_audio(av, frames, aout, out, rate, layout, limit) -> None:
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    fifo = av.AudioFifo()
+    written = 0
+
+    def drain(final: bool) -> None:
+        nonlocal written
+        size = aout.codec_context.frame_size or 1024
+        while fifo.samples >= size or (final and fifo.samples):
+            chunk = fifo.read(min(size, fifo.samples))
+            if limit is not None and written + chunk.samples > limit:
+                if written >= limit:
+                    return
+                chunk = fifo_trim(av, chunk, limit - written, layout, rate)
+            chunk.pts, chunk.time_base = written, Fraction(1, rate)
+            written += chunk.samples
+            for packet in aout.encode(chunk):
+                out.mux(packet)
+
+    for frame in frames:
+        frame.pts = None  # the fifo re-times everything from 0
+        for converted in resampler.resample(frame):
+            fifo.write(converted)
+        drain(False)
+    for converted in resampler.resample(None):
+        fifo.write(converted)
+    drain(True)
+    for packet in aout.encode(None):
+        out.mux(packet)
+
+
+def fifo_trim(av, chunk, keep: int, layout: str, rate: int):
+    """The first `keep` samples of an fltp AudioFrame."""
+    data = chunk.to_ndarray()[:, :keep]  # [channels, samples]
+    trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp",
+                                         layout=layout)
+    trimmed.sample_rate = rate
+    return trimmed
+
+
+class FrameDirSink(ThreadedSink):
+    """Writes each frame as a PNG file (`frame_000000.png`, ...) into a folder.
+
+    Numbered by arrival, not by `frame.index`, so an unchanged picture still takes its slot.
+    Each file appears whole (written beside, then renamed).
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, prefix: str = "frame_",
+                 queue_size: int = 64, on_full: str = "drop", name: str = "frames"):
+        super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
+        self.directory = Path(directory)
+        self.prefix = prefix
+        self._count = 0  # sink thread
+
+    def _start(self) -> None:
+        _import_av()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SinkError(f"frames: cannot create {self.directory}: {err}") from err
+
+    def _write(self, frame) -> None:
+        path = self.directory / f"{self.prefix}{self._count:06d}.png"
+        tmp = path.with_suffix(".png.part")
+        tmp.write_bytes(encode_png(frame.image))
+        os.replace(tmp, path)
+        self._count += 1
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 RGB image [H, W, 3] (PyAV's encoder: no extra dependency)."""
+    import av
+
+    height, width = img.shape[:2]
+    cc = av.CodecContext.create("png", "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, "rgb24"
+    cc.time_base = Fraction(1, 30)
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+    return b"".join(bytes(p) for p in cc.encode(vf)) + b"".join(bytes(p) for p in cc.encode(None))
