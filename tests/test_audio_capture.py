@@ -375,3 +375,14 @@ def test_unsupported_rate_falls_back_and_builds_the_extractor_for_it():
 def test_channel_out_of_range_is_an_error():
     with pytest.raises(AudioDeviceError, match="has 2 channels"):
         AudioInput("Fake Mic", channels=[3], backend=FakeBackend()).start()
+
+
+def test_sensitivity_reaches_the_extractor_live():
+    inp, _ = started(FakeBackend())
+    try:
+        inp.set_sensitivity(0.9)
+        assert inp._worker.extractor.sensitivity == pytest.approx(0.9)
+        inp.set_sensitivity(7)
+        assert inp._worker.extractor.sensitivity == 1.0
+    finally:
+        inp.stop()

@@ -431,6 +431,7 @@ class AudioInput:
         self._reopens = 0
         self._next_retry = 0.0
         self._poll_s = 0.002
+        self._sensitivity: float | None = None
 
     # -- engine side ----------------------------------------------------------------------
     def latest(self) -> Any:
@@ -446,6 +447,14 @@ class AudioInput:
     @property
     def sample_rate(self) -> int:
         return self._rate
+
+    def set_sensitivity(self, value: float) -> None:
+        """Onset sensitivity 0..1 (more onsets when higher), live from the engine thread: the
+        extractor reads it as one float store. Kept for an extractor built on reopening."""
+        self._sensitivity = min(max(float(value), 0.0), 1.0)
+        worker = self._worker
+        if worker is not None and hasattr(worker.extractor, "sensitivity"):
+            worker.extractor.sensitivity = self._sensitivity
 
     def status(self) -> AudioStatus:
         w, c = self._worker, self._capture
@@ -546,6 +555,8 @@ class AudioInput:
                 ring, self._factory(rate, self.block_size), self.block_size, channels=sel,
                 time_of=lambda frame: capture.time_of(frame, rate), sample_rate=rate,
                 max_onsets=self._max_onsets)
+            if self._sensitivity is not None:
+                self.set_sensitivity(self._sensitivity)
         capture = self._capture
         capture.failed = False
         capture.last_callback_s = self.clock.now()
