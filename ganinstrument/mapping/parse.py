@@ -56,7 +56,7 @@ class Proto:
     kwargs: dict
     line: int
     optional: bool = False
-    index: int = 0  # position within its template (for globs)
+    index: int = 0  # position within its template plus `start` (the glob match it takes)
     group: int = 0  # one id per template line (globs expand per group)
     scope: tuple[int, int] | None = None  # (bank, page) or None for global bindings
     extra: dict = field(default_factory=dict)
@@ -264,7 +264,7 @@ def binding(raw, line: int, ck: Checker, defaults: Defaults, templates, what: st
         src = Source(kind, channel, number, (number + 32 if lsb is None and kind == "cc14" and number is not None
                                              and number <= 31 else lsb), address)
         out.append(Proto(dict(kw, source=src, target=t, action=a, value=v, line=d.line), d.line, optional,
-                         index=i, group=state["group"], scope=scope))
+                         index=i + (start or 0), group=state["group"], scope=scope))
     return out
 
 

@@ -48,7 +48,8 @@ Binding reference (one source key, and `target` or `action`):
   `program: N|any`, `osc: /address` (value = first argument, `input_range: [lo, hi]`,
   default [0, 1]). `channel: 1..16 | any` (default from `defaults`, else 1). N may be a
   list or a range `a..b`: the binding is a template, repeated per number with `{i}` (0-based,
-  from `start`), `{n}` (i + 1) and `{number}` substituted in target, action and value.
+  from `start`), `{n}` (i + 1) and `{number}` substituted in target, action and value; with a
+  glob target the i-th control takes the i-th match (so `start: 8` continues after 8).
 - continuous (faders, knobs, 14-bit, pitch bend, pressure, OSC): `range: [lo, hi]` (default
   the target's), `curve: linear | exp | log | scurve` (optionally with a strength: "exp 4"),
   `invert`, `deadzone` (0..0.49 of the travel: both ends, or the centre when `bipolar`,
