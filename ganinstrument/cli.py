@@ -66,6 +66,27 @@ def _cmd_check(args) -> int:
     return run_check(args.files, registry)
 
 
+def _cmd_devices(args) -> int:
+    from .devices import report
+
+    report(midi_backend=args.midi_backend)
+    return 0
+
+
+def _cmd_learn(args) -> int:
+    from .instrument import Instrument
+    from .mapping.learn import learn_loop
+    from .sources.midi import MidiInput
+
+    registry = Instrument(args.model, device="cpu", presets_dir=".").registry
+    with MidiInput(args.midi_port, backend=args.midi_backend) as midi:
+        print(f"MIDI inputs: {', '.join(midi.open_ports) or 'none yet'}")
+        for message in midi.messages:
+            print(message)
+        learn_loop(registry, midi, args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganinstrument",
@@ -91,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-b", default=None, help="a second model: makes blend.* targets exist")
     p.add_argument("--structure-only", action="store_true", help="check the structure only, not target names")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("devices", help="MIDI ports, audio devices, output sinks and the torch device on this machine")
+    p.add_argument("--midi-backend", default=None, help="mido backend, e.g. mido.backends.rtmidi/UNIX_JACK "
+                   "(default: MIDO_BACKEND, else rtmidi's default API)")
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("learn", help="MIDI learn: pick a target, move a control, the binding goes into a mapping file")
+    p.add_argument("--out", default="learned.yaml", help="mapping file to add bindings to (created if missing; "
+                   "the rest of it is kept as it is)")
+    p.add_argument("--midi-port", action="append", default=None, metavar="NAME",
+                   help="input port: case-insensitive substring or /regex/ (repeatable; default: every input)")
+    p.add_argument("--midi-backend", default=None, help="mido backend (default: MIDO_BACKEND)")
+    p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
+    p.set_defaults(func=_cmd_learn)
 
     p = sub.add_parser("convert", help="convert any supported model file to ganinstrument's .safetensors")
     p.add_argument("src", help="input model file (.pkl NVlabs or TensorFlow, rosinality .pt, .safetensors)")

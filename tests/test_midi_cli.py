@@ -1,0 +1,94 @@
+"""`ganinstrument devices` and `ganinstrument learn` as a performer runs them (learn over real JACK ports)."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+
+import pytest
+import yaml
+
+from jack_helpers import JACK_BACKEND, JackSender
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_cli(*args, env_extra=None, timeout=90):
+    import os
+
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "ganinstrument", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def devices_report(**kw) -> str:
+    from ganinstrument.devices import report
+
+    lines: list[str] = []
+    report(lines.append, **kw)
+    return "\n".join(lines)
+
+
+def test_devices_never_crashes_without_midi_or_audio():
+    text = devices_report(midi_backend="mido.backends.rtmidi/LINUX_ALSA")  # no /dev/snd/seq here
+    for section in ("MIDI backend:", "audio", "outputs:", "null: available", "torch "):
+        assert section in text
+
+
+def test_devices_unknown_api_says_so():
+    text = devices_report(midi_backend="mido.backends.rtmidi/NOPE")
+    assert "MIDI: unavailable" in text and "unknown MIDI API" in text and "outputs:" in text
+
+
+def test_devices_cli_lists_jack_ports(jack_server):
+    with JackSender("devices-ctl"):
+        out = run_cli("devices", env_extra={"MIDO_BACKEND": JACK_BACKEND})
+    assert out.returncode == 0, out.stderr
+    assert f"MIDI backend: {JACK_BACKEND}" in out.stdout
+    assert "    devices-ctl:out" in out.stdout
+
+
+def test_learn_over_jack_writes_the_binding(jack_server, tmp_path):
+    out_file = tmp_path / "learned.yaml"
+    out_file.write_text("# my set\nschema_version: 1\nbindings:\n  - {cc: 1, target: z.0}  # keep me\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "ganinstrument", "learn", "--out", str(out_file),
+         "--midi-port", "learn-ctl", "--midi-backend", JACK_BACKEND],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+    def expect(text, timeout=60.0):
+        seen = []
+        while True:
+            try:
+                line = lines.get(timeout=timeout)
+            except queue.Empty:
+                pytest.fail(f"never saw {text!r}; output: {''.join(seen)}")
+            seen.append(line)
+            if text in line:
+                return line
+
+    try:
+        with JackSender("learn-ctl") as ctl:
+            expect("MIDI learn:")
+            proc.stdin.write("psi\n")
+            proc.stdin.flush()
+            expect("move the control for psi")
+            for value in range(0, 128, 8):
+                ctl.cc(7, value, channel=2)
+            expect("absolute CC 7, channel 3 -> psi")
+            expect("wrote")
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            expect("1 binding written")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    text = out_file.read_text()
+    assert text.startswith("# my set\n") and "# keep me" in text
+    assert yaml.safe_load(text)["bindings"][-1] == {"cc": 7, "channel": 3, "target": "psi"}
