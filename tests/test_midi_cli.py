@@ -15,12 +15,23 @@ from jack_helpers import JACK_BACKEND, JackSender
 pytestmark = pytest.mark.timeout(120)
 
 
-def run_cli(*args, env_extra=None, timeout=90):
+def run_cli(*args, jack=None, env_extra=None, timeout=90):
     import os
 
     env = dict(os.environ, **(env_extra or {}))
+    if jack is not None:
+        env["JACK_DEFAULT_SERVER"] = jack.name
     return subprocess.run([sys.executable, "-m", "ganinstrument", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@pytest.fixture
+def no_jack_for_portaudio(monkeypatch):
+    """In-process probes must not let PortAudio (sounddevice) connect to the session's JACK
+    server: a PortAudio still holding a JACK client when that server stops aborts the
+    interpreter at exit (pa_jack.c Terminate assert). Subprocesses get the real server."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "ganinstrument-no-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
 
 
 def devices_report(**kw) -> str:
@@ -31,20 +42,20 @@ def devices_report(**kw) -> str:
     return "\n".join(lines)
 
 
-def test_devices_never_crashes_without_midi_or_audio():
+def test_devices_never_crashes_without_midi_or_audio(no_jack_for_portaudio):
     text = devices_report(midi_backend="mido.backends.rtmidi/LINUX_ALSA")  # no /dev/snd/seq here
     for section in ("MIDI backend:", "audio", "outputs:", "null: available", "torch "):
         assert section in text
 
 
-def test_devices_unknown_api_says_so():
+def test_devices_unknown_api_says_so(no_jack_for_portaudio):
     text = devices_report(midi_backend="mido.backends.rtmidi/NOPE")
     assert "MIDI: unavailable" in text and "unknown MIDI API" in text and "outputs:" in text
 
 
 def test_devices_cli_lists_jack_ports(jack_server):
     with JackSender("devices-ctl"):
-        out = run_cli("devices", env_extra={"MIDO_BACKEND": JACK_BACKEND})
+        out = run_cli("devices", jack=jack_server, env_extra={"MIDO_BACKEND": JACK_BACKEND})
     assert out.returncode == 0, out.stderr
     assert f"MIDI backend: {JACK_BACKEND}" in out.stdout
     assert "    devices-ctl:out" in out.stdout
@@ -53,10 +64,12 @@ def test_devices_cli_lists_jack_ports(jack_server):
 def test_learn_over_jack_writes_the_binding(jack_server, tmp_path):
     out_file = tmp_path / "learned.yaml"
     out_file.write_text("# my set\nschema_version: 1\nbindings:\n  - {cc: 1, target: z.0}  # keep me\n")
+    import os
+
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "ganinstrument", "learn", "--out", str(out_file),
          "--midi-port", "learn-ctl", "--midi-backend", JACK_BACKEND],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server.name), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
 
