@@ -184,7 +184,10 @@ class SpoutSink(ThreadedSink):
         if sender is None:
             return
         try:
-            self._pending = None
+            self._flush_pending()  # pipelined: the last copied frame still goes out
+        except Exception as err:
+            log.warning("spout: the last frame could not be sent: %s", err)
+        try:
             self._release_interop()
         finally:
             sender.releaseSender()
