@@ -1,0 +1,163 @@
+"""Recordings checked with PyAV: codec, frame count, size, frame times that follow the real
+timestamps, audio muxed as AAC; PNG frame folders."""
+
+from __future__ import annotations
+
+import logging
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from ganinstrument.frame import Frame
+from ganinstrument.outputs import SinkError, SinkUnavailableError
+from ganinstrument.outputs.recorder import (FrameDirSink, VideoRecorder, codec_opens, mux_audio,
+                                            pick_video_codec)
+
+
+def pattern(i: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """A frame whose colour says its number, with a white top-left block (orientation)."""
+    img = np.zeros((height, width, 3), np.uint8)
+    img[...] = (20 * i % 256, 100, 200)
+    img[: height // 4, : width // 4] = 255
+    return img
+
+
+def frame(i: int, t: float, img: np.ndarray | None = None) -> Frame:
+    return Frame(torch.from_numpy(pattern(i) if img is None else img), t, i)
+
+
+def record(path, frames, size=(64, 48), fps=30.0, **kwargs) -> VideoRecorder:
+    rec = VideoRecorder(path, on_full="wait", **kwargs)
+    rec.open(*size, fps)
+    for f in frames:
+        assert rec.submit(f)
+    assert rec.close(10)
+    assert rec.stats.errors == 0, rec.stats.last_error
+    return rec
+
+
+def probe(path):
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        info = {
+            "codec": video.codec_context.name, "pix_fmt": video.codec_context.pix_fmt,
+            "size": (video.width, video.height), "frames": video.frames,
+            "duration": float(video.duration * video.time_base),
+            "audio": [(a.codec_context.name, float(a.duration * a.time_base))
+                      for a in c.streams.audio],
+        }
+        info["times"] = [float(f.time) for f in c.decode(video=0)]
+    return info
+
+
+def test_variable_rate_take_keeps_its_real_frame_times(tmp_path):
+    times = [100.0, 100.031, 100.070, 100.101, 100.2, 100.25, 100.29]  # a jittery live take
+    rec = record(tmp_path / "take.mp4", [frame(i, t) for i, t in enumerate(times)])
+    assert rec.codec in ("libx264", "h264_nvenc")
+    info = probe(tmp_path / "take.mp4")
+    assert (info["codec"], info["pix_fmt"], info["size"], info["frames"]) == \
+        ("h264", "yuv420p", (64, 48), 7)
+    assert info["times"] == pytest.approx([t - 100.0 for t in times], abs=1e-4)
+    # the last frame lasts as long as the interval before it
+    assert info["duration"] == pytest.approx(0.29 + 0.04, abs=1e-3)
+
+
+def test_demo_render_at_constant_rate(tmp_path):
+    from ganinstrument import Instrument
+
+    inst = Instrument("demo", device="cpu")
+    first = inst.step(1 / 30)
+    frames = [first] + [inst.step(1 / 30) for _ in range(11)]
+    rec = record(tmp_path / "demo.mp4", frames, size=first.size, fps=30)
+    info = probe(tmp_path / "demo.mp4")
+    assert info["codec"] == "h264" and info["frames"] == 12 and info["size"] == first.size
+    assert info["duration"] == pytest.approx(12 / 30, abs=1e-3)
+    with av.open(str(tmp_path / "demo.mp4")) as c:
+        assert c.streams.video[0].average_rate == 30
+        decoded = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert np.abs(decoded.astype(int) - first.image.astype(int)).mean() < 6  # lossy, close
+    assert rec.stats.written == 12 and rec.stats.dropped == 0
+
+
+def test_odd_sizes_are_cropped_to_even(tmp_path):
+    img = np.zeros((49, 65, 3), np.uint8)
+    record(tmp_path / "odd.mp4", [frame(0, 0.0, img), frame(1, 0.05, img)], size=(65, 49))
+    assert probe(tmp_path / "odd.mp4")["size"] == (64, 48)
+
+
+def test_recorder_muxes_an_audio_array(tmp_path):
+    rate = 44100
+    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(rate // 2) / rate)).astype(np.float32)
+    frames = [frame(i, i / 20) for i in range(10)]
+    record(tmp_path / "av.mp4", frames, fps=20, audio=tone, audio_sample_rate=rate)
+    info = probe(tmp_path / "av.mp4")
+    assert info["frames"] == 10 and info["duration"] == pytest.approx(0.5, abs=1e-3)
+    assert [name for name, _ in info["audio"]] == ["aac"]
+    assert info["audio"][0][1] == pytest.approx(0.5, abs=0.05)
+    assert not list(tmp_path.glob("*video-only*"))
+
+
+def write_wav(path, seconds: float, rate: int = 48000) -> None:
+    samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(rate * seconds)) / rate) * 32767)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=rate)
+        s.layout = "mono"
+        f = av.AudioFrame.from_ndarray(samples.astype(np.int16)[None, :], format="s16",
+                                       layout="mono")
+        f.sample_rate = rate
+        for p in s.encode(f):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def test_mux_audio_file_into_a_finished_video(tmp_path):
+    record(tmp_path / "v.mp4", [frame(i, i / 10) for i in range(5)], fps=10)
+    write_wav(tmp_path / "track.wav", 1.5)
+    mux_audio(tmp_path / "v.mp4", tmp_path / "track.wav", tmp_path / "full.mp4")
+    mux_audio(tmp_path / "v.mp4", tmp_path / "track.wav", tmp_path / "short.mp4", shortest=True)
+    full, short = probe(tmp_path / "full.mp4"), probe(tmp_path / "short.mp4")
+    assert full["frames"] == short["frames"] == 5 and full["codec"] == "h264"
+    assert full["audio"][0][0] == "aac" and full["audio"][0][1] == pytest.approx(1.5, abs=0.05)
+    assert short["audio"][0][1] == pytest.approx(0.5, abs=0.05)
+    with pytest.raises(SinkError, match="cannot read audio"):
+        mux_audio(tmp_path / "v.mp4", tmp_path / "nope.wav", tmp_path / "x.mp4")
+
+
+def test_missing_folder_fails_at_open(tmp_path):
+    rec = VideoRecorder(tmp_path / "no" / "such" / "take.mp4")
+    with pytest.raises(SinkError, match="does not exist"):
+        rec.open(64, 48, 30)
+
+
+def test_no_frames_leaves_no_file(tmp_path, caplog):
+    rec = VideoRecorder(tmp_path / "empty.mp4")
+    rec.open(64, 48, 30)
+    with caplog.at_level(logging.WARNING):
+        assert rec.close(5)
+    assert not (tmp_path / "empty.mp4").exists()
+    assert "no frames" in caplog.text
+
+
+def test_codec_choice_falls_back_to_libx264():
+    chosen = pick_video_codec("auto", 64, 48, 30)
+    assert chosen == ("h264_nvenc" if codec_opens("h264_nvenc", 64, 48) else "libx264")
+    with pytest.raises(SinkUnavailableError, match="does not open"):
+        pick_video_codec("no_such_codec", 64, 48, 30)
+
+
+def test_png_folder(tmp_path):
+    sink = FrameDirSink(tmp_path / "frames", on_full="wait")
+    sink.open(64, 48, 30)
+    frames = [frame(i, i / 30) for i in range(3)]
+    for f in frames + [frames[-1]]:  # an unchanged picture still takes its own slot
+        sink.submit(f)
+    assert sink.close(5)
+    files = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert files == [f"frame_{i:06d}.png" for i in range(4)]
+    for i, f in enumerate(frames):
+        with av.open(str(tmp_path / "frames" / files[i])) as c:
+            got = next(c.decode(video=0)).to_ndarray(format="rgb24")
+        np.testing.assert_array_equal(got, f.image)  # PNG is lossless
