@@ -72,17 +72,18 @@ def _scopes_meet(a, b) -> bool:
 
 # -- names against a registry ------------------------------------------------------------------
 def _unknown_hint(name: str, registry: Registry, pool) -> str:
+    prefix, _, rest = name.partition(".")
+    if prefix == "z" and rest.isdigit():
+        zs = [t for t in registry.targets if t.startswith("z.")]
+        return f"this instrument has {len(zs)} z groups" + (f" ({zs[0]}..{zs[-1]})" if zs else "") + \
+            "; mark it optional: true to fit models with fewer"
     close = Registry.suggest(name, pool)
     if close:
         return f"did you mean {' or '.join(repr(c) for c in close)}?"
-    prefix = name.split(".", 1)[0]
     if prefix == "blend":
         return "blend.* targets exist only with a second model (check --model-b FILE); mark it optional: true"
     if prefix == "edit":
         return "edit names follow the model's layers (StyleGAN2 edit.b64, StyleGAN3 edit.L6_...); use 'edit.*'"
-    if prefix == "z":
-        zs = [t for t in registry.targets if t.startswith("z.")]
-        return f"this instrument has {len(zs)} z groups" + (f" ({zs[0]}..{zs[-1]})" if zs else "")
     if prefix == "dir":
         return "dir.* targets exist when the instrument is given a directions file"
     return "run 'ganinstrument check' with the model you will play to see its names"

@@ -121,6 +121,8 @@ def curve(x: float, name: str = "linear", k: float | None = None) -> float:
     x = _clip01(x)
     if name == "linear":
         return x
+    if name not in DEFAULT_CURVE_K:
+        raise ValueError(f"curve must be one of {CURVES}, got {name!r}")
     k = DEFAULT_CURVE_K[name] if k is None else float(k)
     if k <= 1e-9:
         return x
@@ -139,6 +141,8 @@ def curve_inverse(y: float, name: str = "linear", k: float | None = None) -> flo
     y = _clip01(y)
     if name == "linear":
         return y
+    if name not in DEFAULT_CURVE_K:
+        raise ValueError(f"curve must be one of {CURVES}, got {name!r}")
     k = DEFAULT_CURVE_K[name] if k is None else float(k)
     if k <= 1e-9:
         return y
