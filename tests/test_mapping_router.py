@@ -211,6 +211,24 @@ def test_pickup_waits_for_the_fader_and_rearms_after_recall_and_outside_changes(
     assert r.stats["takeover_waiting"] == 4
 
 
+def test_another_control_moving_the_target_stops_a_whip():
+    clock = FakeClock(1.0)
+    state = {"psi": 1.0}
+    r = make("- {cc: 0, target: psi}\n- {pitchbend: true, target: psi}\n", takeover="pickup",
+             current=lambda n: state[n], clock=clock)
+
+    def route(event, dt):
+        clock.advance(dt)
+        out = r.route([event])
+        for u in out:
+            state[u.target] = u.value
+        return values(out)
+
+    assert route(cc(0, 85), 0.2) != []  # the fader picks psi up (1.0 is at 84.7)
+    assert route(ControlEvent("pitchwheel", 0, 0, -8192), 0.005) == [("psi", -1.0)]
+    assert route(cc(0, 90), 0.005) == []  # within 50 ms of its last move, but psi moved elsewhere
+
+
 def test_scale_takeover_converges():
     clock = FakeClock(1.0)
     state = {"edit.b4": 0.8}

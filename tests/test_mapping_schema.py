@@ -101,7 +101,7 @@ def test_a_good_file_becomes_frozen_objects():
     assert prog.source.number is None and prog.offset == 1 and prog.mode == "trigger"
     enc = m.bindings[10]
     assert (enc.mode, enc.encoder, enc.takeover) == ("relative", "binary_offset", "none")
-    assert m.bindings[11].bipolar and m.bindings[11].takeover == "pickup"  # pickup from defaults
+    assert m.bindings[11].bipolar and m.bindings[11].takeover == "none"  # a spring: defaults do not apply
     assert m.bindings[12].source == Source("osc", None, None, None, "/fx/z0") and m.bindings[12].takeover == "pickup"
     assert m.bindings[13].source.number == 300 and m.bindings[13].bits == 7
     assert m.bindings[14].mode == "toggle"

@@ -181,5 +181,6 @@ def _check_range(kw: dict, spec, line: int, ck: Checker) -> None:
         ck.warn(line, f"range [{lo:g}, {hi:g}] goes beyond {spec.name}'s [{spec.minimum:g}, {spec.maximum:g}]; "
                       "values there are clamped")
     value = kw["value"]
-    if value is not None and kw["action"] is None and not spec.extrapolate and not spec.minimum <= value <= spec.maximum:
+    outside = value is not None and not spec.minimum <= value <= spec.maximum
+    if outside and kw["action"] is None and not spec.extrapolate:
         ck.warn(line, f"value {value:g} is outside {spec.name}'s [{spec.minimum:g}, {spec.maximum:g}]; it is clamped")

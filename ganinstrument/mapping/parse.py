@@ -35,7 +35,8 @@ BINDING_KEYS = SOURCE_KINDS + COMMON_KEYS + tuple(OPTION_KINDS)
 NUMBER_LIMITS = {"cc": 127, "cc14": 127, "nrpn": 16383, "note": 127, "polytouch": 127, "program": 127}
 BUTTON_KINDS = ("cc", "note", "osc")
 ACTION_KINDS = ("cc", "note", "osc", "program")
-ABSOLUTE_TAKEOVER = ("cc", "cc14", "nrpn")  # pickup by default; springs and OSC default to none
+ABSOLUTE_TAKEOVER = ("cc", "cc14", "nrpn")  # pickup by default; OSC none unless `defaults.takeover`
+SPRINGS = ("pitchbend", "aftertouch", "polytouch")  # none unless the binding says otherwise
 MODULATION_KEYS = ("feature", "target", "action", "value", "depth", "offset", "input_range", "curve", "invert",
                    "attack_ms", "release_ms", "mode", "pulse", "cooldown_ms", "name", "optional")
 _RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
@@ -386,6 +387,8 @@ def _options(d: LDict, kind: str, target, action, defaults: Defaults, ck: Checke
             ck.problem(d.line_of("takeover"), f"{what}: takeover applies to absolute controls (faders, knobs), "
                        f"not {mode} bindings")
         takeover = "none"
+    elif takeover is None and kind in SPRINGS:
+        takeover = "none"  # it returns to rest by itself: nothing to pick up (unless asked per binding)
     elif takeover is None:
         takeover = defaults.takeover or ("pickup" if kind in ABSOLUTE_TAKEOVER else "none")
     if kw["velocity"] and mode not in ("momentary", "trigger", "toggle"):
@@ -429,9 +432,9 @@ def _banks(data: LDict, ck: Checker, defaults, templates, protos: list[Proto], s
         if name in seen:
             ck.problem(d.line_of("name"), f"{what}: bank name {name!r} is used twice")
         seen.add(name)
-        bank = {"name": name, "line": d.line, "pages": [],
-                "next": button_source(d["next"], d.line_of("next"), ck, defaults, f"{what}.next") if "next" in d else None,
-                "prev": button_source(d["prev"], d.line_of("prev"), ck, defaults, f"{what}.prev") if "prev" in d else None}
+        bank = {"name": name, "line": d.line, "pages": []}
+        for key in ("next", "prev"):
+            bank[key] = button_source(d[key], d.line_of(key), ck, defaults, f"{what}.{key}") if key in d else None
         pages = ck.sequence(d.get("pages"), d.line_of("pages"), f"{what}.pages") if "pages" in d else None
         if not pages:
             ck.problem(d.line, f"{what}: a bank needs 'pages:', a list of pages with bindings")

@@ -43,17 +43,18 @@ _IGNORED_KINDS = {"feature", "clock", "start", "stop", "continue", "songpos", "s
 class _Bound:
     """A binding compiled against the registry: its output range, step and live state."""
 
-    __slots__ = ("b", "lo", "hi", "step", "scope", "label", "takes_value", "take", "name")
+    __slots__ = ("b", "lo", "hi", "step", "scope", "label", "takes_value", "take", "name", "sent")
 
     def __init__(self, b: Binding, registry: Registry, scope):
         self.b, self.scope, self.name = b, scope, b.name
         self.label = b.source.describe()
         self.take = tk.TakeoverState()
+        self.sent: float | None = None  # what this binding last set its target to (clamped)
         self.takes_value = False
         self.lo = self.hi = self.step = 0.0
         if b.target is not None:
             spec = registry.targets[b.target]
-            self.lo, self.hi = b.range if b.range is not None else (spec.minimum, spec.maximum)
+            self.lo, self.hi = b.output_range(registry)
             whole = spec.kind in ("step", "choice")
             self.step = b.step if b.step is not None else (1.0 if whole else abs(self.hi - self.lo) / 128.0)
         else:
@@ -98,8 +99,9 @@ class Router:
                       or (b.target is not None and b.target not in registry.targets)
                       or (b.action is not None and b.action not in registry.actions)]
         if unresolved:
-            raise MappingError(mapping.path, [Problem(b.line, f"{b.name!r} is not a name of this instrument",
-                                                      "load the mapping with the instrument's registry") for b in unresolved])
+            hint = "load the mapping with the instrument's registry"
+            raise MappingError(mapping.path, [Problem(b.line, f"{b.name!r} is not a name of this instrument", hint)
+                                              for b in unresolved])
         self.mapping, self.registry = mapping, registry
         self.clock = clock or MonotonicClock()
         self._current = current
@@ -375,9 +377,8 @@ class Router:
         if b.takeover != "none":
             lo, hi = bound.lo, bound.hi
             current = self._value_now(bound.name)
-            sent = self._sent.get(bound.name)
-            if sent is not None and abs(current - sent) > self.threshold * abs(hi - lo):
-                bound.take = tk.rearm(bound.take)  # moved elsewhere since we last sent it
+            if bound.sent is not None and abs(current - bound.sent) > self.threshold * abs(hi - lo):
+                bound.take = tk.rearm(bound.take)  # moved elsewhere (recall, another control, a script)
             v_n, c_n = tf.from_range(y, lo, hi), tf.from_range(current, lo, hi)
             out_n, bound.take = tk.decide(b.takeover, bound.take, v_n, c_n, now,
                                           threshold=self.threshold, whip_s=self.whip_s)
@@ -393,13 +394,13 @@ class Router:
         if bound.b.mode == "relative":
             value = min(max(value, min(bound.lo, bound.hi)), max(bound.lo, bound.hi))
         self._pending[bound.name] = value
-        self._sent[bound.name] = spec.clamp(value)
+        self._sent[bound.name] = bound.sent = spec.clamp(value)
         out.value(ParamUpdate(bound.name, value, smoothing_ms=bound.b.smoothing_ms, source=bound.label))
 
     def _edge(self, bound: _Bound, value: float, out: _Out) -> None:
         spec = self.registry.targets[bound.name]
         self._pending[bound.name] = value
-        self._sent[bound.name] = spec.clamp(value)
+        self._sent[bound.name] = bound.sent = spec.clamp(value)
         out.edge(ParamUpdate(bound.name, value, smoothing_ms=bound.b.smoothing_ms, source=bound.label))
 
     def _value_now(self, name: str) -> float:

@@ -53,8 +53,10 @@ Binding reference (one source key, and `target` or `action`):
 - continuous (faders, knobs, 14-bit, pitch bend, pressure, OSC): `range: [lo, hi]` (default
   the target's), `curve: linear | exp | log | scurve` (optionally with a strength: "exp 4"),
   `invert`, `deadzone` (0..0.49 of the travel: both ends, or the centre when `bipolar`,
-  which pitch bend is by default), `takeover: none | pickup | scale` (default pickup for
-  cc/cc14/nrpn, none for the rest), `smoothing_ms` (overrides the target's smoothing).
+  which pitch bend is by default), `takeover: none | pickup | scale` (default:
+  `defaults.takeover` if given, else pickup for cc/cc14/nrpn and none for OSC; always none
+  for the springs pitchbend/aftertouch/polytouch unless the binding says otherwise),
+  `smoothing_ms` (overrides the target's smoothing).
 - relative encoders (cc): `encoder: twos_complement | binary_offset | sign_magnitude |
   sign_magnitude_inv`, `step` target units per tick (default range/128; 1 for whole-number
   targets such as `seed`).
@@ -204,6 +206,14 @@ class Binding:
     def name(self) -> str:
         """The target or action it drives."""
         return self.target if self.target is not None else self.action  # type: ignore[return-value]
+
+    def output_range(self, registry: Registry) -> tuple[float, float]:
+        """[lo, hi] this binding plays its target over: `range`, else the target's own
+        (for LED / motor feedback: transforms.from_range then curve_inverse, invert)."""
+        if self.range is not None:
+            return self.range
+        spec = registry.targets[self.target]
+        return (spec.minimum, spec.maximum)
 
 
 @dataclass(frozen=True)
