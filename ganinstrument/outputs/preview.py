@@ -73,7 +73,7 @@ def format_hud(values: Mapping[str, object]) -> list[tuple[str, str]]:
 
 def render_hud(lines: list[tuple[str, str]], font=None) -> np.ndarray:
     """The HUD as an RGBA image [H, W, 4]: text on a translucent dark box."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     if font is None:
         font = hud_font()

@@ -92,7 +92,7 @@ class VideoRecorder(ThreadedSink):
 
     def __init__(self, path: str | os.PathLike, *, codec: str = "auto", crf: int = 18,
                  preset: str = "veryfast", audio=None, audio_sample_rate: int | None = None,
-                 queue_size: int = 64, on_full: str = "drop", name: str = "record"):
+                 queue_size: int = 32, on_full: str = "drop", name: str = "record"):
         super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
         self.path = Path(path)
         self.codec_request = codec
@@ -307,7 +307,7 @@ class FrameDirSink(ThreadedSink):
     """
 
     def __init__(self, directory: str | os.PathLike, *, prefix: str = "frame_",
-                 queue_size: int = 64, on_full: str = "drop", name: str = "frames"):
+                 queue_size: int = 32, on_full: str = "drop", name: str = "frames"):
         super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
         self.directory = Path(directory)
         self.prefix = prefix
