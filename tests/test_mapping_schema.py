@@ -263,15 +263,18 @@ def test_duplicates_across_pages_channels_and_nrpn():
           - {cc: 7, target: psi, channel: any}
           - {nrpn: 5, target: z.0}
           - {cc: 6, target: z.1}
+          - {cc: 40..43, target: "z.{i}"}
         banks:
           - name: b
             pages:
               - {name: p1, bindings: [{cc: 20, target: z.2}]}
               - {name: p2, bindings: [{cc: 20, target: z.3}, {cc: 7, target: z.3, channel: 3}]}
+              - {name: p3, bindings: [{cc: 41..42, target: "edit.*"}]}
     """)
     assert_problems(found, [
         (5, "cc 6 ch 1 is used by NRPN on this channel"),
-        (10, "cc 7 ch 3 is already bound by a binding at line 3"),
+        (11, "cc 7 ch 3 is already bound by a binding at line 3"),
+        (12, "cc 41 ch 1 is already bound by a binding at line 6"),  # once for the whole template line
     ])
 
 
@@ -316,6 +319,16 @@ def test_structure_only_keeps_globs_and_the_router_refuses_them():
     assert m.warnings == ("m.yaml:3: target 'edit.*' is expanded only against a model's registry",)
     with pytest.raises(MappingError, match="load the mapping with the instrument's registry"):
         Router(m, REG)
+
+
+def test_the_documented_example_is_a_valid_mapping():
+    from ganinstrument.mapping import schema
+
+    doc = schema.__doc__
+    example = doc[doc.index("    schema_version: 1"):doc.index("Names depend on the model")]
+    m = parse(example, small_registry(z_groups=8))
+    assert m.banks[0].pages[1].name == "look" and len(m.modulation) == 2
+    assert all("'edit.*' matches 3 targets" in w for w in m.warnings)  # this registry has 3 edits
 
 
 def test_load_mapping_missing_file(tmp_path):

@@ -46,6 +46,7 @@ def check_duplicates(protos, banks: list[dict], ck: Checker) -> None:
     items = [(p.kwargs["source"], p.scope, p.line, p.kwargs.get("allow_multi", False), "a binding") for p in protos]
     items += [(src, None, line, False, what) for src, line, what in buttons]
     nrpn_channels = {s.channel for s, *_ in items if s.kind == "nrpn"}
+    said: set[tuple[int, int]] = set()  # a template line clashing with another: said once
     for source, scope, line, multi, what in items:
         if source.kind == "cc" and source.number in NRPN_CCS and any(
                 _channels_meet(source.channel, ch) for ch in nrpn_channels):
@@ -55,9 +56,11 @@ def check_duplicates(protos, banks: list[dict], ck: Checker) -> None:
             for other_source, other_scope, other_line, _, other_what in entries.get(key, ()):
                 if (_channels_meet(source.channel, other_source.channel) and _scopes_meet(scope, other_scope)
                         and not multi and (line, source) != (other_line, other_source)):
-                    ck.problem(line, f"{source.describe()} is already bound by {other_what} at line {other_line}",
-                               "one binding per control and page; add 'allow_multi: true' to drive several "
-                               "targets, or put them on different pages of a bank")
+                    if (line, other_line) not in said:
+                        said.add((line, other_line))
+                        ck.problem(line, f"{source.describe()} is already bound by {other_what} at line "
+                                   f"{other_line}", "one binding per control and page; add 'allow_multi: true' "
+                                   "to drive several targets, or put them on different pages of a bank")
                     break
             entries.setdefault(key, []).append((source, scope, line, multi, what))
 

@@ -14,20 +14,19 @@ A mapping that has any problem is not returned at all, so it is never half-appli
       knob: {curve: exp, smoothing_ms: 80}
     bindings:
       - {cc: 0..7, target: "z.{i}"}                        # 8 faders -> z.0..z.7, one line
-      - {cc: 16..23, target: "edit.*", use: knob}         # knobs -> the model's edits, in order
       - {cc: 41, action: preset.next}                     # a button fires an action on press
       - {note: 36..43, action: preset.recall, value: "{n}"}
       - {program: any, action: preset.recall, offset: 1}
       - {cc14: 10, target: psi, range: [0.3, 1.1]}
       - {cc: 60, encoder: twos_complement, target: seed, step: 1}
       - {osc: /fx/psi, target: psi, input_range: [0, 127]}
-    banks:
-      - name: faders
+    banks:                                                # the knobs play one page at a time
+      - name: knobs
         next: {cc: 59}
         prev: {cc: 58}
         pages:
-          - {name: z, bindings: [{cc: 0..7, target: "z.{i}"}]}
-          - {name: edits, bindings: [{cc: 0..7, target: "edit.*"}]}
+          - {name: edits, bindings: [{cc: 16..23, target: "edit.*", use: knob}]}  # the model's edits
+          - {name: look, bindings: [{cc: 16, target: psi}, {cc: 17, target: cutoff}]}
     modulation:
       - {feature: rms_db, target: psi, depth: 0.4, attack_ms: 10, release_ms: 250}
       - {feature: onset.low, action: seed.next, cooldown_ms: 500}
