@@ -96,6 +96,7 @@ class Instrument:
         # Per-frame modulation (audio features): `apply(values, dt) -> set of changed names`
         # writes into the frame's values after smoothing; `pending_actions()` -> ParamUpdates.
         self.modulation = None
+        self.last_values: dict[str, float] = self.state.values()
         self.warnings: deque[str] = deque(maxlen=32)
         self.time_s = 0.0
         self.frames_rendered = 0
@@ -162,6 +163,7 @@ class Instrument:
             moved |= self.modulation.apply(values, dt)
             for update in self.modulation.pending_actions():
                 self.apply(update)
+        self.last_values = values  # what this frame plays (modulated): logs and the HUD read it
         rewritten = self.bender.apply(values)
         if any(key.startswith("mapping.") for key in rewritten):
             self.latent.invalidate()

@@ -1,0 +1,281 @@
+"""The live frame loop and its thread plan (DESIGN.md section 4).
+
+The engine thread owns the instrument (state, smoothing, scene, generator). Each frame it
+
+  1. drains the sources' queues (MIDI, OSC, keys from the preview), in arrival order;
+  2. routes control events through the mapping into ParamUpdates and applies them;
+  3. hands the newest audio features and onsets to the modulation;
+  4. steps the instrument by the real dt (smooth, update the scene, render);
+  5. submits the frame to every sink, which never waits (each sink has its own thread).
+
+Sources and sinks run their own threads and never hold the engine up: latest wins, slow sinks
+drop frames and count them. An exception inside a frame is logged with its traceback, shown
+on the HUD, and the last good frame stays up. Shutdown is startup in reverse, each part with a
+timeout.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, is_dataclass
+
+import torch
+
+from .clock import Clock, MonotonicClock
+from .events import ControlEvent, ParamUpdate
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "quit")
+
+
+@dataclass
+class EngineStats:
+    frames: int = 0
+    rendered: int = 0
+    errors: int = 0
+    last_error: str = ""
+    frame_ms: float = 0.0
+    fps: float = 0.0
+    events: int = 0
+    last_touched: str = ""
+    notes: collections.deque = field(default_factory=lambda: collections.deque(maxlen=8))
+
+
+class Engine:
+    """Drives one Instrument from its sources into its sinks.
+
+    Every part is optional: `router` (mapping.Router) for MIDI/OSC control events, `midi` and
+    `osc` (anything with `drain()`), `audio` (anything with `latest()` and `drain_onsets()`,
+    live or replayed), `sinks` (outputs.Sinks), `session` (a replay.SessionWriter that logs
+    every control and feature event), `log_params` (a path: every target value per frame as
+    JSON lines). `fps`: the frame rate to pace at (None: as fast as the generator goes).
+    """
+
+    def __init__(self, instrument, *, router=None, midi=None, osc=None, audio=None, sinks=None,
+                 clock: Clock | None = None, fps: float | None = 60.0, max_frames: int | None = None,
+                 log_params=None, session=None, feedback=None):
+        self.inst = instrument
+        self.router, self.midi, self.osc, self.audio = router, midi, osc, audio
+        self.sinks = sinks
+        self.feedback = feedback
+        self.clock = clock or MonotonicClock()
+        self.fps = fps
+        self.max_frames = max_frames
+        self.session = session
+        self.stats = EngineStats()
+        self.frozen = False
+        self.blackout = False
+        self._stop = threading.Event()
+        self._keys: collections.deque[str] = collections.deque()  # from the preview thread
+        self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
+        self._last_t: float | None = None
+        self._start_t: float | None = None
+        self._black: Frame | None = None
+        self._last_good: Frame | None = None
+
+    # -- control ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the loop to finish after the current frame (any thread, signal handlers too)."""
+        self._stop.set()
+
+    def key_action(self, action: str) -> None:
+        """Called from the preview thread: queue a key's action for the next frame."""
+        self._keys.append(action)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> EngineStats:
+        """Run frames until stopped (Ctrl-C, quit key, window closed, max_frames); then close."""
+        try:
+            while not self._stop.is_set():
+                t0 = self.clock.now()
+                self.frame()
+                if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                    break
+                if self._preview_closed():
+                    break
+                self._pace(t0)
+        except KeyboardInterrupt:
+            log.info("stopping (Ctrl-C)")
+        finally:
+            self.close()
+        return self.stats
+
+    def frame(self) -> Frame | None:
+        """One frame: drain, route, apply, modulate, step, submit. Never raises."""
+        now = self.clock.now()
+        if self._start_t is None:
+            self._start_t = now
+        dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
+        self._last_t = now
+        t = now - self._start_t
+        started = time.perf_counter()
+        try:
+            self._take_input(t)
+            frame = self._render(dt)
+        except Exception as exc:  # the show goes on with the last good frame
+            frame = self._failed(exc)
+        self.stats.frames += 1
+        ms = (time.perf_counter() - started) * 1e3
+        self.stats.frame_ms = ms
+        if dt > 0:
+            self.stats.fps = 0.9 * self.stats.fps + 0.1 / dt if self.stats.fps else 1.0 / dt
+        if frame is not None and self.sinks is not None:
+            self.sinks.submit(self._black_like(frame) if self.blackout else frame)
+        self._log_values(t)
+        self._update_hud()
+        return frame
+
+    def _take_input(self, t: float) -> None:
+        for action in self._drain_keys():
+            self._engine_action(action)
+        events: list[ControlEvent] = []
+        direct: list[ParamUpdate] = []
+        if self.midi is not None:
+            events.extend(self.midi.drain())
+        if self.osc is not None:
+            for item in self.osc.drain():
+                (direct if isinstance(item, ParamUpdate) else events).append(item)
+        if self.session is not None:
+            for ev in events:
+                self.session.event(t, ev)
+            for up in direct:
+                self.session.update(t, up)
+        updates = list(direct)
+        if self.router is not None and events:
+            updates.extend(self.router.route(events))
+        self.stats.events += len(events)
+        if not self.frozen:
+            for update in updates:
+                if update.target in ENGINE_ACTIONS:
+                    self._engine_action(update.target)
+                elif self.inst.apply(update):
+                    self.stats.last_touched = f"{update.target} {update.value:.3g}"
+        if self.audio is not None and self.inst.modulation is not None:
+            features, onsets = self.audio.latest(), self.audio.drain_onsets()
+            if self.session is not None and features is not None:
+                self.session.features(t, _plain(features))
+            if not self.frozen:
+                self.inst.modulation.feed(features, onsets)
+
+    def _render(self, dt: float) -> Frame:
+        if self.frozen and self._last_good is not None:
+            return self._last_good
+        frame = self.inst.step(dt)
+        if frame.index != (self._last_good.index if self._last_good is not None else None):
+            self.stats.rendered += 1
+        self._last_good = frame
+        return frame
+
+    def _failed(self, exc: Exception) -> Frame | None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if self.stats.errors == 1 or self.stats.errors % 100 == 0:
+            log.error("frame %d failed (%d so far); the last good frame stays up\n%s", self.stats.frames,
+                      self.stats.errors, "".join(traceback.format_exception(exc)))
+        return self._last_good
+
+    def _engine_action(self, action: str) -> None:
+        if action == "panic.freeze":
+            self.frozen = not self.frozen
+            self.stats.notes.append("frozen" if self.frozen else "unfrozen")
+        elif action == "panic.blackout":
+            self.blackout = not self.blackout
+        elif action == "quit":
+            self.request_stop()
+        elif action in self.inst.actions():
+            self.inst.apply(ParamUpdate(action, action=True, source="key"))
+
+    def _drain_keys(self) -> list[str]:
+        out = []
+        while self._keys:
+            out.append(self._keys.popleft())
+        return out
+
+    def _black_like(self, frame: Frame) -> Frame:
+        if self._black is None or self._black.pixels.shape != frame.pixels.shape:
+            self._black = Frame(torch.zeros_like(frame.pixels), frame.timestamp, -1)
+        return Frame(self._black.pixels, frame.timestamp, -1)
+
+    def _preview_closed(self) -> bool:
+        preview = self.sinks.get("preview") if self.sinks is not None else None
+        closed = getattr(preview, "closed", None)
+        return bool(closed is not None and closed.is_set())
+
+    def _pace(self, t0: float) -> None:
+        if not self.fps:
+            return
+        left = 1.0 / self.fps - (self.clock.now() - t0)
+        if left > 0:
+            self._stop.wait(left)
+
+    def _log_values(self, t: float) -> None:
+        if self._log is None:
+            return
+        row = {"frame": self.stats.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
+        self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+    def _update_hud(self) -> None:
+        preview = self.sinks.get("preview") if self.sinks is not None else None
+        if preview is None or not hasattr(preview, "set_hud"):
+            return
+        hud = {"fps": f"{self.stats.fps:.1f}", "frame": f"{self.stats.frame_ms:.1f} ms",
+               "dropped": sum(s.dropped for s in self.sinks.stats())}
+        if self.stats.last_touched:
+            hud["control"] = self.stats.last_touched
+        waiting = getattr(getattr(self.router, "stats", None), "takeover_waiting", 0)
+        if waiting:
+            hud["pickup"] = f"{waiting} waiting for pickup"
+        features = self.audio.latest() if self.audio is not None else None
+        if features is not None:
+            hud["audio"] = f"{getattr(features, 'rms_db', float('nan')):.0f} dB" + (
+                " *" if getattr(features, "onset", False) else "")
+        if self.frozen or self.blackout:
+            hud["panic"] = "frozen" if self.frozen else "blackout"
+        problem = self.stats.last_error or (self.inst.warnings[-1] if self.inst.warnings else "")
+        if problem:
+            hud["error"] = problem[:120]
+        preview.set_hud(hud)
+
+    # -- shutdown -----------------------------------------------------------------------
+    def close(self, timeout_s: float = 2.0) -> bool:
+        """Startup in reverse: inputs first (so nothing new arrives), then outputs, then logs."""
+        ok = True
+        for part in (self.midi, self.osc):
+            if part is not None and hasattr(part, "close"):
+                ok = _quietly(part.close, timeout_s) and ok
+        if self.audio is not None and hasattr(self.audio, "stop"):
+            ok = _quietly(self.audio.stop, timeout_s) and ok
+        if self.sinks is not None:
+            ok = _quietly(self.sinks.close, timeout_s) and ok
+        for f in (self._log, self.session):
+            if f is not None:
+                _quietly(f.close)
+        self._log = None
+        self.session = None
+        return ok
+
+
+def _quietly(fn, *args) -> bool:
+    try:
+        result = fn(*args)
+        return result is not False
+    except Exception as exc:
+        log.warning("while shutting down %s: %s", getattr(fn, "__qualname__", fn), exc)
+        return False
+
+
+def _plain(features) -> dict:
+    if is_dataclass(features):
+        return asdict(features)
+    return dict(features) if isinstance(features, dict) else {"value": features}

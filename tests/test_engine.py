@@ -1,0 +1,144 @@
+"""The live engine: frames flow from sources to sinks, errors keep the last good frame,
+panic keys work, and shutdown closes everything in order."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ganinstrument.clock import FakeClock
+from ganinstrument.engine import Engine
+from ganinstrument.instrument import Instrument
+from ganinstrument.outputs.base import Sinks, ThreadedSink
+from ganinstrument.sources.osc import OscServer
+
+
+class Collect(ThreadedSink):
+    """A real threaded sink that keeps what it was given (FIFO, waits: nothing dropped)."""
+
+    def __init__(self):
+        super().__init__("collect", queue_size=64, on_full="wait")
+        self.frames = []
+
+    def _start(self):
+        pass
+
+    def _write(self, frame):
+        self.frames.append((frame.index, frame.image.copy()))
+
+
+@pytest.fixture(scope="module")
+def inst():
+    return Instrument("demo", device="cpu")
+
+
+def _engine(inst, **kw):
+    sink = Collect()
+    sink.open(256, 256, 30)
+    clock = FakeClock()
+    engine = Engine(inst, sinks=Sinks([sink]), clock=clock, fps=None, **kw)
+    return engine, sink, clock
+
+
+def test_frames_reach_the_sinks_and_shutdown_closes_them(inst):
+    engine, sink, clock = _engine(inst, max_frames=4)
+    stats = engine.run()
+    assert stats.frames == 4 and stats.errors == 0
+    assert len(sink.frames) == 4
+    assert not sink._thread.is_alive()
+
+
+def test_real_dt_drives_smoothing_and_params_are_logged(inst, tmp_path):
+    log = tmp_path / "params.jsonl"
+    engine, sink, clock = _engine(inst, log_params=log)
+    inst.set("psi", 1.0, immediate=True)
+    engine.frame()
+    inst.set("psi", 0.0)
+    for _ in range(3):
+        clock.advance(0.05)
+        engine.frame()
+    engine.close()
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["frame"] for r in rows] == [0, 1, 2, 3]
+    assert rows[-1]["t"] == pytest.approx(0.15)
+    psi = [r["values"]["psi"] for r in rows]
+    assert psi[0] == 1.0 and psi[1] > psi[2] > psi[3] > 0.0  # 60 ms smoothing, by real dt
+    assert set(rows[0]["values"]) == set(inst.targets())
+
+
+def test_osc_controls_a_target_through_the_engine(inst):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    osc = OscServer(inst.registry, port=0).start()
+    engine, sink, clock = _engine(inst, osc=osc)
+    try:
+        SimpleUDPClient("127.0.0.1", osc.port).send_message("/ganinstrument/z.3", 2.0)
+        deadline = time.monotonic() + 5
+        while inst.state.target("z.3") != 2.0 and time.monotonic() < deadline:
+            engine.frame()
+            time.sleep(0.01)
+        assert inst.state.target("z.3") == 2.0
+        assert engine.stats.last_touched.startswith("z.3")
+    finally:
+        engine.close()
+        inst.set("z.3", 0.0, immediate=True)
+    assert not osc._thread.is_alive()
+
+
+def test_an_exception_keeps_the_last_good_frame_up(inst, monkeypatch):
+    engine, sink, clock = _engine(inst)
+    good = engine.frame()
+    real_step = inst.step
+    calls = {"n": 0}
+
+    def flaky(dt):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_step(dt)
+
+    monkeypatch.setattr(inst, "step", flaky)
+    clock.advance(0.1)
+    shown = engine.frame()
+    assert shown is good and engine.stats.errors == 1
+    assert "out of memory" in engine.stats.last_error
+    clock.advance(0.1)
+    engine.frame()  # and the next frame renders again
+    engine.close()
+    assert [i for i, _ in sink.frames][:2] == [good.index, good.index]
+
+
+def test_panic_freeze_and_blackout(inst):
+    engine, sink, clock = _engine(inst)
+    first = engine.frame()
+    engine.key_action("panic.freeze")
+    inst_target = inst.state.target("psi")
+    clock.advance(0.1)
+    assert engine.frame() is first and engine.frozen
+    engine.key_action("panic.freeze")
+    engine.key_action("panic.blackout")
+    clock.advance(0.1)
+    engine.frame()
+    engine.key_action("quit")
+    clock.advance(0.1)
+    engine.frame()
+    assert engine.stopping
+    engine.close()
+    assert sink.frames[-1][1].max() == 0 and sink.frames[0][1].max() > 0
+    assert inst.state.target("psi") == inst_target
+
+
+def test_run_stops_on_request_from_another_thread(inst):
+    engine, sink, clock = _engine(inst)
+    engine.clock = __import__("ganinstrument.clock", fromlist=["MonotonicClock"]).MonotonicClock()
+    engine.fps = 100
+    stopper = threading.Timer(0.3, engine.request_stop)
+    stopper.start()
+    t0 = time.monotonic()
+    stats = engine.run()
+    assert time.monotonic() - t0 < 10 and stats.frames >= 1
+    assert not sink._thread.is_alive()
