@@ -165,3 +165,64 @@ class JackReceiver:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_FLOOD_PLAYER = r"""
+import sys, time, rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, sys.argv[1])
+out.open_virtual_port("out")
+total, rate = int(sys.argv[2]), float(sys.argv[3])
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.monotonic()
+for i in range(total):
+    out.send_message([0xB0, (i >> 7) & 0x7F, i & 0x7F])  # the index, readable from each message
+    if i % 10 == 9:  # 10 messages at a time: JACK carries ~120 events per 256-frame period
+        delay = t0 + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+time.sleep(0.1)  # let JACK's next cycles carry the last ones before the port goes
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+class FloodPlayer:
+    """A controller in its own process (as a real one is): `total` control changes at `rate`
+    per second, message i as CC (i >> 7) with value (i & 127). start() begins."""
+
+    def __init__(self, client: str, total: int, rate: float):
+        import sys
+
+        self.name = f"{client}:out"
+        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOD_PLAYER, client, str(total), str(rate)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+        self._done = None
+
+    def start(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finished(self) -> bool:
+        """Whether every message was sent (non-blocking)."""
+        import select
+
+        if self._done is None and select.select([self.proc.stdout], [], [], 0)[0]:
+            self._done = self.proc.stdout.readline().strip() == "done"
+            assert self._done, "the flood player failed"
+        return bool(self._done)
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def __enter__(self) -> FloodPlayer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

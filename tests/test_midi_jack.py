@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ganinstrument.sources.midi import MidiInput, MidiOutput
-from jack_helpers import JACK_BACKEND, JackReceiver, JackSender, wait_for
+from jack_helpers import JACK_BACKEND, FloodPlayer, JackReceiver, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -77,18 +77,21 @@ def test_fourteen_bit_pairs_notes_relative_and_garbage(midi_in, sender):
     assert stats.malformed == 0 and stats.dropped == 0
 
 
-def test_flood_is_bounded_and_counted(jack_server, sender):
-    inp = MidiInput("test-controller", backend=JACK_BACKEND, poll_s=0.05, queue_size=100).start()
-    try:
-        assert wait_for(lambda: inp.open_ports)
-        for i in range(1000):
-            sender.cc(i % 120, i % 128)
-        assert wait_for(lambda: inp.stats().received + inp.stats().dropped >= 1000)
-        got = inp.drain()
-        assert len(got) == 100 and inp.stats().dropped == 900
-        assert [e.number for e in got] == list(range(100))  # the oldest are kept, in order
-    finally:
-        inp.close()
+def test_flood_is_bounded_and_counted(jack_server):
+    with FloodPlayer("bounded-ctl", 1000, 10000.0) as player:
+        inp = MidiInput("bounded-ctl", backend=JACK_BACKEND, poll_s=0.05, queue_size=100).start()
+        try:
+            assert wait_for(lambda: inp.open_ports)
+            player.start()
+            assert wait_for(player.finished, 10.0)
+            arrived = lambda: inp.stats().received + inp.stats().dropped  # noqa: E731
+            wait_for(lambda: arrived() == 1000, 1.0)
+            got, stats = inp.drain(), inp.stats()
+        finally:
+            inp.close()
+    assert len(got) == stats.received == 100 and stats.dropped == arrived() - 100 > 0
+    index = [e.number << 7 | int(e.value) for e in got]
+    assert index == sorted(index) and index[0] < 100  # the oldest are kept, in order (JACK's)
 
 
 def test_hot_plug_reopens_and_reports(jack_server):
@@ -138,8 +141,8 @@ def test_output_sends_to_matching_port(jack_server):
         try:
             assert out.open_ports == ("test-leds:in",)
             assert out.send([0xB0, 7, 127]) and out.send([0x90, 1, 1])
-            assert wait_for(lambda: len(leds.received) == 2)
-            assert leds.received == [[0xB0, 7, 127], [0x90, 1, 1]]
+            assert wait_for(lambda: len(leds.received) >= 2), leds.received
+            assert leds.received[:2] == [[0xB0, 7, 127], [0x90, 1, 1]], leds.received
         finally:
             assert out.close()
 
@@ -189,3 +192,33 @@ def test_feedback_resent_after_the_controller_returns(jack_server):
                 assert wait_for(lambda: len(again.received) == 2)
         finally:
             assert out.close()
+
+
+def test_sustained_flood_from_another_process(jack_server):
+    """10,000 messages/s for 1.5 s from another process, drained at ~60 fps: our queue drops
+    nothing and keeps JACK's order. Each CC carries its message index (number = i >> 7,
+    value = i & 127). JACK itself may lose (or repeat) events when its cycle runs late on a
+    loaded machine (a port holds ~120 events per period), so delivery is reported, not
+    demanded; the no-lost-edge property of our side is tested exactly in test_midi.py."""
+    total = 15000
+    with FloodPlayer("flood-ctl", total, 10000.0) as player:
+        inp = MidiInput("flood-ctl", backend=JACK_BACKEND, poll_s=0.05).start()
+        try:
+            assert wait_for(lambda: inp.open_ports)
+            player.start()
+            got: list = []
+            while not player.finished():
+                got.extend(inp.drain())
+                time.sleep(1 / 60)
+            wait_for(lambda: got.extend(inp.drain()) or inp.stats().received == len(got) and not inp.stats().queued)
+            stats = inp.stats()
+        finally:
+            assert inp.close()
+    assert stats.dropped == 0 and stats.malformed == 0 and len(got) == stats.received
+    index = [e.number << 7 | int(e.value) for e in got]
+    # Non-decreasing, not strictly increasing: on a loaded machine the non-realtime dummy server
+    # was seen repeating an event (a late cycle), which is JACK's doing, not ours.
+    bad = [(k, index[k - 2:k + 3]) for k in range(1, len(index)) if index[k - 1] > index[k]]
+    assert not bad, f"out of order at {bad[:5]} ({len(bad)} places)"
+    assert len(got) >= total // 2, f"JACK delivered only {len(got)} of {total}"
+    print(f"JACK delivered {len(got)} of {total} messages")

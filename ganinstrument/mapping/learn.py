@@ -11,7 +11,6 @@ sign-magnitude encodings apart. `learn_loop` asks for targets and writes binding
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,14 +18,9 @@ from ..clock import Clock, MonotonicClock
 from ..errors import GanInstrumentError
 from ..events import ControlEvent
 from ..params import Registry
+from .transforms import ENCODINGS, decode_relative
 
-# Relative encodings by value semantics (notes 4.4; the same names and ticks as transforms.py).
-_TICKS: dict[str, Callable[[int], int]] = {
-    "twos_complement": lambda v: v - 128 if v >= 64 else v,
-    "binary_offset": lambda v: v - 64,
-    "sign_magnitude": lambda v: -(v & 0x3F) if v & 0x40 else v,
-    "sign_magnitude_inv": lambda v: (v & 0x3F) if v & 0x40 else -v,
-}
+# Relative encodings are told apart by value semantics (notes 4.4, transforms.ENCODINGS).
 MAX_TICK = 15  # accelerated encoders send up to about this many ticks per message
 _GROUP = {"control_change": "cc", "note_on": "note", "note_off": "note", "polytouch": "note",
           "pitchwheel": "pitchbend", "aftertouch": "aftertouch", "program_change": "program"}
@@ -135,8 +129,8 @@ def _classify_cc(channel: int, number: int, values: list[int], notes: tuple[str,
 
 def _encodings(values: list[int]) -> list[str]:
     """Encodings under which every value is a small non-zero tick, clockwise (positive) first."""
-    fits = [name for name, tick in _TICKS.items() if all(0 < abs(tick(v)) <= MAX_TICK for v in values)]
-    clockwise_first = [name for name in fits if _TICKS[name](values[0]) > 0]
+    fits = [name for name in ENCODINGS if all(0 < abs(decode_relative(v, name)) <= MAX_TICK for v in values)]
+    clockwise_first = [name for name in fits if decode_relative(values[0], name) > 0]
     return clockwise_first or fits
 
 

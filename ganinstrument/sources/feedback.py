@@ -37,6 +37,9 @@ class FeedbackBinding:
     target: str
     lo: float = 0.0
     hi: float = 1.0
+    curve: str = "linear"  # the binding's curve and invert, undone so the LED shows the control's position
+    curve_k: float | None = None
+    invert: bool = False
 
     def __post_init__(self) -> None:
         kind = _KINDS.get(self.kind)
@@ -58,6 +61,12 @@ class FeedbackBinding:
         """The raw MIDI value showing `value` (clamped into the range)."""
         x = (value - self.lo) / (self.hi - self.lo)
         x = 0.0 if not math.isfinite(x) else min(max(x, 0.0), 1.0)
+        if self.curve != "linear":
+            from ..mapping.transforms import curve_inverse
+
+            x = curve_inverse(x, self.curve, self.curve_k)
+        if self.invert:
+            x = 1.0 - x
         if self.kind == "pitchwheel":
             return round(x * 16383) - 8192
         return round(x * 127)
@@ -68,6 +77,27 @@ class FeedbackBinding:
             v = raw + 8192
             return [status, v & 0x7F, v >> 7]
         return [status, self.number, raw]
+
+
+def from_bindings(bindings, registry) -> list[FeedbackBinding]:
+    """Feedback for the mapping's bindings (schema.Binding) that can show a value: cc, note and
+    pitch bend bound to a target, not relative encoders. Pass the live ones (the router's
+    `active_bindings()`) and call `resend_all()` when the page changes. A binding on any
+    channel shows on channel 1, where controllers listen by default."""
+    out = []
+    for b in bindings:
+        s = b.source
+        if b.target is None or b.mode == "relative" or s.kind not in ("cc", "note", "pitchbend"):
+            continue
+        if s.kind != "pitchbend" and s.number is None:
+            continue
+        spec = registry.targets[b.target]
+        lo, hi = b.range if b.range is not None else (spec.minimum, spec.maximum)
+        if lo == hi:
+            continue
+        out.append(FeedbackBinding(s.kind, s.channel or 0, s.number or 0, b.target, lo, hi,
+                                   b.curve, b.curve_k, b.invert))
+    return out
 
 
 def _event_key(event: ControlEvent) -> tuple[str, int, int] | None:
