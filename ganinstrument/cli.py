@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import asdict
 
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .perform import add_perform_parser
+
+    add_perform_parser(sub)
+
     p = sub.add_parser("info", help="describe a model: kind, dims, layers and their names")
     p.add_argument("model", help="a model file (.pkl, .pt, .safetensors) or 'demo'")
     p.add_argument("--verbose", "-v", action="store_true", help="list every tensor of every group")
@@ -137,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname).1s %(name)s: %(message)s" if args.debug else "%(message)s")
     try:
         return int(args.func(args) or 0)
     except GanInstrumentError as exc:

@@ -1,0 +1,170 @@
+"""`ganinstrument perform`: the instrument at the gig.
+
+Startup, in order: the instrument (model, presets), the mapping, the inputs (MIDI, OSC,
+audio), the outputs, then the engine loop. Every input is optional: a missing controller,
+OSC port or audio device is said once and the show goes on without it (MIDI keeps looking
+for the controller and picks it up when it is plugged in). Shutdown is the reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from .clock import MonotonicClock
+from .engine import Engine
+from .errors import GanInstrumentError
+
+log = logging.getLogger("ganinstrument")
+
+WARMUP_FRAMES = 3  # CPU convolution back ends set themselves up on the first calls per shape
+
+
+def resolve_preset(name: str, presets_dir) -> Path:
+    """A preset path as given, or a name / slot number in the presets folder."""
+    from .presets import PresetBank
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    bank = PresetBank(presets_dir)
+    if name.isdigit() and bank.slot_path(int(name)) is not None:
+        return bank.slot_path(int(name))
+    for candidate in bank.files():
+        if candidate.stem == name or candidate.name == name or candidate.stem.split(" ", 1)[-1] == name:
+            return candidate
+    return path  # load_preset_file says it does not exist
+
+
+def _open_midi(args, controls, clock):
+    if args.midi_port == "none":
+        return None
+    from .sources.midi import MidiInput
+
+    pattern = args.midi_port or controls.mapping.device.input or None
+
+    def changed(port: str, what: str) -> None:
+        log.info("MIDI %s: %s", what, port)
+        if what in ("opened", "reopened"):
+            controls.router.rearm(forget_position=True)
+
+    try:
+        midi = MidiInput(pattern, clock=clock, on_change=changed).start()
+    except (GanInstrumentError, OSError, ImportError) as exc:
+        log.warning("MIDI input unavailable (%s); playing without a controller", exc)
+        return None
+    if not midi.open_ports:
+        log.warning("no MIDI input matching %r yet; plug it in, it is picked up when it appears",
+                    pattern or "any port")
+    return midi
+
+
+def _open_osc(args, inst, clock):
+    if args.osc_port in (None, "off", "none"):
+        return None
+    from .sources.osc import OscServer
+
+    try:
+        osc = OscServer(inst.registry, port=int(args.osc_port), clock=clock).start()
+    except (GanInstrumentError, OSError, ValueError) as exc:
+        log.warning("OSC input unavailable (%s); playing without OSC", exc)
+        return None
+    return osc
+
+
+def _open_audio(args, clock):
+    if args.audio_device == "none":
+        return None
+    from .sources.audio import AudioInput
+
+    device = args.audio_device
+    if device is not None and device.isdigit():
+        device = int(device)
+    try:
+        audio = AudioInput(device, clock=clock)
+        if not audio.start():
+            return None  # AudioInput has said why
+    except (GanInstrumentError, OSError, ImportError, ValueError) as exc:
+        log.warning("audio input unavailable (%s); playing without audio features "
+                    "(ganinstrument devices lists the inputs)", exc)
+        return None
+    status = audio.status()
+    log.info("audio: %s at %d Hz", status.device, status.sample_rate)
+    return audio
+
+
+def run_perform(args) -> int:
+    from .instrument import Instrument
+    from .outputs.spec import default_output_spec, open_sinks
+    from .sources.replay import SessionWriter
+    from .wiring import connect_mapping
+
+    clock = MonotonicClock()
+    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    log.info("model %s on %s", args.model, inst.device)
+    if args.preset:
+        inst.load_preset(resolve_preset(args.preset, args.presets_dir))
+    controls = connect_mapping(inst, args.mapping, clock)
+    for warning in controls.warnings:
+        log.warning("%s", warning)
+    for _ in range(WARMUP_FRAMES):
+        inst._dirty = True
+        first = inst.step(0.0)
+    width, height = first.size
+
+    engine_box: list[Engine] = []
+    spec = args.output or default_output_spec()
+    sinks = open_sinks(spec, width, height, args.fps or 60.0, required=args.output is not None,
+                       on_action=lambda action: engine_box[0].key_action(action) if engine_box else None)
+    midi = osc = audio = session = None
+    try:
+        midi = _open_midi(args, controls, clock)
+        osc = _open_osc(args, inst, clock)
+        audio = _open_audio(args, clock) if controls.modulation is not None else None
+        if args.record_session:
+            session = SessionWriter(args.record_session, model=str(args.model), model_b=args.model_b,
+                                    mapping=str(args.mapping), preset=args.preset, fps=args.fps)
+    except BaseException:
+        for part in (midi, osc):
+            if part is not None:
+                part.close()
+        sinks.close()
+        raise
+    engine = Engine(inst, router=controls.router, midi=midi, osc=osc, audio=audio, sinks=sinks, clock=clock,
+                    fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,
+                    session=session)
+    engine_box.append(engine)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: engine.request_stop())
+    log.info("playing: outputs %s; Ctrl-C to stop", ", ".join(s.name for s in sinks) or "none")
+    stats = engine.run()
+    dropped = {s.name: s.dropped for s in sinks.stats()}
+    log.info("stopped after %d frames (%d rendered, %d errors); dropped per output: %s",
+             stats.frames, stats.rendered, stats.errors, dropped)
+    return 0 if stats.errors == 0 else 1
+
+
+def add_perform_parser(sub) -> None:
+    p = sub.add_parser("perform", help="play live: controller, audio and outputs")
+    p.add_argument("--model", default="demo", help="model file or 'demo' (default)")
+    p.add_argument("--model-b", default=None, help="a second model of the same architecture, for blend.* targets")
+    p.add_argument("--mapping", default="generic", help="mapping file or shipped name (default: generic)")
+    p.add_argument("--preset", default=None, help="preset file, name or slot number to start from")
+    p.add_argument("--presets-dir", default="presets", help="folder for preset.next/prev/recall/save")
+    p.add_argument("--midi-port", default=None,
+                   help="MIDI input port name (substring or /regex/); default: the mapping's device; 'none'")
+    p.add_argument("--audio-device", default=None,
+                   help="audio input name (substring) or index; default: the system input; 'none'")
+    p.add_argument("--osc-port", default="9000", help="UDP port for OSC input (default 9000; 'off')")
+    p.add_argument("--output", default=None,
+                   help="comma-separated: spout[:NAME], preview[:fullscreen][:monitor=N], record:FILE.mp4, "
+                        "null (default: preview and Spout where available)")
+    p.add_argument("--fps", type=float, default=60.0, help="frame rate to pace at (0: as fast as possible)")
+    p.add_argument("--device", default=None, help="torch device: cuda, cuda:1, mps, cpu (default: automatic)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames (headless runs, tests)")
+    p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame")
+    p.add_argument("--record-session", default=None, metavar="FILE.jsonl",
+                   help="log every control and audio-feature event, for `render --session`")
+    p.set_defaults(func=run_perform)
