@@ -97,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from .perform import add_perform_parser
+    from .render import add_render_parser
 
     add_perform_parser(sub)
+    add_render_parser(sub)
 
     p = sub.add_parser("info", help="describe a model: kind, dims, layers and their names")
     p.add_argument("model", help="a model file (.pkl, .pt, .safetensors) or 'demo'")

@@ -163,8 +163,10 @@ class Engine:
                     self.stats.last_touched = f"{update.target} {update.value:.3g}"
         if self.audio is not None and self.inst.modulation is not None:
             features, onsets = self.audio.latest(), self.audio.drain_onsets()
-            if self.session is not None and features is not None:
-                self.session.features(t, _plain(features))
+            if self.session is not None and (features is not None or onsets):
+                row = _plain(features) if features is not None else {}
+                row["onsets"] = [_plain(o) for o in onsets]
+                self.session.features(t, row)
             if not self.frozen:
                 self.inst.modulation.feed(features, onsets)
 

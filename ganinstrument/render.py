@@ -1,0 +1,207 @@
+"""`ganinstrument render`: an audio-reactive video from a music file, offline and deterministic.
+
+The same instrument, mapping and feature extractor as `perform`, driven by a clock that
+advances exactly 1/fps per frame: the audio is analysed block by block up to each frame's
+time, MIDI-file automation and recorded-session events are routed through the mapping at
+their times, and every frame is written (nothing is dropped offline). The audio is muxed
+into the video. Two runs with the same inputs give identical frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from .clock import FakeClock
+from .errors import GanInstrumentError
+from .frame import Frame
+
+log = logging.getLogger("ganinstrument")
+
+
+class RenderError(GanInstrumentError, ValueError):
+    """Bad render arguments or inputs: names what is wrong."""
+
+
+def read_audio(path) -> tuple[np.ndarray, int]:
+    """Any file libsndfile reads -> float32 [frames, channels] and its sample rate; rates
+    outside 22050..96000 Hz are resampled to 48000 (the feature extractor's range)."""
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, sf.LibsndfileError if hasattr(sf, "LibsndfileError") else RuntimeError) as exc:
+        raise RenderError(f"{path}: cannot read this audio file ({exc})") from None
+    if not 22050 <= rate <= 96000:
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(48000, int(rate))
+        data = resample_poly(data, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
+        rate = 48000
+    return data, int(rate)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise RenderError(f"--size must look like 1920x1080, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise RenderError(f"--size {text}: width and height must be 16..8192")
+    return w, h
+
+
+def resize_frame(frame: Frame, size: tuple[int, int] | None) -> Frame:
+    """Scale to (width, height) on the device (bilinear, antialiased when shrinking)."""
+    if size is None or frame.size == size:
+        return frame
+    w, h = size
+    x = frame.pixels.permute(2, 0, 1)[None].float()  # [1, 3, H, W]
+    shrink = w < frame.size[0] or h < frame.size[1]
+    y = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
+    pixels = y[0].round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()  # [H, W, 3]
+    return Frame(pixels, frame.timestamp, frame.index)
+
+
+class _Progress:
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.start = time.monotonic()
+        self._last = 0.0
+        self.live = stream.isatty() if hasattr(stream, "isatty") else False
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if done < self.total and now - self._last < 0.5:
+            return
+        self._last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        bar = "#" * int(30 * done / max(self.total, 1))
+        text = (f"[{bar:<30}] {done}/{self.total} frames {100 * done / max(self.total, 1):5.1f}% "
+                f"elapsed {elapsed:5.0f}s ETA {eta:5.0f}s" if done else f"[{' ' * 30}] 0/{self.total} frames")
+        self.stream.write(("\r" if self.live else "") + text + ("" if self.live and done < self.total else "\n"))
+        self.stream.flush()
+
+
+def _session_inputs(path):
+    from .sources.replay import read_session
+
+    header, items = read_session(path)
+    controls = [i for i in items if i.event is not None or i.update is not None]
+    features = [i for i in items if i.features is not None]
+    return header, controls, features
+
+
+def run_render(args) -> int:
+    from .instrument import Instrument
+    from .outputs.spec import open_sinks
+    from .perform import resolve_preset
+    from .sources.audio import BlockSource
+    from .sources.replay import Timeline, midi_file_events
+    from .wiring import connect_mapping
+
+    if args.fps <= 0 or not math.isfinite(args.fps):
+        raise RenderError(f"--fps must be a positive number, got {args.fps}")
+    size = parse_size(args.size)
+    samples, rate = read_audio(args.audio)
+    duration_s = samples.shape[0] / rate
+    frames_total = int(math.floor(duration_s * args.fps + 1e-9))
+    if frames_total < 1:
+        raise RenderError(f"{args.audio}: {duration_s:.3f} s of audio is shorter than one frame")
+
+    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    if args.preset:
+        inst.load_preset(resolve_preset(args.preset, args.presets_dir))
+    clock = FakeClock()
+    controls = connect_mapping(inst, args.mapping, clock)
+    for warning in controls.warnings:
+        log.warning("%s", warning)
+    timed = []
+    if args.midi:
+        timed += midi_file_events(args.midi)
+    session_features = None
+    if args.session:
+        _, session_controls, session_features = _session_inputs(args.session)
+        timed += session_controls
+    controls_timeline = Timeline(timed)
+    feature_timeline = Timeline(session_features) if session_features else None
+    audio = BlockSource(samples, rate) if feature_timeline is None else None
+
+    out = os.fspath(args.out)
+    spec = f"frames:{out}" if out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir() else f"record:{out}"
+    width, height = size or (inst.G.img_resolution, inst.G.img_resolution)
+    sinks = open_sinks(spec, width, height, args.fps, required=True, offline=True,
+                       **({"audio": os.fspath(args.audio)} if spec.startswith("record:") else {}))
+    progress = _Progress(frames_total)
+    try:
+        for k in range(frames_total):
+            t = k / args.fps
+            clock.set(t)
+            items = controls_timeline.until(t)
+            events = [i.event for i in items if i.event is not None]
+            if events:
+                for update in controls.router.route(events):
+                    inst.apply(update)
+            for item in items:
+                if item.update is not None:
+                    inst.apply(item.update)
+            if inst.modulation is not None:
+                if audio is not None:
+                    audio.advance_to(t)
+                    inst.modulation.pull(audio)
+                else:
+                    _feed_session_features(inst.modulation, feature_timeline.until(t))
+            frame = inst.step(0.0 if k == 0 else 1.0 / args.fps)
+            frame = resize_frame(Frame(frame.pixels, t, frame.index), size)
+            sinks.submit(frame)
+            progress.update(k + 1)
+    finally:
+        closed = sinks.close(timeout_s=120.0)
+    problems = [f"{s.name}: {s.last_error}" for s in sinks.stats() if s.errors]
+    if problems or not closed:
+        raise RenderError("writing the output failed: " + "; ".join(problems or ["the writer did not finish"]))
+    log.info("wrote %s: %d frames at %g fps, %dx%d, %.2f s", out, frames_total, args.fps, width, height,
+             frames_total / args.fps)
+    return 0
+
+
+def _feed_session_features(modulation, items) -> None:
+    """Recorded features (as the live engine logged them) back into the modulation."""
+    for item in items:
+        row = dict(item.features)
+        onsets = [SimpleNamespace(**o) for o in row.pop("onsets", []) if isinstance(o, dict)]
+        features = SimpleNamespace(**row) if row else None
+        if features is not None and isinstance(getattr(features, "bands", None), list):
+            features.bands = tuple(features.bands)
+        modulation.feed(features, onsets)
+
+
+def add_render_parser(sub) -> None:
+    p = sub.add_parser("render", help="render an audio-reactive video from a music file (offline)")
+    p.add_argument("--model", default="demo", help="model file or 'demo' (default)")
+    p.add_argument("--model-b", default=None, help="a second model, for blend.* targets")
+    p.add_argument("--mapping", default="generic", help="mapping file or shipped name: its audio routes "
+                   "and the bindings MIDI files and sessions go through (default: generic)")
+    p.add_argument("--audio", required=True, help="the music (any format libsndfile reads: wav, flac, ogg, mp3)")
+    p.add_argument("--midi", default=None, help="a MIDI file of controller automation, played through the mapping")
+    p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`")
+    p.add_argument("--preset", default=None, help="preset file, name or slot to start from")
+    p.add_argument("--presets-dir", default="presets")
+    p.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for PNG frames")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")
+    p.add_argument("--device", default=None, help="torch device (default: automatic)")
+    p.set_defaults(func=run_render)
