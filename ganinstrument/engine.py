@@ -32,7 +32,7 @@ from .frame import Frame
 
 log = logging.getLogger(__name__)
 
-ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "quit")
+ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "quit", "midi.reconnected")
 
 
 @dataclass
@@ -52,7 +52,8 @@ class Engine:
     """Drives one Instrument from its sources into its sinks.
 
     Every part is optional: `router` (mapping.Router) for MIDI/OSC control events, `midi` and
-    `osc` (anything with `drain()`), `audio` (anything with `latest()` and `drain_onsets()`,
+    `osc` (anything with `drain()`), `feedback` (sources.feedback.MidiFeedback: LEDs and motor
+    faders follow the values), `audio` (anything with `latest()` and `drain_onsets()`,
     live or replayed), `sinks` (outputs.Sinks), `session` (a replay.SessionWriter that logs
     every control and feature event), `log_params` (a path: every target value per frame as
     JSON lines). `fps`: the frame rate to pace at (None: as fast as the generator goes).
@@ -132,6 +133,11 @@ class Engine:
             self.stats.fps = 0.9 * self.stats.fps + 0.1 / dt if self.stats.fps else 1.0 / dt
         if frame is not None and self.sinks is not None:
             self.sinks.submit(self._black_like(frame) if self.blackout else frame)
+        if self.feedback is not None:
+            try:
+                self.feedback.update()  # LEDs and motor faders follow the values, throttled
+            except Exception as exc:
+                log.debug("MIDI feedback failed: %s", exc)
         self._log_values(t)
         self._update_hud()
         return frame
@@ -151,6 +157,8 @@ class Engine:
                 self.session.event(t, ev)
             for up in direct:
                 self.session.update(t, up)
+        if self.feedback is not None and events:
+            self.feedback.observe(events)  # echo suppression: don't fight a control being moved
         updates = list(direct)
         if self.router is not None and events:
             updates.extend(self.router.route(events))
@@ -195,6 +203,11 @@ class Engine:
             self.blackout = not self.blackout
         elif action == "quit":
             self.request_stop()
+        elif action == "midi.reconnected":  # a controller came back: its faders are anywhere
+            if self.router is not None:
+                self.router.rearm(forget_position=True)
+            if self.feedback is not None:
+                self.feedback.resend_all()
         elif action in self.inst.actions():
             self.inst.apply(ParamUpdate(action, action=True, source="key"))
 
@@ -253,7 +266,7 @@ class Engine:
     def close(self, timeout_s: float = 2.0) -> bool:
         """Startup in reverse: inputs first (so nothing new arrives), then outputs, then logs."""
         ok = True
-        for part in (self.midi, self.osc):
+        for part in (self.midi, self.osc, getattr(self.feedback, "output", None)):
             if part is not None and hasattr(part, "close"):
                 ok = _quietly(part.close, timeout_s) and ok
         if self.audio is not None and hasattr(self.audio, "stop"):

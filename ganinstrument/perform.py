@@ -38,17 +38,19 @@ def resolve_preset(name: str, presets_dir) -> Path:
     return path  # load_preset_file says it does not exist
 
 
-def _open_midi(args, controls, clock):
+def _open_midi(args, controls, clock, engine_box):
     if args.midi_port == "none":
         return None
     from .sources.midi import MidiInput
 
     pattern = args.midi_port or controls.mapping.device.input or None
 
-    def changed(port: str, what: str) -> None:
-        log.info("MIDI %s: %s", what, port)
-        if what in ("opened", "reopened"):
-            controls.router.rearm(forget_position=True)
+    def changed(change: str, port: str) -> None:
+        # The hot-plug poller's thread: say it, and let the engine thread re-arm takeover and
+        # re-send the LEDs on its next frame.
+        log.info("MIDI input %s: %s", change, port)
+        if change in ("opened", "reopened") and engine_box:
+            engine_box[0].key_action("midi.reconnected")
 
     try:
         midi = MidiInput(pattern, clock=clock, on_change=changed).start()
@@ -59,6 +61,31 @@ def _open_midi(args, controls, clock):
         log.warning("no MIDI input matching %r yet; plug it in, it is picked up when it appears",
                     pattern or "any port")
     return midi
+
+
+def _open_feedback(args, inst, controls, clock):
+    """LEDs / motor faders: only when the mapping names an output port (never a synth)."""
+    pattern = controls.mapping.device.output
+    if args.midi_port == "none" or not pattern:
+        return None
+    from .sources.feedback import MidiFeedback, from_bindings
+    from .sources.midi import MidiOutput
+
+    try:
+        output = MidiOutput(pattern).start()
+    except (GanInstrumentError, OSError, ImportError) as exc:
+        log.warning("MIDI output for LEDs unavailable (%s)", exc)
+        return None
+    feedback = MidiFeedback(output, from_bindings(controls.router.active_bindings(), inst.registry),
+                            inst.state.targets, clock=clock)
+
+    def page_changed(bank: str, page: str) -> None:
+        feedback.bindings = tuple(from_bindings(controls.router.active_bindings(), inst.registry))
+        feedback.resend_all()
+
+    controls.router.on_page.append(page_changed)
+    inst.on_recall.append(feedback.resend_all)
+    return feedback
 
 
 def _open_osc(args, inst, clock):
@@ -118,21 +145,23 @@ def run_perform(args) -> int:
     spec = args.output or default_output_spec()
     sinks = open_sinks(spec, width, height, args.fps or 60.0, required=args.output is not None,
                        on_action=lambda action: engine_box[0].key_action(action) if engine_box else None)
-    midi = osc = audio = session = None
+    midi = osc = audio = session = feedback = None
     try:
-        midi = _open_midi(args, controls, clock)
+        midi = _open_midi(args, controls, clock, engine_box)
+        feedback = _open_feedback(args, inst, controls, clock)
         osc = _open_osc(args, inst, clock)
         audio = _open_audio(args, clock) if controls.modulation is not None else None
         if args.record_session:
             session = SessionWriter(args.record_session, model=str(args.model), model_b=args.model_b,
                                     mapping=str(args.mapping), preset=args.preset, fps=args.fps)
     except BaseException:
-        for part in (midi, osc):
+        for part in (midi, osc, getattr(feedback, "output", None)):
             if part is not None:
                 part.close()
         sinks.close()
         raise
     engine = Engine(inst, router=controls.router, midi=midi, osc=osc, audio=audio, sinks=sinks, clock=clock,
+                    feedback=feedback,
                     fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,
                     session=session)
     engine_box.append(engine)
