@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,54 +77,83 @@ def capture_ports(server) -> list[str]:
     return [p for p in server.run("jack_lsp").stdout.split("\n") if re.match(r"PortAudio[^:]*:in_\d+$", p)]
 
 
-def test_clicks_played_into_jack_are_found_on_time(jack_server, sounddevice_on_jack, tmp_path):
-    wav = tmp_path / "clicks.wav"
-    write_wav(wav, click_track(), RATE)
-    player = subprocess.Popen([sys.executable, str(HERE / "jack_audio.py"), str(wav), "--name", "gi-player"],
+def play_clicks(server, inp, wav, name):
+    """Play the click file once into the capture port; (onsets, the player's report, capture
+    overflow flags raised while it played)."""
+    marks = ",".join(str(int(round(t * RATE))) for t in CLICKS_S)
+    player = subprocess.Popen([sys.executable, str(HERE / "jack_audio.py"), str(wav), "--name", name,
+                               "--marks", marks],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    inp = AudioInput("JACK Audio Connection Kit", channels=[0], block_size=256, backend=sounddevice_on_jack)
     try:
         assert player.stdout.readline().strip() == "ready", player.stderr.read()
-        assert inp.start(), inp.status().message
-        assert inp.sample_rate == RATE
-        ports = wait_for(lambda: capture_ports(jack_server), 5.0)
-        assert ports, jack_server.run("jack_lsp").stdout
-        capture = ports[0]
+        capture = capture_ports(server)[0]
         # PortAudio patches itself to system:capture_1; take the player's signal instead.
-        jack_server.run("jack_disconnect", "system:capture_1", capture)
-        assert jack_server.run("jack_connect", "gi-player:out", capture).returncode == 0
-        assert wait_for(lambda: inp.status().blocks > 20, 5.0)  # audio is flowing
+        server.run("jack_disconnect", "system:capture_1", capture)
+        assert server.run("jack_connect", f"{name}:out", capture).returncode == 0
+        blocks = inp.status().blocks
+        assert wait_for(lambda: inp.status().blocks > blocks + 10, 5.0)  # audio is flowing
         inp.drain_onsets()  # nothing but silence so far
-
+        overflows = inp.status().overflows
         player.stdin.write("go\n")
         player.stdin.flush()
         out, err = player.communicate(timeout=20)
         played = json.loads(out.strip().splitlines()[-1])
         assert "start_perf" in played, (out, err)
+        # wait for the last period to reach the capture and the worker to empty the ring
         end = played["start_perf"] + played["frames"] / RATE
-        assert wait_for(lambda: inp.status().blocks * 256 / RATE > 0 and
-                        inp._capture.last_callback_s > end + 0.1, 5.0)
+        assert wait_for(lambda: inp._capture.last_callback_s > end + 0.1, 5.0)
         wait_for(lambda: inp._worker.ring.available() < 256, 2.0)
         onsets = [e for e in inp.drain_onsets() if e.kind == "onset"]
-        st = inp.status()
+        return onsets, played, inp.status().overflows - overflows
     finally:
-        ok = inp.stop(timeout=3.0)
         if player.poll() is None:
             player.kill()
             player.wait(5)
-    assert ok
+
+
+def test_clicks_played_into_jack_are_found_on_time(jack_server, sounddevice_on_jack, tmp_path):
+    wav = tmp_path / "clicks.wav"
+    write_wav(wav, click_track(), RATE)
+    inp = AudioInput("JACK Audio Connection Kit", channels=[0], block_size=256, backend=sounddevice_on_jack)
+    runs = []
+    try:
+        assert inp.start(), inp.status().message
+        assert inp.sample_rate == RATE
+        assert wait_for(lambda: capture_ports(jack_server), 5.0), jack_server.run("jack_lsp").stdout
+        # Without real-time scheduling the dummy server has xruns when the machine is busy, and a
+        # capture that misses a cycle loses a period. So: up to two tries for one run in which
+        # the capture lost nothing, as notes/audio-features.md section 7 advises.
+        for attempt in range(2):
+            onsets, played, overflows = play_clicks(jack_server, inp, wav, f"gi-player-{attempt}")
+            runs.append((onsets, played, overflows))
+            if overflows == 0:
+                break
+        st = inp.status()
+    finally:
+        assert inp.stop(timeout=3.0)
+    onsets, played, overflows = runs[-1]
     detail = (f"onsets at {[round(e.time_s - played['start_perf'], 3) for e in onsets]} s after the "
-              f"player started; clicks at {CLICKS_S}; status {st}; player xruns {played['xruns']}")
+              f"player started; clicks at {CLICKS_S}; status {st}; player {played}; "
+              f"capture overflows while playing {overflows}")
+    assert st.state == "running" and st.extractor_errors == 0 and st.dropped_frames == 0, detail
+    # Every click found once, in order, even on a busy machine.
     assert len(onsets) == len(CLICKS_S), detail
-    # Wall clock (perf_counter in both processes): each onset follows its click by the detection
-    # delay (a hop or two for a click); generous bounds because the dummy server runs without
-    # real-time scheduling here and a late period shifts a stamp.
-    delays = [e.time_s - (played["start_perf"] + t) for e, t in zip(onsets, CLICKS_S)]
-    assert all(-0.015 <= d <= 0.06 for d in delays), detail
-    # Sample positions: the gaps between onsets equal the gaps between clicks, to a frame or so
-    # of the analysis hop (needs no clock at all; a dropped block would show here).
+    # Sample positions: the gaps between onsets equal the gaps between the clicks as they went
+    # out of the player (JACK frame times), to a frame or so of the analysis hop. No clock is
+    # involved; a block the capture lost or repeated would show here.
     frames = np.array([e.frame for e in onsets], float)
-    gaps_found = np.diff(frames) / RATE
-    gaps_true = np.diff(CLICKS_S)
-    assert np.abs(gaps_found - gaps_true).max() <= 0.012, detail
-    assert st.state == "running" and st.extractor_errors == 0
+    sent = np.array(played["mark_frames"], float)
+    assert len(sent) == len(CLICKS_S), detail
+    gaps_error = np.abs(np.diff(frames) - np.diff(sent)) / RATE
+    if overflows:  # the capture itself missed cycles: a period lost each
+        warnings.warn(f"JACK xruns cost the capture cycles in both tries; checked loosely: {detail}",
+                      stacklevel=1)
+        assert gaps_error.max() <= 0.012 + overflows * 256 / RATE, (gaps_error, detail)
+        return
+    assert gaps_error.max() <= 0.012, (gaps_error, detail)
+    # Wall clock (perf_counter in both processes): each onset follows its click by the detection
+    # delay (a hop or two for a click), as long as the server kept real time and no cycle was
+    # missed (an xrun shifts the player's later clicks against the wall by whole periods).
+    if played["xruns_playing"] == 0 and played["speed"] is not None and abs(played["speed"] - 1.0) < 0.01:
+        delays = [e.time_s - (played["start_perf"] + t) for e, t in zip(onsets, CLICKS_S)]
+        assert all(-0.015 <= d <= 0.06 for d in delays), (delays, detail)

@@ -175,6 +175,7 @@ class _Capture:
         self.clock = clock
         self.stamp_frames = np.zeros(_STAMPS, np.int64)  # ring frames written after callback k
         self.stamp_times = np.zeros(_STAMPS, np.float64)  # clock time of callback k
+        self.stamp_drops = np.zeros(_STAMPS, np.int64)  # ring frames dropped before callback k
         self.stamps = 0
         self.callbacks = 0
         self.status_overflows = 0  # PortAudio's input_overflow flags
@@ -191,6 +192,7 @@ class _Capture:
             k = self.stamps & (_STAMPS - 1)
             self.stamp_frames[k] = self.ring._written
             self.stamp_times[k] = now
+            self.stamp_drops[k] = self.ring.dropped_frames
             self.stamps += 1
             self.callbacks += 1
             self.last_callback_s = now
@@ -198,12 +200,24 @@ class _Capture:
             self.failed = True
 
     def time_of(self, frame: int, sample_rate: int) -> float:
-        """Clock time of ring frame `frame` from the newest stamp (a slot the callback is not writing)."""
+        """Clock time of ring frame `frame`, taking the last frame of each callback as arriving
+        when the callback ran.
+
+        Callbacks run late (scheduling, xruns), never early, so each stamp gives a latest
+        possible time origin (t_k - frames_k / rate) and the earliest over the recent stamps is
+        the best one: jitter-free to the callback that ran on time. Only stamps since the last
+        dropped block count (a drop shifts ring frames against real time). Called by the worker
+        when an onset fires; the slot the callback may be writing is skipped.
+        """
         count = self.stamps
         if count == 0:
             return self.clock.now()
-        k = (count - 1) & (_STAMPS - 1)
-        return float(self.stamp_times[k]) - (int(self.stamp_frames[k]) - frame) / sample_rate
+        n = min(count - 1, _STAMPS - 2)
+        newest = (count - 1) & (_STAMPS - 1)
+        idx = (np.arange(count - 1 - n, count) & (_STAMPS - 1))
+        same = self.stamp_drops[idx] == self.stamp_drops[newest]
+        origin = np.min(self.stamp_times[idx][same] - self.stamp_frames[idx][same] / sample_rate)
+        return float(origin) + frame / sample_rate
 
 
 # -- the features worker ---------------------------------------------------------------------
@@ -559,6 +573,7 @@ class AudioInput:
                 self.set_sensitivity(self._sensitivity)
         capture = self._capture
         capture.failed = False
+        capture.stamps = 0  # a reopened stream starts a new time line (the callback is not running)
         capture.last_callback_s = self.clock.now()
         stream = self._backend.InputStream(
             device=info["index"], channels=n_open, samplerate=rate, blocksize=self.block_size,
