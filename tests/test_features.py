@@ -183,3 +183,12 @@ def test_filterbank_and_window_shapes():
     np.testing.assert_allclose(sym, sym[::-1], atol=1e-12)
     with pytest.raises(ValueError, match="fall"):
         fast_attack_window(8, fall=8)
+
+
+def test_onset_strength_is_continuous_in_0_1():
+    out = run(clicks([0.2, 0.6], 1.0) + sine(440.0, 1.0, amp=0.1))
+    s = np.array([f.onset_strength for f in out])
+    assert s.min() >= 0.0 and s.max() < 1.0
+    fired = [i for i, f in enumerate(out) if f.onset]
+    assert len(fired) == 3 and all(s[i] > 0.5 for i in fired)          # the tone, 2 clicks
+    assert np.median(s) < 0.05                                          # a steady tone: ~0

@@ -31,6 +31,7 @@ from ganinstrument.sources.onset import OnsetPicker, fast_attack_window, log_fil
 from ganinstrument.sources.pitch import CausalYin
 
 SILENCE_DB = -120.0
+STRENGTH_HALF = 10.0     # flux that maps to onset_strength 0.5
 _EPS = 1e-12
 
 
@@ -40,8 +41,9 @@ class Features:
 
     `time_s`: end of this block, seconds since the first sample. `onset`: an onset fired in
     this block (at `onset_time_s`, the end of the analysis frame that fired, <= `time_s`).
-    `onset_strength`: the spectral-flux onset function (>= 0, the largest value of the frames
-    in this block; roughly 0..20, silence 0). `onset_low` / `onset_high`: onsets of the low
+    `onset_strength`: the spectral-flux onset function mapped to 0..1 as
+    flux / (flux + 10) (the largest value of the frames in this block): 0 in silence and
+    steady sounds, about 0.1 for the softest attacks that fire, 0.7..0.9 for drum hits. `onset_low` / `onset_high`: onsets of the low
     (kick, bass) and high (hats, cymbals) bands alone. `pitch_hz`: f0 in Hz, None when
     unvoiced; `pitch_note` the MIDI note number as a float (69.0 = A4 = 440 Hz);
     `pitch_class` 0..11 (0 = C) of the nearest note; `pitch_confidence` 0..1 (1 - YIN's
@@ -193,7 +195,6 @@ class FeatureExtractor:
         self._rms_db = SILENCE_DB
         self._pitch: tuple[float | None, float] = (None, 0.0)
         self._strength = 0.0
-        self._onset_time: float | None = None
 
     # -- processing -------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ class FeatureExtractor:
         odf = float(diff.sum())
         odf_low = float(diff[self._low_bands].sum())
         odf_high = float(diff[self._high_bands].sum())
-        self._strength = odf
+        self._strength = odf / (odf + STRENGTH_HALF)
         p_all, p_low, p_high = self._pickers
         fired = p_all.step(odf, gate_open=gate)
         # each band's own level gates it: a loud kick's spectral leakage is no hat
