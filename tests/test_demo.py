@@ -15,11 +15,17 @@ def _z(n, seed=1):
 def test_demo_is_deterministic_and_leaves_the_global_rng_alone():
     torch.manual_seed(5)
     before = torch.random.get_rng_state()
-    a, b = build_demo(), build_demo()
+    from ganinstrument.models import demo
+
+    a = build_demo()
+    demo._STATE = None  # tune again from scratch, not from the per-process copy
+    b = build_demo()
+    c = build_demo()  # and the cached copy is the same network
     assert torch.equal(torch.random.get_rng_state(), before)
-    sa, sb = a.state_dict(), b.state_dict()
-    assert list(sa) == list(sb)
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert list(sa) == list(sb) == list(sc)
+    assert all(torch.equal(sa[k], sb[k]) and torch.equal(sa[k], sc[k]) for k in sa)
+    assert sa["synthesis.b4.conv1.weight"].data_ptr() != sc["synthesis.b4.conv1.weight"].data_ptr()
 
 
 def test_demo_through_load_generator_renders_in_range():

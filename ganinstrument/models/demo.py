@@ -58,14 +58,26 @@ def _tune(G) -> None:
     last.bias.sub_(img.mean(dim=(0, 2, 3)) * scale)
 
 
+_STATE: dict[str, torch.Tensor] | None = None  # the tuned weights, computed once per process
+
+
 def build_demo():
-    """The demo generator (StyleGAN2, 256x256, 64-d latents), in eval mode on the CPU."""
+    """The demo generator (StyleGAN2, 256x256, 64-d latents), in eval mode on the CPU.
+
+    Every call returns a new network (callers edit weights in place); the tuned weights are
+    computed on the first call and copied after that.
+    """
+    global _STATE
     from .registry import build_generator
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(DEMO_SEED)
         G = build_generator("sg2", **DEMO_KWARGS)
     with torch.no_grad():
-        _tune(G)
+        if _STATE is None:
+            _tune(G)
+            _STATE = {k: v.clone() for k, v in G.state_dict().items()}
+        else:
+            G.load_state_dict(_STATE)
     G.load_notes = ["built-in demo network: untrained, deterministic (seed %d)" % DEMO_SEED]
     return G
