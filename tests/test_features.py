@@ -131,6 +131,7 @@ def test_refractory_period():
 
 
 def test_kick_and_hat_band_onsets():
+    """A 55 Hz thump fires the low band, a tilted noise burst the high band."""
     t = np.arange(int(0.1 * SR)) / SR
     fade_in = np.minimum(1.0, t / 0.003)                                # no click: a pure thump
     kick = (0.8 * np.sin(2 * np.pi * 55 * t) * np.exp(-t / 0.04) * fade_in).astype(np.float32)

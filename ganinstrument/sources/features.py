@@ -10,11 +10,11 @@ cut into blocks: 17-sample blocks and 256-sample blocks give the same frames.
 Per analysis frame (hop 256 at 48 kHz: every 5.3 ms):
 - onsets: a 2048-sample spectrum (window scaled with the sample rate; asymmetric, weighted
   toward the newest samples) -> log-frequency filterbank (12 bands per octave) -> log
-  compression -> SuperFlux flux (positive difference to a frequency max-filtered past frame)
-  -> `OnsetPicker` (median threshold, past-maximum test, 50 ms refractory, -60 dBFS gate);
-  the same on the low (< 200 Hz) and high (> 5 kHz) bands alone gives `onset_low` and
-  `onset_high` (kick / hats).
-- pitch: `CausalYin` over the newest 1024 samples, periods down to 38 Hz.
+  compression -> SuperFlux-style flux (positive difference to the past 27 ms' maximum,
+  max-filtered over +-1 band) -> `OnsetPicker` (median threshold, past-maximum test, 50 ms
+  refractory, -60 dBFS gate). The same on the low (< 200 Hz), mid and high (> 5 kHz) bands
+  alone gives `onset_low`, `onset_mid` and `onset_high` (kick / snare, keys / hats).
+- pitch: `CausalYin` comparing the newest 16 ms with the past, periods down to 38 Hz.
 - loudness: RMS of the newest ~21 ms in dBFS, and the RMS of the low/mid/high bands of the
   spectrum through attack/release followers.
 """
@@ -41,16 +41,17 @@ class Features:
 
     `time_s`: end of this block, seconds since the first sample. `onset`: an onset fired in
     this block (at `onset_time_s`, the end of the analysis frame that fired, <= `time_s`).
-    `onset_strength`: the spectral-flux onset function mapped to 0..1 as
-    flux / (flux + 10) (the largest value of the frames in this block): 0 in silence and
-    steady sounds, about 0.1 for the softest attacks that fire, 0.7..0.9 for drum hits. `onset_low` / `onset_high`: onsets of the low
-    (kick, bass) and high (hats, cymbals) bands alone. `pitch_hz`: f0 in Hz, None when
-    unvoiced; `pitch_note` the MIDI note number as a float (69.0 = A4 = 440 Hz);
-    `pitch_class` 0..11 (0 = C) of the nearest note; `pitch_confidence` 0..1 (1 - YIN's
-    aperiodicity; also reported when unvoiced). `rms_db`: RMS level of the newest ~21 ms (or hop) in
-    dBFS (20 log10 rms; a full-scale sine is -3.01 dB; silence -120). `bands`: (low, mid,
-    high) RMS amplitudes (full scale 1.0; a sine of amplitude A gives A / sqrt(2) in its
-    band) after the attack/release followers.
+    `onset_strength`: the spectral flux mapped to 0..1 as flux / (flux + 10), the largest
+    value of the frames in this block: 0 in silence and steady sounds, about 0.1 for the
+    softest attacks that fire, 0.7..0.9 for drum hits. `onset_low` / `onset_mid` /
+    `onset_high`: onsets of the low (kick, bass), mid and high (hats, cymbals) bands
+    alone. `pitch_hz`: f0 in Hz, None when unvoiced; `pitch_note` the MIDI note number as a
+    float (69.0 = A4 = 440 Hz); `pitch_class` 0..11 (0 = C) of the nearest note;
+    `pitch_confidence` 0..1 (1 - YIN's aperiodicity; also reported when unvoiced).
+    `rms_db`: RMS level of the newest ~21 ms (at least one hop) in dBFS (20 log10 rms; a
+    full-scale sine is -3.01 dB; silence -120). `bands`: (low, mid, high) RMS amplitudes
+    (full scale 1.0; a sine of amplitude A gives A / sqrt(2) in its band) after the
+    attack/release followers.
     """
 
     time_s: float
@@ -63,6 +64,7 @@ class Features:
     pitch_note: float | None = None
     pitch_class: int | None = None
     onset_low: bool = False
+    onset_mid: bool = False
     onset_high: bool = False
     onset_time_s: float | None = None
 
@@ -75,7 +77,7 @@ class FeatureExtractor:
     - `block_size`: the nominal samples per `process` call; picks the default hop. Blocks of
       any other length (0, 17, 100000) are accepted too: samples are buffered internally.
     - `hop_size`: samples per analysis frame; default `block_size` clamped to 64..1024 and
-      scaled so that one frame covers 2.5..21 ms.
+      scaled so that one frame covers 2.5..22 ms.
     - `sensitivity`: 0..1, more onsets when higher (default 0.5); settable live.
     - `silence_db`: no onset and no pitch below this block level (dBFS).
     - `refractory_ms`: the shortest time between two onsets.
@@ -113,7 +115,7 @@ class FeatureExtractor:
         self.block_size = int(block_size)
         if hop_size is None:
             hop_size = min(max(self.block_size, 64), 1024)
-            hop_size = min(max(hop_size, round(0.0025 * sample_rate)), round(0.021 * sample_rate))
+            hop_size = min(max(hop_size, round(0.0025 * sample_rate)), round(0.022 * sample_rate))
         if int(hop_size) != hop_size or hop_size < 1:
             raise ValueError(f"hop_size must be a positive integer, got {hop_size!r}")
         self.hop_size = int(hop_size)
@@ -129,6 +131,7 @@ class FeatureExtractor:
         self._fb = fb.T.astype(np.float64)                      # (n_bins, n_bands)
         self._low_bands = centres < 200.0
         self._high_bands = centres > 5000.0
+        self._mid_bands = ~(self._low_bands | self._high_bands)
         self._log_mul = float(log_mul)
         bins_hz = np.fft.rfftfreq(self.n_fft, 1.0 / sample_rate)
         lo, hi = band_edges_hz
@@ -147,9 +150,8 @@ class FeatureExtractor:
                                refractory_frames=max(1, round(refractory_ms / 1000.0 / frame_s)),
                                multiplier=onset_multiplier, delta=self._delta0 * delta_scale)
 
-        n_low, n_high = int(self._low_bands.sum()), int(self._high_bands.sum())
-        self._pickers = (picker(1.0), picker(max(0.15, n_low / n_bands)),
-                         picker(max(0.15, n_high / n_bands)))
+        self._pickers = tuple(picker(1.0 if m is None else max(0.15, m.sum() / n_bands))
+                              for m in (None, self._low_bands, self._mid_bands, self._high_bands))
         self._base_deltas = tuple(p.delta for p in self._pickers)
         self.sensitivity = sensitivity
 
@@ -206,7 +208,7 @@ class FeatureExtractor:
         if x.size and not (np.isfinite(x).all() and np.abs(x).max() <= 4.0):
             x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), -4.0, 4.0)
             self.sanitised_blocks += 1
-        onset = low = high = False
+        onset = low = mid = high = False
         strength = -1.0
         onset_time = None
         pos = 0
@@ -220,12 +222,13 @@ class FeatureExtractor:
             self._samples += take
             if self._pending == self.hop_size:
                 self._pending = 0
-                f_on, f_low, f_high = self._frame()
+                f_on, f_low, f_mid, f_high = self._frame()
                 strength = max(strength, self._strength)
                 if f_on:
                     onset = True
                     onset_time = self._samples / self.sample_rate
                 low |= f_low
+                mid |= f_mid
                 high |= f_high
         if strength < 0.0:                                           # no frame ended here
             strength = self._strength
@@ -238,10 +241,11 @@ class FeatureExtractor:
         return Features(time_s=self._samples / self.sample_rate, onset=onset,
                         onset_strength=strength, pitch_hz=f0, pitch_confidence=conf,
                         rms_db=self._rms_db, bands=(float(b[0]), float(b[1]), float(b[2])),
-                        pitch_note=note, pitch_class=pclass, onset_low=low, onset_high=high,
+                        pitch_note=note, pitch_class=pclass, onset_low=low, onset_mid=mid,
+                        onset_high=high,
                         onset_time_s=onset_time)
 
-    def _frame(self) -> tuple[bool, bool, bool]:
+    def _frame(self) -> tuple[bool, bool, bool, bool]:
         """One analysis frame on the newest samples; updates the latest values."""
         buf = self._buf
         recent = buf[-self._rms_len:]
@@ -271,20 +275,22 @@ class FeatureExtractor:
         self._past_pos = (self._past_pos + 1) % self._lag
         odf = float(diff.sum())
         odf_low = float(diff[self._low_bands].sum())
+        odf_mid = float(diff[self._mid_bands].sum())
         odf_high = float(diff[self._high_bands].sum())
         self._strength = odf / (odf + STRENGTH_HALF)
-        p_all, p_low, p_high = self._pickers
+        p_all, p_low, p_mid, p_high = self._pickers
         fired = p_all.step(odf, gate_open=gate)
         # each band's own level gates it: a loud kick's spectral leakage is no hat
         floor = 10.0 ** (self.silence_db / 20.0)
         fired_low = p_low.step(odf_low, gate_open=gate and levels[0] > floor)
+        fired_mid = p_mid.step(odf_mid, gate_open=gate and levels[1] > floor)
         fired_high = p_high.step(odf_high, gate_open=gate and levels[2] > floor)
 
         f0, aper, win_rms = self._yin.estimate(buf)
         voiced = (aper <= self.voicing_threshold
                   and 20.0 * math.log10(win_rms + _EPS) > self.silence_db)
         self._pitch = (float(f0) if voiced else None, 1.0 - aper)
-        return fired, fired_low, fired_high
+        return fired, fired_low, fired_mid, fired_high
 
 
 def analyse_file(path: str | os.PathLike, *, block_size: int = 256,
