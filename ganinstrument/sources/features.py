@@ -14,7 +14,8 @@ Per analysis frame (hop 256 at 48 kHz: every 5.3 ms):
   max-filtered over +-1 band) -> `OnsetPicker` (median threshold, past-maximum test, 50 ms
   refractory, -60 dBFS gate). The same on the low (< 200 Hz), mid and high (> 5 kHz) bands
   alone gives `onset_low`, `onset_mid` and `onset_high` (kick / snare, keys / hats).
-- pitch: `CausalYin` comparing the newest 16 ms with the past, periods down to 38 Hz.
+- pitch: `CausalYin` comparing the newest 16 ms with the past, periods down to 38 Hz, on a
+  lightly low-passed copy of the signal.
 - loudness: RMS of the newest ~21 ms in dBFS, and the RMS of the low/mid/high bands of the
   spectrum through attack/release followers.
 """
@@ -159,7 +160,11 @@ class FeatureExtractor:
                               window=round(yin_window_ms / 1000.0 * sample_rate),
                               threshold=yin_threshold, margin=yin_margin)
         self._rms_len = max(self.hop_size, self.n_fft // 2)    # ~21 ms: steady on a bass note
-        self._buf = np.zeros(max(self.n_fft, self._yin.needed), dtype=np.float64)
+        # YIN reads a box-smoothed copy (4 taps at 48 kHz: -3 dB near 5 kHz): the hiss above
+        # the harmonics that matter only blurs d'; +0.05 RPA at 6 dB SNR, clean unchanged
+        taps = max(1, round(4 * sample_rate / 48000))
+        self._smooth = np.full(taps, 1.0 / taps)
+        self._buf = np.zeros(max(self.n_fft, self._yin.needed + taps), dtype=np.float64)
 
         self._att = 1.0 - math.exp(-frame_s / (attack_ms / 1000.0))
         self._rel = 1.0 - math.exp(-frame_s / (release_ms / 1000.0))
@@ -286,7 +291,10 @@ class FeatureExtractor:
         fired_mid = p_mid.step(odf_mid, gate_open=gate and levels[1] > floor)
         fired_high = p_high.step(odf_high, gate_open=gate and levels[2] > floor)
 
-        f0, aper, win_rms = self._yin.estimate(buf)
+        seg = buf[-(self._yin.needed + self._smooth.size - 1):]
+        f0, aper, _ = self._yin.estimate(np.convolve(seg, self._smooth, "valid"))
+        win = buf[-self._yin.window:]
+        win_rms = math.sqrt(float(np.dot(win, win)) / win.size)
         voiced = (aper <= self.voicing_threshold
                   and 20.0 * math.log10(win_rms + _EPS) > self.silence_db)
         self._pitch = (float(f0) if voiced else None, 1.0 - aper)
