@@ -193,3 +193,16 @@ def test_onset_strength_is_continuous_in_0_1():
     fired = [i for i, f in enumerate(out) if f.onset]
     assert len(fired) == 3 and all(s[i] > 0.5 for i in fired)          # the tone, 2 clicks
     assert np.median(s) < 0.05                                          # a steady tone: ~0
+
+
+def test_causal_yin_on_its_own():
+    from ganinstrument.sources.pitch import CausalYin
+
+    yin = CausalYin(sample_rate=SR, fmin_hz=40.0, window=768)
+    hist = sine(100.0, 0.1).astype(np.float64)
+    f0, aper, rms = yin.estimate(hist)
+    assert abs(cents(f0, 100.0)) < 2 and aper < 0.01
+    assert rms == pytest.approx(0.5 / math.sqrt(2), rel=0.05)        # 1.6 periods
+    noise = np.random.default_rng(4).normal(0, 0.3, hist.size)
+    assert yin.estimate(noise)[1] > 0.5                       # aperiodic
+    assert yin.needed == 768 + 1200 and yin.estimate(np.zeros(hist.size))[1] == 1.0

@@ -222,3 +222,13 @@ def test_analyse_file_resamples(tmp_path):
     assert len(fired) == 1 and 0.3 < fired[0] < 0.33
     out44 = analyse_file(path, sample_rate=44100)
     assert abs(1200 * math.log2(out44[-1].pitch_hz / 220.0)) < 5
+
+
+def test_analyse_file_reads_flac(tmp_path):
+    sf = pytest.importorskip("soundfile")
+    t = np.arange(SR // 2) / SR
+    x = (0.5 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    sf.write(tmp_path / "a.flac", x, SR)
+    out = analyse_file(tmp_path / "a.flac", block_size=512)
+    assert len(out) == math.ceil(x.size / 512)
+    assert abs(1200 * math.log2(out[-1].pitch_hz / 330.0)) < 5
