@@ -1,0 +1,631 @@
+"""The live engine under a steady load: frame pacing, control-to-frame and onset-to-frame
+latency, the cost of each sink per frame, and memory over a soak.
+
+For each config (the demo network, and full-size random-initialised StyleGAN2 networks built
+from their NVlabs constructor arguments) the real Engine runs the instrument with:
+
+- controls: CCs through a private JACK server (dummy driver) from a controller stand-in in
+  its own process, into the instrument's MidiInput and the shipped `generic` mapping (CC 0..7
+  -> z groups, CC 24 -> psi; each CC a triangle wave of step 1, so soft takeover lets every
+  one through); or, with `--no-jack`, ControlEvents injected into the engine's MIDI queue by a
+  thread in this process;
+- audio: a click track (a kick every beat) played in real time through `BlockSource`, which
+  is the same ring, callback and feature worker as a live input, on a feeder thread; its
+  low-band onsets pulse z.0 through the mapping's modulation;
+- sinks: null, null-host (null that also copies the frame to the host, as every CPU-side sink
+  must), record (H.264 to a temporary mp4) and preview (only where a display exists:
+  DISPLAY, or run under `xvfb-run`).
+
+Measured, on the engine thread unless said otherwise:
+
+- fps; frame time (one `Engine.frame()`: drain, route, modulate, step/render, submit, HUD)
+  p50/p99; jitter (the standard deviation of the intervals between frame starts); frames
+  slower than twice the median (frame time and interval);
+- MIDI event -> frame submitted: an event's timestamp (taken in our rtmidi callback, or at
+  injection) to the moment the engine hands the first frame that includes it to the sinks;
+  an event drained by frame k is in frame k (drain, route and apply come before the render);
+- onset -> frame submitted: the onset's time (the end of the analysis frame that fired, on
+  the instrument's clock) to the submit of the frame that drained it; also from the click's
+  true start in the track; and whether z.0 jumped in that frame (the pulse is visible);
+- per sink: `submit()` on the engine thread, and `_write` on the sink's own thread (timed by
+  wrapping it: SinkStats counts frames but has no time), written and dropped frames.
+
+With JACK, the private server's log is read for xruns, and for the cycles in which our MIDI
+client had not finished (its rtmidi callback runs Python on JACK's process thread): MIDI sent
+but never seen by our callback is reported as lost in JACK.
+
+The engine runs on the main thread, as `perform` runs it; `--engine-thread worker` runs it on
+another thread instead (CPU torch behaves very differently on the two: see the report in the
+commit that added this file, and compare with OMP_WAIT_POLICY=PASSIVE).
+
+On CUDA the submit moment is taken after `torch.cuda.synchronize()`, so it is when the frame's
+pixels exist, not when its kernels were queued (this adds one sync per frame that the plain
+engine does not do). `--soak-minutes` runs the same load for that long and prints the
+process's RSS every `--soak-interval-s`, start vs end and the slope. Every figure comes with
+the machine's load (`uptime`).
+
+Usage:
+    python benchmarks/engine.py                             # demo + sg2-256-paper, 1 min each
+    python benchmarks/engine.py --configs demo --minutes 10 --soak-minutes 60
+    python benchmarks/engine.py --device cuda               # demo, sg2-512-f, sg2-1024-f
+    xvfb-run -a python benchmarks/engine.py --configs demo  # with the preview window
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import collections
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ganinstrument.clock import MonotonicClock  # noqa: E402
+from ganinstrument.engine import Engine  # noqa: E402
+from ganinstrument.events import ControlEvent  # noqa: E402
+from ganinstrument.outputs import Sinks  # noqa: E402
+from ganinstrument.sources.audio import BlockSource, OnsetEvent  # noqa: E402
+
+CPU_CONFIGS = ["demo", "sg2-256-paper"]
+CUDA_CONFIGS = ["demo", "sg2-512-f", "sg2-1024-f"]
+CONTROL_CCS = [1, 2, 3, 4, 24]  # generic mapping: z.1..z.4, psi (z.0 is left to the kick)
+KICK_TARGET = "z.0"  # the generic mapping's `kick` route: onset.low pulses z.0
+SAMPLE_RATE, BLOCK = 48000, 256
+JACK = None  # the ServerInfo in use
+
+
+def late_cycles() -> tuple[int, int] | None:
+    """(JACK xruns, cycles our client was late) logged by the private server so far."""
+    x = JACK.xruns() if JACK is not None else None
+    if not x:
+        return None
+    return x["xruns"], sum(n for c, n in x["late clients"].items() if "ganinstrument" in c)
+
+
+def machine_load() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "load average: %.2f, %.2f, %.2f" % os.getloadavg()
+
+
+def fmt(values, scale=1e3, unit="ms", qs=(50, 99), digits=2) -> str:
+    a = np.asarray(values, dtype=np.float64) * scale
+    if a.size == 0:
+        return "no samples"
+    parts = [f"p{q} {np.percentile(a, q):.{digits}f}" for q in qs]
+    parts.append(f"max {a.max():.{digits}f}")
+    return ", ".join(parts) + f" {unit} (n={a.size})"
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+
+
+# -- audio: a click track in real time ---------------------------------------------------------
+def click_track(seconds: float, bpm: float, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """A kick (a 120 -> 50 Hz sine sweep with a short noise attack) on every beat.
+    Returns the samples and the beat times (s)."""
+    x = np.zeros(int(sr * seconds), np.float32)
+    n = int(0.25 * sr)
+    t = np.arange(n) / sr
+    phase = 2 * np.pi * np.cumsum(50 + 70 * np.exp(-t / 0.03)) / sr
+    kick = (0.8 * np.sin(phase) * np.exp(-t / 0.08)).astype(np.float32)
+    attack = np.random.default_rng(0).standard_normal(96) * np.exp(-np.arange(96) / 30)
+    kick[:96] += (0.3 * attack).astype(np.float32)
+    beats = np.arange(0.25, seconds - 0.3, 60.0 / bpm)
+    for b in beats:
+        i = int(round(b * sr))
+        x[i:i + n] += kick[: len(x) - i]
+    return x, beats
+
+
+class LiveClicks:
+    """A looping click track through BlockSource, fed by wall time on its own thread (the
+    live input's callback + feature worker, in one thread). Onset times come out on the
+    instrument's clock; `drained` tells, per drained onset, (onset time, click time, kind)."""
+
+    def __init__(self, clock, *, bpm: float = 120.0, loop_s: float = 8.0):
+        self.clock = clock
+        self.samples, self.beats = click_track(loop_s, bpm)
+        self.loop_s = len(self.samples) / SAMPLE_RATE
+        self._latest = None
+        self._onsets: collections.deque = collections.deque(maxlen=4096)
+        self.drained: list[tuple[float, float, str]] = []
+        self.blocks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audio-features", daemon=True)
+
+    def start(self) -> LiveClicks:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        base = self.clock.now()
+        src = BlockSource(self.samples, SAMPLE_RATE, block_size=BLOCK)
+        period = BLOCK / SAMPLE_RATE
+        while not self._stop.is_set():
+            now = self.clock.now()
+            if now - base >= self.loop_s and src.done:
+                base += self.loop_s
+                src = BlockSource(self.samples, SAMPLE_RATE, block_size=BLOCK)
+            self.blocks += src.advance_to(now - base)
+            for o in src.drain_onsets():
+                i = np.searchsorted(self.beats, o.time_s, side="right") - 1
+                click = base + (self.beats[i] if i >= 0 else o.time_s)
+                self._onsets.append((OnsetEvent(base + o.time_s, o.frame, o.kind, o.strength), click))
+            latest = src.latest()
+            if latest is not None:
+                self._latest = latest
+            self._stop.wait(period)
+
+    def latest(self):
+        return self._latest
+
+    def drain_onsets(self) -> list:
+        out = []
+        self.drained = []
+        while self._onsets:
+            ev, click = self._onsets.popleft()
+            out.append(ev)
+            self.drained.append((ev.time_s, click, ev.kind))
+        return out
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+# -- controls ----------------------------------------------------------------------------------
+class InjectedMidi:
+    """`--no-jack`: a thread puts ControlEvents (triangle waves on `ccs`) on a deque at `rate`/s,
+    timestamped on the clock, as our rtmidi callback would."""
+
+    def __init__(self, clock, ccs, rate: float):
+        self.clock, self.ccs, self.rate = clock, list(ccs), float(rate)
+        self.queue: collections.deque = collections.deque()
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inject-midi", daemon=True)
+
+    def start(self) -> InjectedMidi:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        values = {c: 64 for c in self.ccs}
+        steps = {c: 1 for c in self.ccs}
+        t0 = time.perf_counter()
+        i = 0
+        while not self._stop.is_set():
+            c = self.ccs[i % len(self.ccs)]
+            if not 0 <= values[c] + steps[c] <= 127:
+                steps[c] = -steps[c]
+            values[c] += steps[c]
+            self.queue.append(ControlEvent("control_change", 0, c, float(values[c]), self.clock.now(), "inject"))
+            i += 1
+            self.sent = i
+            delay = t0 + i / self.rate - time.perf_counter()
+            if delay > 0:
+                self._stop.wait(delay)
+
+    def drain(self) -> list:
+        q = self.queue
+        return [q.popleft() for _ in range(len(q))]
+
+    def close(self, timeout: float = 2.0) -> bool:
+        self._stop.set()
+        self._thread.join(timeout)
+        return True
+
+
+class Recorder:
+    """Everything measured, in bounded deques (so a soak's own bookkeeping stays flat)."""
+
+    def __init__(self, maxlen: int):
+        d = lambda: collections.deque(maxlen=maxlen)  # noqa: E731
+        self.frame_start, self.frame_s = d(), d()
+        self.midi_s, self.onset_s, self.click_s = d(), d(), d()
+        self.submit_s: dict[str, collections.deque] = collections.defaultdict(d)
+        self.write_s: dict[str, collections.deque] = collections.defaultdict(d)
+        self.pending_events: list[float] = []
+        self.pending_onsets: list[tuple[float, float, str]] = []
+        self.low_onset_frames = 0
+        self.low_onset_visible = 0
+        self.frames = 0
+        self.first_start: float | None = None
+        self.last_start: float | None = None
+
+
+class TapMidi:
+    """Between the engine and its MIDI source: notes the timestamps of what each drain returns."""
+
+    def __init__(self, midi, rec: Recorder):
+        self.midi, self.rec = midi, rec
+
+    def drain(self):
+        events = self.midi.drain()
+        self.rec.pending_events.extend(e.timestamp for e in events)
+        return events
+
+    def close(self, timeout: float = 2.0):
+        # the injected source stops with the engine; a MidiInput is closed by the benchmark,
+        # after the sender has stopped, so every message sent can be accounted for
+        return self.midi.close(timeout) if isinstance(self.midi, InjectedMidi) else True
+
+
+class TimedSinks(Sinks):
+    """Sinks that stamp the submit moment (after a CUDA sync) and time each sink's submit()."""
+
+    def __init__(self, sinks, rec: Recorder, device: torch.device):
+        super().__init__(sinks)
+        self.rec, self.device = rec, device
+        self.last_t: float | None = None
+        self.submits = 0
+
+    def submit(self, frame) -> int:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t = self.last_t = time.perf_counter()
+        self.submits += 1
+        rec = self.rec
+        rec.midi_s.extend(t - ts for ts in rec.pending_events)
+        rec.pending_events.clear()
+        taken = 0
+        for sink in self.sinks:
+            a = time.perf_counter()
+            taken += bool(sink.submit(frame))
+            rec.submit_s[sink.name].append(time.perf_counter() - a)
+        return taken
+
+
+class BenchEngine(Engine):
+    """The real Engine, with a stopwatch around each frame and the onsets it took."""
+
+    def __init__(self, inst, rec: Recorder, **kwargs):
+        super().__init__(inst, **kwargs)
+        self.rec = rec
+        routes = getattr(self.inst.modulation, "_targets", {}).get(KICK_TARGET, [])
+        kick = [r.route for r in routes
+                if r.route.feature == "onset.low" and r.route.mode not in ("replace", "multiply")]
+        self.kick_depth = kick[0].offset + kick[0].depth if len(routes) == 1 and kick else None
+
+    def frame(self):
+        rec, sinks = self.rec, self.sinks
+        t0 = time.perf_counter()
+        submits = sinks.submits
+        frame = super().frame()
+        t1 = time.perf_counter()
+        rec.frames += 1
+        rec.frame_start.append(t0)
+        rec.frame_s.append(t1 - t0)
+        if rec.first_start is None:
+            rec.first_start = t0
+        rec.last_start = t0
+        # The onsets this frame drained went into this frame's values; it was submitted at last_t.
+        drained, self.audio.drained = self.audio.drained, []
+        low = [(onset_t, click_t) for onset_t, click_t, kind in drained if kind == "onset.low"]
+        if low and sinks.submits > submits:
+            for onset_t, click_t in low:
+                rec.onset_s.append(sinks.last_t - onset_t)
+                rec.click_s.append(sinks.last_t - click_t)
+        if low:
+            # visible: this frame's z.0 is its base plus the whole pulse (the pulse restarts at
+            # 1 in the frame that takes the onset; a frame with none has it decayed)
+            rec.low_onset_frames += 1
+            kick = self.inst.last_values.get(KICK_TARGET)
+            if kick is not None and self.kick_depth is not None:
+                spec = self.inst.registry.targets[KICK_TARGET]
+                expected = spec.clamp(self.inst.state.get(KICK_TARGET) + self.kick_depth)
+                if abs(kick - expected) < 1e-6:
+                    rec.low_onset_visible += 1
+        return frame
+
+
+def time_writes(sink, rec: Recorder) -> None:
+    """Wrap the sink's `_write` (called on its own thread) with a stopwatch."""
+    inner = sink._write
+    bucket = rec.write_s[sink.name]
+
+    def timed(frame):
+        a = time.perf_counter()
+        inner(frame)
+        bucket.append(time.perf_counter() - a)
+
+    sink._write = timed
+
+
+def build_instrument(config: str, device: str | None):
+    from ganinstrument.instrument import Instrument
+
+    if config == "demo":
+        return Instrument("demo", device=device)
+    from ganinstrument.models import build_generator
+    from ganinstrument.models.configs import FULL_SIZE
+    from ganinstrument.models.device import pick_device
+
+    kind, kwargs = FULL_SIZE[config]
+    torch.manual_seed(0)
+    G = build_generator(kind, **kwargs).to(pick_device(device)).eval()
+    return Instrument(G, device=device)
+
+
+def open_sinks(names, width, height, fps, tmpdir, config, rec):
+    from ganinstrument.outputs.null import NullSink
+    from ganinstrument.outputs.spec import unavailable_reason
+
+    sinks, notes = [], []
+    for name in names:
+        if name == "null":
+            sink = NullSink("null")
+        elif name == "null-host":
+            sink = NullSink("null-host", copy_to_host=True)
+        elif name == "record":
+            from ganinstrument.outputs.recorder import VideoRecorder
+
+            reason = unavailable_reason("record")
+            if reason:
+                notes.append(reason)
+                continue
+            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"))
+        elif name == "preview":
+            reason = unavailable_reason("preview")
+            if reason:
+                notes.append(reason)
+                continue
+            from ganinstrument.outputs.preview import PreviewSink
+
+            sink = PreviewSink(title=f"engine benchmark: {config}")
+        else:
+            raise SystemExit(f"unknown sink {name!r}")
+        try:
+            sink.open(width, height, fps)
+        except Exception as exc:
+            notes.append(f"{name}: {exc}")
+            continue
+        time_writes(sink, rec)
+        sinks.append(sink)
+    return sinks, notes
+
+
+def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = False) -> None:
+    from ganinstrument.wiring import connect_mapping
+
+    clock = MonotonicClock()
+    rss0 = rss_bytes()
+    inst = build_instrument(config, args.device)
+    device = inst.device
+    controls = connect_mapping(inst, "generic", clock)
+    for _ in range(3):  # as `perform` does: CPU back ends set themselves up on the first calls
+        inst._dirty = True
+        first = inst.step(0.0)
+    width, height = first.size
+    seconds = minutes * 60.0
+    rec = Recorder(maxlen=20_000 if soak else 5_000_000)
+    tmpdir = tempfile.mkdtemp(prefix="engine-bench-")
+    sinks, notes = open_sinks(sink_names, width, height, args.fps or 60.0, tmpdir, config, rec)
+    audio = LiveClicks(clock, bpm=args.bpm).start()
+
+    sender = midi_in = injected = None
+    if args.no_jack:
+        injected = InjectedMidi(clock, CONTROL_CCS, args.cc_rate).start()
+        source, control_desc = injected, f"{args.cc_rate:g} injected CC/s"
+    else:
+        from _jack import JACK_BACKEND, Sender
+
+        from ganinstrument.sources.midi import MidiInput
+
+        sender = Sender(f"bench-ctl-{config}")
+        midi_in = MidiInput(sender.client, backend=JACK_BACKEND, clock=clock).start()
+        deadline = time.monotonic() + 10
+        while not midi_in.open_ports and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not midi_in.open_ports:
+            raise SystemExit(f"could not open the sender's port: {list(midi_in.messages)}")
+        sender.start("stream", ccs=CONTROL_CCS, rate=args.cc_rate, seconds=seconds + 1.0)
+        source, control_desc = midi_in, f"{args.cc_rate:g} CC/s through JACK"
+
+    late0 = late_cycles()
+    engine = BenchEngine(inst, rec, router=controls.router, midi=TapMidi(source, rec), audio=audio,
+                         sinks=TimedSinks(sinks, rec, device), clock=clock, fps=args.fps or None)
+    label = (f"{'soak: ' if soak else ''}{config} on {device}, {width}x{height}, {minutes:g} min, "
+             f"{control_desc}, clicks at {args.bpm:g} BPM, sinks {', '.join(s.name for s in sinks)}")
+    print(f"\n[{label}]\n  load at start: {machine_load()}", flush=True)
+    for note in notes:
+        print(f"  (sink skipped: {note})")
+
+    rss_samples: list[tuple[float, int]] = []
+    done = threading.Event()
+    load_end = [""]
+
+    def monitor():  # samples RSS, ends the run after `seconds`
+        interval = args.soak_interval_s if soak else max(seconds / 4, 1.0)
+        while True:
+            elapsed = time.perf_counter() - t_start
+            rss_samples.append((elapsed, rss_bytes()))
+            if soak:
+                print(f"  t={elapsed / 60:6.2f} min  RSS {rss_samples[-1][1] / 2**20:8.1f} MiB  "
+                      f"frames {rec.frames}  load {os.getloadavg()[0]:.2f}", flush=True)
+            if elapsed >= seconds or done.wait(min(interval, seconds - elapsed)):
+                break
+        load_end[0] = machine_load()
+        engine.request_stop()
+
+    def run_engine():
+        try:
+            engine.run()
+        finally:
+            done.set()
+
+    t_start = time.perf_counter()
+    # `perform` runs the engine on the main thread; so does this by default (it matters for
+    # CPU torch: see --engine-thread).
+    first, second = (run_engine, monitor) if args.engine_thread == "worker" else (monitor, run_engine)
+    helper = threading.Thread(target=first, name="engine" if first is run_engine else "monitor", daemon=True)
+    helper.start()
+    try:
+        second()
+    finally:
+        engine.request_stop()
+        done.wait(30.0)
+        helper.join(30.0)
+        wall = time.perf_counter() - t_start
+        midi_stats, sent = None, None
+        if sender is not None:
+            sent = sender.stop_stream().get("sent")
+            time.sleep(0.2)  # JACK's last cycles
+            midi_stats = midi_in.stats()
+            midi_in.close()
+            sender.close()
+        sink_stats = {s.name: s.stats for s in sinks}
+    load_end = load_end[0] or machine_load()
+    late1 = late_cycles()
+    if late0 is not None and late1 is not None:
+        print(f"  JACK xruns during the run {late1[0] - late0[0]} (cycles our MIDI client had not finished: "
+              f"{late1[1] - late0[1]})")
+    report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_stats, injected, audio,
+           rss0, rss_samples, soak)
+
+
+def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_stats, injected, audio,
+           rss0, rss_samples, soak) -> None:
+    starts = np.asarray(rec.frame_start)
+    ft = np.asarray(rec.frame_s)
+    iv = np.diff(starts) if starts.size > 1 else np.zeros(0)
+    fps = (rec.frames - 1) / (rec.last_start - rec.first_start) if rec.frames > 1 else float("nan")
+    st = engine.stats
+    print(f"  load at end:   {load_end}")
+    print(f"  frames {rec.frames} in {wall:.1f} s (rendered {st.rendered}, errors {st.errors}"
+          f"{': ' + st.last_error if st.errors else ''}); fps {fps:.2f} (paced at {args.fps or 'max'})")
+    if ft.size:
+        med_ft = float(np.median(ft))
+        print(f"  frame time (drain..submit): {fmt(ft)}")
+        print(f"  frames slower than 2x median frame time ({2 * med_ft * 1e3:.1f} ms): "
+              f"{int((ft > 2 * med_ft).sum())}/{ft.size}")
+    if iv.size:
+        med_iv = float(np.median(iv))
+        print(f"  frame interval: {fmt(iv)}; jitter (std) {iv.std() * 1e3:.2f} ms; "
+              f"intervals > 2x median ({2 * med_iv * 1e3:.1f} ms): {int((iv > 2 * med_iv).sum())}/{iv.size}")
+    else:
+        med_iv = float("nan")
+    midi = np.asarray(rec.midi_s)
+    if sent is not None and midi_stats is not None:
+        lost = sent - midi_stats.received - midi_stats.dropped - midi_stats.ignored - midi_stats.malformed
+        src = (f"sent {sent}, received {midi_stats.received}, dropped by our queue {midi_stats.dropped}, "
+               f"lost in JACK {lost}")
+    elif injected is not None:
+        src = f"injected {injected.sent}"
+    else:
+        src = ""
+    print(f"  MIDI event -> frame submitted: {fmt(midi)}; {src}")
+    if midi.size:
+        nominal = 1.0 / args.fps + 0.005 if args.fps else float("nan")
+        measured = med_iv + 0.005
+        parts = []
+        if args.fps:
+            parts.append(f"one nominal frame period + 5 ms ({nominal * 1e3:.1f} ms): "
+                         f"{np.mean(midi <= nominal) * 100:.1f}%")
+        if math.isfinite(measured):
+            parts.append(f"one measured frame period + 5 ms ({measured * 1e3:.1f} ms): "
+                         f"{np.mean(midi <= measured) * 100:.1f}%")
+        print("    within " + "; within ".join(parts))
+    print(f"  onset (low band) -> frame submitted: {fmt(rec.onset_s)}")
+    print(f"  click start in the track -> frame submitted: {fmt(rec.click_s)}; frames that took a low "
+          f"onset {rec.low_onset_frames}, {KICK_TARGET} at base + full pulse in {rec.low_onset_visible}; "
+          f"audio blocks analysed {audio.blocks}")
+    for name, stats in sink_stats.items():
+        print(f"  sink {name:9s}: submit() on the engine thread {fmt(rec.submit_s[name], 1e6, 'us', digits=1)}; "
+              f"write on its thread {fmt(rec.write_s[name])}; submitted {stats.submitted}, "
+              f"written {stats.written}, dropped {stats.dropped}, errors {stats.errors}")
+    if rss_samples:
+        t = np.array([s[0] for s in rss_samples]) / 60.0
+        r = np.array([s[1] for s in rss_samples]) / 2**20
+        line = (f"  RSS: before building the instrument {rss0 / 2**20:.1f} MiB; run start {r[0]:.1f} MiB, "
+                f"end {r[-1]:.1f} MiB (max {r.max():.1f})")
+        if t.size >= 3 and t[-1] > t[0]:
+            slope = np.polyfit(t, r, 1)[0]
+            half = t >= t[-1] / 2
+            line += f"; slope {slope:+.3f} MiB/min over the run"
+            if half.sum() >= 3:
+                line += f", {np.polyfit(t[half], r[half], 1)[0]:+.3f} MiB/min over the second half"
+        print(line)
+    sys.stdout.flush()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", nargs="+", default=None,
+                   help="demo and/or FULL_SIZE names (default: demo sg2-256-paper on CPU; "
+                        "demo sg2-512-f sg2-1024-f on CUDA)")
+    p.add_argument("--device", default=None, help="torch device (default: automatic)")
+    p.add_argument("--minutes", type=float, default=1.0, help="steady-load run per config (default 1)")
+    p.add_argument("--fps", type=float, default=60.0, help="frame rate the engine paces at (0: flat out)")
+    p.add_argument("--cc-rate", type=float, default=200.0, help="control changes per second (default 200)")
+    p.add_argument("--bpm", type=float, default=120.0, help="click track tempo (default 120)")
+    p.add_argument("--no-jack", action="store_true", help="inject ControlEvents instead of JACK MIDI")
+    p.add_argument("--server", default=None, help="use this running JACK server (default: a private one)")
+    p.add_argument("--sinks", default=None,
+                   help="comma-separated from null,null-host,record,preview (default: all that can run here)")
+    p.add_argument("--engine-thread", choices=("main", "worker"), default="main",
+                   help="run the engine on the main thread, as `perform` does (default), or a worker thread")
+    p.add_argument("--soak-minutes", type=float, default=0.0, help="memory soak after the runs (default: none)")
+    p.add_argument("--soak-config", default="demo")
+    p.add_argument("--soak-sinks", default="null,record")
+    p.add_argument("--soak-interval-s", type=float, default=30.0, help="RSS sampling interval in the soak")
+    args = p.parse_args(argv)
+    faulthandler.enable()  # a crash in a native library (rtmidi, torch) prints every thread's stack
+
+    from ganinstrument.models.device import pick_device
+    from ganinstrument.outputs.spec import unavailable_reason
+
+    device = pick_device(args.device)
+    args.device = str(device)
+    configs = args.configs or (CUDA_CONFIGS if device.type == "cuda" else CPU_CONFIGS)
+    if args.sinks:
+        sink_names = args.sinks.split(",")
+    else:
+        sink_names = ["null", "null-host", "record"] + (["preview"] if unavailable_reason("preview") is None else [])
+    print(f"load at start: {machine_load()}")
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
+          f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+          f"engine on the {args.engine_thread} thread")
+
+    def body():
+        if args.minutes > 0:
+            for config in configs:
+                run_config(config, args, args.minutes, sink_names)
+        if args.soak_minutes > 0:
+            run_config(args.soak_config, args, args.soak_minutes, args.soak_sinks.split(","), soak=True)
+
+    if args.no_jack:
+        body()
+    else:
+        from _jack import jack_server
+
+        global JACK
+        with jack_server(args.server) as desc:
+            JACK = desc
+            print(f"JACK: {desc}")
+            body()
+    print(f"\nload at end: {machine_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
