@@ -35,8 +35,9 @@ client had not finished (its rtmidi callback runs Python on JACK's process threa
 but never seen by our callback is reported as lost in JACK.
 
 The engine runs on the main thread, as `perform` runs it; `--engine-thread worker` runs it on
-another thread instead (CPU torch behaves very differently on the two: see the report in the
-commit that added this file, and compare with OMP_WAIT_POLICY=PASSIVE).
+another thread instead. CPU torch behaves very differently on the two: on a loaded 2-core
+machine, with OpenMP's default (spinning) wait policy, frames on the main thread cost up to
+20x the CPU time they cost on a worker thread or with OMP_WAIT_POLICY=PASSIVE; compare.
 
 On CUDA the submit moment is taken after `torch.cuda.synchronize()`, so it is when the frame's
 pixels exist, not when its kernels were queued (this adds one sync per frame that the plain
@@ -511,6 +512,9 @@ def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_sta
     fps = (rec.frames - 1) / (rec.last_start - rec.first_start) if rec.frames > 1 else float("nan")
     st = engine.stats
     print(f"  load at end:   {load_end}")
+    if soak:
+        print(f"  (soak: the per-frame and per-event figures below cover the last {rec.frame_s.maxlen} of each, "
+              f"so the soak's own bookkeeping stays flat)")
     print(f"  frames {rec.frames} in {wall:.1f} s (rendered {st.rendered}, errors {st.errors}"
           f"{': ' + st.last_error if st.errors else ''}); fps {fps:.2f} (paced at {args.fps or 'max'})")
     if ft.size:
