@@ -98,14 +98,14 @@ class Engine:
     def run(self) -> EngineStats:
         """Run frames until stopped (Ctrl-C, quit key, window closed, max_frames); then close."""
         try:
+            next_t = self.clock.now()
             while not self._stop.is_set():
-                t0 = self.clock.now()
                 self.frame()
                 if self.max_frames is not None and self.stats.frames >= self.max_frames:
                     break
                 if self._preview_closed():
                     break
-                self._pace(t0)
+                next_t = self._pace(next_t)
         except KeyboardInterrupt:
             log.info("stopping (Ctrl-C)")
         finally:
@@ -227,12 +227,19 @@ class Engine:
         closed = getattr(preview, "closed", None)
         return bool(closed is not None and closed.is_set())
 
-    def _pace(self, t0: float) -> None:
+    def _pace(self, next_t: float) -> float:
+        """Wait for the next frame's slot on a fixed schedule (oversleeping is made up on the
+        next frame); after a stall longer than a frame, start the schedule afresh."""
         if not self.fps:
-            return
-        left = 1.0 / self.fps - (self.clock.now() - t0)
+            return next_t
+        period = 1.0 / self.fps
+        next_t += period
+        left = next_t - self.clock.now()
         if left > 0:
             self._stop.wait(left)
+        elif left < -period:
+            next_t = self.clock.now()
+        return next_t
 
     def _log_values(self, t: float) -> None:
         if self._log is None:

@@ -309,8 +309,9 @@ def test_silent_stall_counts_as_lost():
     backend = FakeBackend()
     inp, stream = started(backend, retry_s=10.0, stall_s=0.1)  # active, but no callbacks come
     try:
+        # The worker marks the input lost, then closes the stream: wait for both.
         assert wait_until(lambda: inp.status().state == "lost", 2.0)
-        assert stream.closed
+        assert wait_until(lambda: stream.closed, 2.0)
     finally:
         inp.stop(timeout=2.0)
 

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from ..errors import GanInstrumentError
@@ -119,6 +120,7 @@ class Backend:
         self._rtmidi = None
         self._listers: dict[str, object] = {}
         self._lock = threading.RLock()  # listing/opening are not thread-safe in rtmidi
+        self._reader: _Reader | None = None  # polls every open rtmidi input (no callbacks)
         try:
             if self.module_name in ("mido.backends.rtmidi", "rtmidi"):
                 import rtmidi
@@ -204,17 +206,28 @@ class Backend:
             return self._open_mido_input(name, on_bytes)
         rt = self._rtmidi
         try:
-            port = rt.MidiIn(self._rtapi, self.client_name)
+            port = rt.MidiIn(self._rtapi, self.client_name, queue_size_limit=_RTMIDI_QUEUE)
             index = self._index(port.get_ports(), name)
             # Sysex, timing clock and active sensing are dropped inside RtMidi: the cheapest place.
             port.ignore_types(sysex=True, timing=True, active_sense=True)
-            port.set_callback(lambda msg, _data: on_bytes(msg[0]))
             port.open_port(index, "in")
         except MidiPortError:
             raise
         except Exception as exc:
             raise explain_open_error("input", name, exc) from None
-        return lambda: self._locked(_close_rtmidi, port, is_input=True)
+        # No Python callback: with JACK, RtMidi calls a callback on JACK's real-time process
+        # thread, which then waits for the GIL, overruns the period, loses messages and (seen
+        # in the engine benchmark) crashes in RtMidi. RtMidi queues messages itself; our reader
+        # thread takes them from that queue.
+        if self._reader is None:
+            self._reader = _Reader()
+        self._reader.add(port, on_bytes)
+
+        def close() -> None:
+            self._reader.remove(port)
+            self._locked(_close_rtmidi, port, is_input=True)
+
+        return close
 
     def open_output(self, name: str) -> tuple[Callable[[list[int]], None], Callable[[], None]]:
         """Open output `name`; returns (send(bytes), close())."""
@@ -274,11 +287,54 @@ def _api_label(rtmidi, api: int) -> str:
     return str(api)
 
 
+_RTMIDI_QUEUE = 16384  # messages RtMidi holds per input between two polls (floods included)
+_POLL_S = 0.0005  # the reader's pause when every queue is empty: adds at most half a millisecond
+
+
+class _Reader:
+    """One thread that empties the RtMidi queues of every open input, oldest first, calling
+    each port's `on_bytes`. Ports are added and removed under a lock the poll also takes, so
+    a port is never read while it closes."""
+
+    def __init__(self) -> None:
+        self._ports: dict[int, tuple[object, Callable[[list[int]], None]]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, port, on_bytes) -> None:
+        with self._lock:
+            self._ports[id(port)] = (port, on_bytes)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ganinstrument-midi-reader", daemon=True)
+                self._thread.start()
+
+    def remove(self, port) -> None:
+        with self._lock:
+            self._ports.pop(id(port), None)
+
+    def _run(self) -> None:
+        while True:
+            busy = False
+            with self._lock:
+                if not self._ports:
+                    self._thread = None
+                    return
+                for port, on_bytes in self._ports.values():
+                    for _ in range(1024):  # bounded, so one flooding port cannot starve the others
+                        try:
+                            item = port.get_message()
+                        except Exception:
+                            break
+                        if item is None:
+                            break
+                        busy = True
+                        on_bytes(item[0])
+            if not busy:
+                time.sleep(_POLL_S)
+
+
 def _close_rtmidi(port, *, is_input: bool) -> None:
-    # Teardown order: stop the callback first so RtMidi's thread never calls into a closing port.
     try:
-        if is_input:
-            port.cancel_callback()
         port.close_port()
     finally:
         port.delete()
