@@ -60,12 +60,13 @@ class Instrument:
     """A playable StyleGAN network (and optionally a second one to blend toward).
 
     `model`, `model_b`: a model file, "demo", or an already-built generator. `device`: None
-    for automatic (CUDA, MPS, CPU). `latent`: z groups, seeds and directions (LatentConfig).
+    for automatic (CUDA, MPS, CPU). `mapping`: a mapping file or shipped name; then `feed`
+    routes ControlEvents through it and its audio routes modulate the targets. `latent`: z groups, seeds and directions (LatentConfig).
     `edits`: None for one default edit per layer/block, or a list of EditSpec.
     `presets_dir`: the folder `preset.next/prev/recall/save` work in.
     """
 
-    def __init__(self, model="demo", model_b=None, device=None, *, latent: LatentConfig | None = None,
+    def __init__(self, model="demo", model_b=None, device=None, mapping=None, *, latent: LatentConfig | None = None,
                  edits=None, presets_dir="presets"):
         self.device = pick_device(device)
         if self.device.type == "cpu":
@@ -104,6 +105,12 @@ class Instrument:
         self._morph_latent: tuple[float, ...] | None = None
         self._dirty = True
         self._last: Frame | None = None
+        self.controls = None
+        if mapping is not None:
+            from .wiring import connect_mapping
+
+            self.controls = connect_mapping(self, mapping)
+            self.warnings.extend(self.controls.warnings)
 
     # -- targets and actions ------------------------------------------------------------
     def targets(self) -> Mapping[str, TargetSpec]:
@@ -132,6 +139,13 @@ class Instrument:
             for name, target in self.latent.action_updates(action, self.state.targets()).items():
                 self.state.set(name, target)
         self._dirty = True
+
+    def feed(self, events) -> int:
+        """Route raw ControlEvents (MIDI, OSC) through the mapping given at construction and
+        apply the resulting updates; returns how many applied. Never raises."""
+        if self.controls is None:
+            raise GanInstrumentError("this Instrument has no mapping; pass mapping=... to route events")
+        return sum(self.apply(update) for update in self.controls.router.route(events))
 
     def apply(self, update: ParamUpdate) -> bool:
         """The stage side: apply one controller update; never raises (problems go to `warnings`)."""

@@ -193,3 +193,19 @@ def test_presets_record_the_model_and_warn_when_it_changed(fixtures_dir, tmp_pat
     path.write_text(text.replace(file_sha256(model), "f" * 64))
     inst.load_preset(path)
     assert "content differs" in inst.warnings[-1] and "net.pkl" in inst.warnings[-1]
+
+
+def test_a_mapping_given_to_the_instrument_routes_events():
+    from ganinstrument.events import ControlEvent
+
+    inst = Instrument("demo", device="cpu", mapping="generic")
+    assert inst.modulation is not None  # the generic mapping's audio routes
+    # CC 24 -> psi, with soft takeover: a fader far from psi's value waits for pickup ...
+    assert inst.feed([ControlEvent("control_change", 0, 24, 0.0)]) == 0
+    assert inst.state.target("psi") == 1.0
+    # ... and takes over once it meets the value (psi 1 sits at 2/3 of its -1..2 range)
+    assert inst.feed([ControlEvent("control_change", 0, 24, 85.0)]) == 1
+    assert inst.feed([ControlEvent("control_change", 0, 24, 0.0)]) == 1
+    assert inst.state.target("psi") == inst.targets()["psi"].minimum
+    with pytest.raises(Exception, match="no mapping"):
+        Instrument(build_demo(), device="cpu").feed([])
