@@ -17,38 +17,18 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 from .clock import FakeClock
 from .errors import GanInstrumentError
 from .frame import Frame
+from .sources.audiofile import AudioFileError, read_audio
 
 log = logging.getLogger("ganinstrument")
 
 
 class RenderError(GanInstrumentError, ValueError):
     """Bad render arguments or inputs: names what is wrong."""
-
-
-def read_audio(path) -> tuple[np.ndarray, int]:
-    """Any file libsndfile reads -> float32 [frames, channels] and its sample rate; rates
-    outside 22050..96000 Hz are resampled to 48000 (the feature extractor's range)."""
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, sf.LibsndfileError if hasattr(sf, "LibsndfileError") else RuntimeError) as exc:
-        raise RenderError(f"{path}: cannot read this audio file ({exc})") from None
-    if not 22050 <= rate <= 96000:
-        from fractions import Fraction
-
-        from scipy.signal import resample_poly
-
-        ratio = Fraction(48000, int(rate))
-        data = resample_poly(data, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
-        rate = 48000
-    return data, int(rate)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -116,7 +96,10 @@ def run_render(args) -> int:
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
-    samples, rate = read_audio(args.audio)
+    try:
+        samples, rate = read_audio(args.audio)
+    except AudioFileError as exc:
+        raise RenderError(str(exc)) from None
     duration_s = samples.shape[0] / rate
     frames_total = int(math.floor(duration_s * args.fps + 1e-9))
     if frames_total < 1:

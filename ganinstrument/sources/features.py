@@ -315,21 +315,10 @@ def analyse_file(path: str | os.PathLike, *, block_size: int = 256,
     `scipy.signal.resample_poly` (polyphase FIR, Kaiser window, exact rational ratio).
     Returns one `Features` per block (the last block may be short). Deterministic.
     """
-    import soundfile as sf
+    from .audiofile import read_audio
 
-    data, file_rate = sf.read(os.fspath(path), dtype="float64", always_2d=True)
+    data, rate = read_audio(path, sample_rate=sample_rate, dtype="float64")
     x = data.mean(axis=1)                                           # (n,) mono
-    rate = float(file_rate)
-    target = float(sample_rate) if sample_rate is not None else (
-        rate if 22050 <= rate <= 96000 else 48000.0)
-    if target != rate:
-        from fractions import Fraction
-
-        from scipy.signal import resample_poly
-
-        ratio = Fraction(int(round(target)), int(round(rate)))
-        x = resample_poly(x, ratio.numerator, ratio.denominator)
-        rate = target
     fx = FeatureExtractor(rate, block_size, **extractor_kwargs)
     x32 = x.astype(np.float32)
     return [fx.process(x32[i:i + block_size]) for i in range(0, x32.size, block_size)]
