@@ -80,6 +80,7 @@ class Engine:
         self._start_t: float | None = None
         self._black: Frame | None = None
         self._last_good: Frame | None = None
+        self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
 
     # -- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -121,14 +122,20 @@ class Engine:
         self._last_t = now
         t = now - self._start_t
         started = time.perf_counter()
+        rendered_before = self.stats.rendered
         try:
             self._take_input(t)
             frame = self._render(dt)
         except Exception as exc:  # the show goes on with the last good frame
             frame = self._failed(exc)
         self.stats.frames += 1
-        ms = (time.perf_counter() - started) * 1e3
+        seconds = time.perf_counter() - started
+        ms = seconds * 1e3
         self.stats.frame_ms = ms
+        if self.stats.rendered > rendered_before:
+            # What a rendered frame costs, leaning to the slow side, for pacing (frames where
+            # nothing moved cost nothing and say nothing about the next fader move).
+            self._render_s = max(seconds, 0.9 * self._render_s + 0.1 * seconds)
         if dt > 0:
             self.stats.fps = 0.9 * self.stats.fps + 0.1 / dt if self.stats.fps else 1.0 / dt
         if frame is not None and self.sinks is not None:
@@ -228,13 +235,19 @@ class Engine:
         return bool(closed is not None and closed.is_set())
 
     def _pace(self, next_t: float) -> float:
-        """Wait for the next frame's slot on a fixed schedule (oversleeping is made up on the
-        next frame); after a stall longer than a frame, start the schedule afresh."""
+        """Wait for the next frame on a fixed schedule of slots 1/fps apart.
+
+        The frame starts a render's length *before* its slot (late latching): input is taken
+        as late as possible, so a control moved anywhere in a period is out by that period's
+        slot. Oversleeping is made up on the next frame; after a stall longer than a frame,
+        the schedule starts afresh.
+        """
         if not self.fps:
             return next_t
         period = 1.0 / self.fps
         next_t += period
-        left = next_t - self.clock.now()
+        lead = min(self._render_s, 0.8 * period)
+        left = next_t - lead - self.clock.now()
         if left > 0:
             self._stop.wait(left)
         elif left < -period:
