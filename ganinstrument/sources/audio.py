@@ -16,24 +16,28 @@ Threads and what each owns (DESIGN.md section 4):
 
 `BlockSource` feeds an array or a WAV file through the very same callback and worker code,
 deterministically, for tests and offline rendering; its timestamps are stream time (frame / rate).
+
+The ring, callback and worker live in `audio_pipeline.py`, `BlockSource` and the WAV helpers in
+`audio_offline.py`; this module holds the devices and `AudioInput`, and re-exports the rest.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-import wave
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ..clock import Clock, MonotonicClock
 from ..errors import DeviceError
+from .audio_offline import BlockSource, read_wav, write_wav  # noqa: F401  (re-exported)
+from .audio_pipeline import (  # noqa: F401  (re-exported)
+    ONSET_KINDS, Extractor, FeatureWorker, OnsetEvent, RingBuffer, _Capture, _default_extractor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +52,11 @@ __all__ = [
     "find_input_device",
     "list_input_devices",
     "read_wav",
+    "write_wav",
 ]
-
-# Features fields that are onset events -> the event's kind (the mapping's feature names)
-ONSET_KINDS = (("onset", "onset"), ("onset_low", "onset.low"), ("onset_mid", "onset.mid"),
-               ("onset_high", "onset.high"))
-_STAMPS = 64  # arrival stamps kept (power of two); the worker only needs the newest
-
 
 class AudioDeviceError(DeviceError):
     """An audio input device that is not there or cannot be opened; names it and lists the others."""
-
-
-class Extractor(Protocol):
-    """What the worker needs from `features.FeatureExtractor`."""
-
-    def process(self, block: np.ndarray) -> Any:  # block: float32 [block_size]
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class OnsetEvent:
-    """One detected onset.
-
-    `time_s`: when the analysis frame that fired ended, on the instrument's clock (live: the
-    arrival time of the callback that delivered it, corrected by the frames after it; offline:
-    stream time). `frame`: the same moment as a count of samples analysed (the stream position,
-    minus any dropped blocks). `kind`: the mapping's feature name: "onset", "onset.low",
-    "onset.mid" or "onset.high". `strength`: the block's onset_strength.
-    """
-
-    time_s: float
-    frame: int
-    kind: str = "onset"
-    strength: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,232 +75,6 @@ class AudioStatus:
     extractor_errors: int = 0
     onsets_dropped: int = 0
     reopens: int = 0
-
-
-# -- the ring -------------------------------------------------------------------------------
-class RingBuffer:
-    """Fixed-size single-producer / single-consumer ring of float32 frames [capacity, channels].
-
-    `_written` (frames ever written), `overflows` and `dropped_frames` belong to the producer;
-    `_read` (frames ever read) to the consumer. Each side only reads the other's counter, and
-    publishes its own after the data is in place, so under the GIL neither side can see a torn
-    block. A write that does not fit is dropped whole and counted: the producer never waits
-    and never touches data the consumer has not read yet.
-    """
-
-    def __init__(self, capacity: int, channels: int = 1):
-        if capacity < 1 or channels < 1:
-            raise ValueError(f"ring needs capacity >= 1 and channels >= 1, got {capacity}, {channels}")
-        self.data = np.zeros((capacity, channels), np.float32)  # [frames, channels]
-        self.capacity = int(capacity)
-        self.channels = int(channels)
-        self._written = 0
-        self._read = 0
-        self.overflows = 0
-        self.dropped_frames = 0
-
-    @property
-    def written(self) -> int:
-        return self._written
-
-    @property
-    def read(self) -> int:
-        return self._read
-
-    def available(self) -> int:
-        """Frames written and not yet read."""
-        return self._written - self._read
-
-    def write(self, frames: np.ndarray) -> bool:
-        """Producer: copy `frames` [n, channels] in; False (and counted) when it does not fit."""
-        n = frames.shape[0]
-        w = self._written
-        if n > self.capacity - (w - self._read):
-            self.overflows += 1
-            self.dropped_frames += n
-            return False
-        start = w % self.capacity
-        first = min(n, self.capacity - start)
-        self.data[start:start + first] = frames[:first]
-        if first < n:
-            self.data[:n - first] = frames[first:]
-        self._written = w + n
-        return True
-
-    def read_into(self, out: np.ndarray) -> bool:
-        """Consumer: fill `out` [n, channels] with the oldest n unread frames; False if fewer."""
-        n = out.shape[0]
-        r = self._read
-        if self._written - r < n:
-            return False
-        start = r % self.capacity
-        first = min(n, self.capacity - start)
-        out[:first] = self.data[start:start + first]
-        if first < n:
-            out[first:] = self.data[:n - first]
-        self._read = r + n
-        return True
-
-
-class _Capture:
-    """The PortAudio side: the callback and the arrival stamps it owns."""
-
-    def __init__(self, ring: RingBuffer, clock: Clock):
-        self.ring = ring
-        self.clock = clock
-        self.stamp_frames = np.zeros(_STAMPS, np.int64)  # ring frames written after callback k
-        self.stamp_times = np.zeros(_STAMPS, np.float64)  # clock time of callback k
-        self.stamp_drops = np.zeros(_STAMPS, np.int64)  # ring frames dropped before callback k
-        self.stamps = 0
-        self.callbacks = 0
-        self.status_overflows = 0  # PortAudio's input_overflow flags
-        self.last_callback_s = clock.now()
-        self.failed = False
-
-    def callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        """sounddevice's callback signature: copy, stamp, count; nothing else."""
-        try:
-            if status and status.input_overflow:
-                self.status_overflows += 1
-            self.ring.write(indata)
-            now = self.clock.now()
-            k = self.stamps & (_STAMPS - 1)
-            self.stamp_frames[k] = self.ring._written
-            self.stamp_times[k] = now
-            self.stamp_drops[k] = self.ring.dropped_frames
-            self.stamps += 1
-            self.callbacks += 1
-            self.last_callback_s = now
-        except Exception:  # never let PortAudio abort the stream; the worker notices
-            self.failed = True
-
-    def time_of(self, frame: int, sample_rate: int) -> float:
-        """Clock time of ring frame `frame`, taking the last frame of each callback as arriving
-        when the callback ran.
-
-        Callbacks run late (scheduling, xruns), never early, so each stamp gives a latest
-        possible time origin (t_k - frames_k / rate) and the earliest over the recent stamps is
-        the best one: jitter-free to the callback that ran on time. Only stamps since the last
-        dropped block count (a drop shifts ring frames against real time). Called by the worker
-        when an onset fires; the slot the callback may be writing is skipped.
-        """
-        count = self.stamps
-        if count == 0:
-            return self.clock.now()
-        n = min(count - 1, _STAMPS - 2)
-        newest = (count - 1) & (_STAMPS - 1)
-        idx = (np.arange(count - 1 - n, count) & (_STAMPS - 1))
-        same = self.stamp_drops[idx] == self.stamp_drops[newest]
-        origin = np.min(self.stamp_times[idx][same] - self.stamp_frames[idx][same] / sample_rate)
-        return float(origin) + frame / sample_rate
-
-
-# -- the features worker ---------------------------------------------------------------------
-class FeatureWorker:
-    """Blocks from a ring -> sanitised mono -> extractor -> latest slot + onset events.
-
-    `channels`: indices into the ring's channels to mix (mean), or one index to pick.
-    `time_of(frame)`: the clock time of a ring frame. Everything here runs on one thread (the
-    features thread, or the caller for `BlockSource`); `latest()` and `drain_onsets()` may be
-    called from any one other thread.
-    """
-
-    def __init__(self, ring: RingBuffer, extractor: Extractor, block_size: int, *,
-                 channels: Sequence[int] | None = None, time_of: Callable[[int], float],
-                 sample_rate: float, max_onsets: int = 256):
-        self.ring = ring
-        self.sample_rate = float(sample_rate)
-        self.extractor = extractor
-        self.block_size = int(block_size)
-        sel = list(range(ring.channels)) if channels is None else [int(c) for c in channels]
-        if not sel or any(c < 0 or c >= ring.channels for c in sel):
-            raise ValueError(f"channels {channels} not in the ring's 0..{ring.channels - 1}")
-        self._sel = sel
-        self._time_of = time_of
-        self._block = np.zeros((self.block_size, ring.channels), np.float32)  # [frames, ch]
-        self._mono = np.zeros(self.block_size, np.float32)  # [frames]
-        self._latest: Any = None
-        self._onsets: deque[OnsetEvent] = deque(maxlen=max_onsets)
-        self.blocks = 0
-        self.bad_blocks = 0  # blocks with NaN/inf (repaired to 0 / +-1)
-        self.clipped_blocks = 0  # blocks reaching full scale (clipped to [-1, 1])
-        self.extractor_errors = 0
-        self.onsets_dropped = 0
-        self.last_error = ""
-
-    # engine side
-    def latest(self) -> Any:
-        """The newest Features, or None before the first block (or after the input was lost)."""
-        return self._latest
-
-    def drain_onsets(self) -> list[OnsetEvent]:
-        """Onset events since the last call, oldest first."""
-        out = []
-        while True:
-            try:
-                out.append(self._onsets.popleft())
-            except IndexError:
-                return out
-
-    def clear(self) -> None:
-        """Forget the published features (the input is gone: do not hold a loud value forever)."""
-        self._latest = None
-
-    # worker side
-    def process_available(self, max_blocks: int | None = None) -> int:
-        """Process whole blocks waiting in the ring; returns how many."""
-        done = 0
-        while (max_blocks is None or done < max_blocks) and self.ring.read_into(self._block):
-            self._process_block()
-            done += 1
-        return done
-
-    def _process_block(self) -> None:
-        mono, block = self._mono, self._block
-        if len(self._sel) == 1:
-            np.copyto(mono, block[:, self._sel[0]])
-        elif len(self._sel) == block.shape[1]:
-            np.mean(block, axis=1, out=mono)
-        else:
-            np.mean(block[:, self._sel], axis=1, out=mono)
-        if not np.isfinite(mono).all():
-            self.bad_blocks += 1
-            np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-        peak = float(np.max(np.abs(mono)))
-        if peak >= 1.0:
-            self.clipped_blocks += 1
-            np.clip(mono, -1.0, 1.0, out=mono)
-        self.blocks += 1
-        frame_end = self.ring.read
-        try:
-            feats = self.extractor.process(mono)
-        except Exception as exc:  # one bad block must not end the features thread
-            self.extractor_errors += 1
-            if self.extractor_errors == 1 or self.extractor_errors % 1000 == 0:
-                log.warning("audio features: extractor failed (%d so far): %r", self.extractor_errors, exc)
-            self.last_error = repr(exc)
-            return
-        self._latest = feats
-        fired = [kind for field, kind in ONSET_KINDS if getattr(feats, field, False)]
-        if fired:
-            # The extractor says where in the block the firing frame ended (onset_time_s <= time_s).
-            early_s = 0.0
-            onset_t, block_t = getattr(feats, "onset_time_s", None), getattr(feats, "time_s", None)
-            if onset_t is not None and block_t is not None and 0.0 <= block_t - onset_t < 1.0:
-                early_s = block_t - onset_t
-            frame = frame_end - int(round(early_s * self.sample_rate))
-            t = self._time_of(frame)
-            strength = float(getattr(feats, "onset_strength", 0.0) or 0.0)
-            for kind in fired:
-                if len(self._onsets) == self._onsets.maxlen:
-                    self.onsets_dropped += 1  # the deque drops the oldest; the engine is not draining
-                self._onsets.append(OnsetEvent(t, frame, kind, strength))
-
-
-def _default_extractor(sample_rate: int, block_size: int) -> Extractor:
-    from .features import FeatureExtractor  # numpy-only, but keep imports lazy and explicit
-
-    return FeatureExtractor(sample_rate, block_size)
 
 
 # -- devices ---------------------------------------------------------------------------------
@@ -654,134 +403,6 @@ class AudioInput:
             done = worker.process_available(64) if worker is not None else 0
             if done == 0:
                 self._stop.wait(self._poll_s if self._state == "running" else 0.05)
-
-
-# -- offline: arrays and files through the same path ----------------------------------------
-class BlockSource:
-    """An array (or WAV file) played through the same ring, callback and worker as live input.
-
-    `samples`: float [frames] or [frames, channels]; `channels` as in AudioInput (None: mix
-    all). Time is stream time: `advance_to(t_s)` processes every block that has ended by
-    `t_s`; onset times are the end of the firing block in seconds from the start. `latest()`
-    and `drain_onsets()` behave as AudioInput's, so the engine takes either.
-    """
-
-    def __init__(self, samples: np.ndarray, sample_rate: int, *, block_size: int = 256,
-                 channels: Sequence[int] | None = None, extractor: Callable | None = None,
-                 chunk: int | None = None):
-        x = np.asarray(samples, dtype=np.float32)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] < 1:
-            raise ValueError(f"samples must be [frames] or [frames, channels], got shape {np.shape(samples)}")
-        self.samples = np.ascontiguousarray(x)  # [frames, channels]
-        self.sample_rate = int(sample_rate)
-        self.block_size = int(block_size)
-        self._chunk = int(chunk or block_size)  # frames per simulated callback
-        self.clock = _StreamClock(self.sample_rate)
-        ring = RingBuffer(max(2 * self.block_size, 2 * self._chunk) + self.block_size, x.shape[1])
-        self._capture = _Capture(ring, self.clock)
-        factory = extractor or _default_extractor
-        self.worker = FeatureWorker(ring, factory(self.sample_rate, self.block_size), self.block_size,
-                                    channels=channels, time_of=lambda f: f / self.sample_rate,
-                                    sample_rate=self.sample_rate)
-        self._fed = 0
-        padded = -(-len(self.samples) // self.block_size) * self.block_size
-        self.frames_total = padded
-
-    @classmethod
-    def from_wav(cls, path: str, **kwargs: Any) -> BlockSource:
-        samples, rate = read_wav(path)
-        return cls(samples, rate, **kwargs)
-
-    @property
-    def time_s(self) -> float:
-        """Stream time analysed so far."""
-        return self.worker.ring.read / self.sample_rate
-
-    @property
-    def done(self) -> bool:
-        return self._fed >= self.frames_total and self.worker.ring.available() < self.block_size
-
-    def latest(self) -> Any:
-        return self.worker.latest()
-
-    def drain_onsets(self) -> list[OnsetEvent]:
-        return self.worker.drain_onsets()
-
-    def advance_to(self, t_s: float) -> int:
-        """Feed and analyse every block that ends at or before `t_s`; returns blocks processed."""
-        target = min(self.frames_total, int(math.floor(t_s * self.sample_rate + 1e-6)))
-        target -= target % self.block_size
-        done = 0
-        while self.worker.ring.read < target and self._fed < self.frames_total:
-            self._feed_chunk()
-            done += self.worker.process_available()
-        return done
-
-    def blocks(self) -> Iterator[tuple[Any, list[OnsetEvent]]]:
-        """(Features, onsets of that block) for every block to the end."""
-        while not self.done:
-            self._feed_chunk()
-            while self.worker.process_available(1):
-                yield self.worker.latest(), self.worker.drain_onsets()
-
-    def _feed_chunk(self) -> None:
-        start = self._fed
-        if start >= self.frames_total:
-            return
-        n = min(self._chunk, self.frames_total - start)
-        chunk = self.samples[start:start + n]
-        if chunk.shape[0] < n:  # the last block, padded with silence
-            chunk = np.concatenate([chunk, np.zeros((n - chunk.shape[0], chunk.shape[1]), np.float32)])
-        self.clock.t = (start + n) / self.sample_rate
-        self._capture.callback(chunk, n, None, None)
-        self._fed = start + n
-
-
-class _StreamClock:
-    """Stream time for BlockSource: set by the feeder."""
-
-    def __init__(self, sample_rate: int):
-        self.sample_rate = sample_rate
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-
-def read_wav(path: str) -> tuple[np.ndarray, int]:
-    """A PCM WAV (8/16/24/32-bit integer) as float32 [frames, channels] in [-1, 1], and its rate."""
-    with wave.open(str(path), "rb") as f:
-        n_ch, width, rate, n = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
-        raw = f.readframes(n)
-    if width == 1:
-        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        i = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
-        i = np.where(i >= 1 << 23, i - (1 << 24), i)
-        x = i.astype(np.float32) / float(1 << 23)
-    elif width == 4:
-        x = np.frombuffer(raw, "<i4").astype(np.float32) / float(1 << 31)
-    else:
-        raise ValueError(f"{path}: unsupported WAV sample width {width} bytes")
-    return x.reshape(-1, n_ch), rate
-
-
-def write_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
-    """float [frames] or [frames, channels] in [-1, 1] -> 16-bit PCM WAV (tests, fixtures)."""
-    x = np.asarray(samples, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(x.shape[1])
-        f.setsampwidth(2)
-        f.setframerate(int(sample_rate))
-        f.writeframes(pcm.tobytes())
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.005) -> bool:
