@@ -101,11 +101,7 @@ def jack_server():
         finally:
             _stop(server)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(saved)
 
 
 class JackSender:
@@ -226,3 +222,12 @@ class FloodPlayer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def restore_env(saved: dict) -> None:
+    """Put environment variables back as `saved` ({name: value or None}) had them."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

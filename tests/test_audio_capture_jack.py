@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_helpers import wait_for
+from jack_helpers import restore_env, wait_for
 
 from ganinstrument.sources.audio import AudioInput, write_wav
 
@@ -60,11 +60,7 @@ def sounddevice_on_jack(jack_server):
     try:
         _reinitialise(sd)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(saved)
 
 
 def _reinitialise(sd) -> None:
