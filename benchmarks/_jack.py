@@ -192,6 +192,8 @@ def _sender_main(client: str) -> None:
         line = sys.stdin.readline()
         if not line:
             break
+        if not line.strip() or line.strip() == "stop":   # a stop that came after its stream ended
+            continue
         req = json.loads(line)
         cmd = req["cmd"]
         if cmd == "quit":

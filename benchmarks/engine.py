@@ -55,8 +55,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import collections
+import ctypes
+import faulthandler
 import math
 import os
 import subprocess
@@ -64,6 +65,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -116,6 +118,25 @@ def rss_bytes() -> int:
         import psutil
 
         return psutil.Process().memory_info().rss
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                 "uordblks", "fordblks", "keepcost")]
+
+
+def heap_stats() -> tuple[int, int, int] | None:
+    """(bytes malloc has handed out and not got back, bytes it holds free, Python's allocated
+    blocks), or None off glibc. A leak grows the first; an allocator that keeps freed memory
+    (fragmentation, raised trim thresholds) grows only the second, which RSS cannot tell apart."""
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Mallinfo2
+    m = fn()
+    return m.uordblks + m.hblkhd, m.fordblks, sys.getallocatedblocks()
 
 
 # -- audio: a click track in real time ---------------------------------------------------------
@@ -452,21 +473,39 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         print(f"  (sink skipped: {note})")
 
     rss_samples: list[tuple[float, int]] = []
+    heap_samples: list[tuple[float, int, int, int]] = []
     done = threading.Event()
     load_end = [""]
+
+    trace = soak and args.trace_memory
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start(12)
+    half_snapshot = []
 
     def monitor():  # samples RSS, ends the run after `seconds`
         interval = args.soak_interval_s if soak else max(seconds / 4, 1.0)
         while True:
             elapsed = time.perf_counter() - t_start
+            if trace and not half_snapshot and elapsed >= seconds / 2:
+                half_snapshot.append(tracemalloc.take_snapshot())
             rss_samples.append((elapsed, rss_bytes()))
+            heap = heap_stats()
+            if heap is not None:
+                heap_samples.append((elapsed, *heap))
             if soak:
-                print(f"  t={elapsed / 60:6.2f} min  RSS {rss_samples[-1][1] / 2**20:8.1f} MiB  "
+                extra = ("" if heap is None else f"  heap in use {heap[0] / 2**20:7.1f} MiB, free {heap[1] / 2**20:6.1f} MiB, "
+                         f"{heap[2]} Python blocks")
+                print(f"  t={elapsed / 60:6.2f} min  RSS {rss_samples[-1][1] / 2**20:8.1f} MiB{extra}  "
                       f"frames {rec.frames}  load {os.getloadavg()[0]:.2f}", flush=True)
             if elapsed >= seconds or done.wait(min(interval, seconds - elapsed)):
                 break
         load_end[0] = machine_load()
         engine.request_stop()
+        if trace and half_snapshot:
+            print_growth(half_snapshot[0], tracemalloc.take_snapshot())
+            tracemalloc.stop()
 
     def run_engine():
         try:
@@ -501,11 +540,11 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         print(f"  JACK xruns during the run {late1[0] - late0[0]} (cycles our MIDI client had not finished: "
               f"{late1[1] - late0[1]})")
     report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_stats, injected, audio,
-           rss0, rss_samples, soak)
+           rss0, rss_samples, heap_samples, soak)
 
 
 def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_stats, injected, audio,
-           rss0, rss_samples, soak) -> None:
+           rss0, rss_samples, heap_samples, soak) -> None:
     starts = np.asarray(rec.frame_start)
     ft = np.asarray(rec.frame_s)
     iv = np.diff(starts) if starts.size > 1 else np.zeros(0)
@@ -569,7 +608,30 @@ def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_sta
             if half.sum() >= 3:
                 line += f", {np.polyfit(t[half], r[half], 1)[0]:+.3f} MiB/min over the second half"
         print(line)
+    if len(heap_samples) >= 3:
+        h = np.array(heap_samples, dtype=np.float64)
+        t = h[:, 0] / 60.0
+        half = t >= t[-1] / 2
+        if half.sum() >= 3 and t[-1] > t[0]:
+            used, free = h[:, 1] / 2**20, h[:, 2] / 2**20
+            print(f"  heap (glibc): in use {used[0]:.1f} -> {used[-1]:.1f} MiB "
+                  f"({np.polyfit(t[half], used[half], 1)[0]:+.3f} MiB/min over the second half), "
+                  f"held free {free[0]:.1f} -> {free[-1]:.1f} MiB "
+                  f"({np.polyfit(t[half], free[half], 1)[0]:+.3f} MiB/min); Python blocks "
+                  f"{int(h[0, 3])} -> {int(h[-1, 3])}")
     sys.stdout.flush()
+
+
+def print_growth(before, after, top: int = 12) -> None:
+    """The allocation sites whose live memory grew most between two tracemalloc snapshots."""
+    stats = after.compare_to(before, "traceback")
+    grew = [st for st in stats if st.size_diff > 0]
+    print(f"  tracemalloc, second half of the soak: live Python-allocated memory "
+          f"{sum(st.size_diff for st in stats) / 2**20:+.2f} MiB; sites that grew most:")
+    for st in grew[:top]:
+        frames = [f for f in st.traceback if "tracemalloc" not in f.filename][-4:]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))
+        print(f"    {st.size_diff / 1024:+9.1f} KiB {st.count_diff:+7d} blocks  {where}")
 
 
 def main(argv=None) -> int:
@@ -592,6 +654,9 @@ def main(argv=None) -> int:
     p.add_argument("--soak-config", default="demo")
     p.add_argument("--soak-sinks", default="null,record")
     p.add_argument("--soak-interval-s", type=float, default=30.0, help="RSS sampling interval in the soak")
+    p.add_argument("--trace-memory", action="store_true",
+                   help="soak under tracemalloc and print the allocation sites that grew over its second "
+                        "half (slows every frame: for finding a leak, not for timing)")
     args = p.parse_args(argv)
     faulthandler.enable()  # a crash in a native library (rtmidi, torch) prints every thread's stack
 
