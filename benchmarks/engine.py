@@ -58,6 +58,7 @@ import argparse
 import collections
 import ctypes
 import faulthandler
+import gc
 import math
 import os
 import subprocess
@@ -264,9 +265,10 @@ class Recorder:
         d = lambda: collections.deque(maxlen=maxlen)  # noqa: E731
         self.frame_start, self.frame_s = d(), d()
         self.midi_s, self.onset_s, self.click_s = d(), d(), d()
+        self.wait_s, self.taken_s = d(), d()          # event -> drained, drained -> submitted
         self.submit_s: dict[str, collections.deque] = collections.defaultdict(d)
         self.write_s: dict[str, collections.deque] = collections.defaultdict(d)
-        self.pending_events: list[float] = []
+        self.pending_events: list[tuple[float, float]] = []   # (event time, drained at)
         self.pending_onsets: list[tuple[float, float, str]] = []
         self.low_onset_frames = 0
         self.low_onset_visible = 0
@@ -283,7 +285,8 @@ class TapMidi:
 
     def drain(self):
         events = self.midi.drain()
-        self.rec.pending_events.extend(e.timestamp for e in events)
+        now = time.perf_counter()
+        self.rec.pending_events.extend((e.timestamp, now) for e in events)
         return events
 
     def close(self, timeout: float = 2.0):
@@ -307,7 +310,11 @@ class TimedSinks(Sinks):
         t = self.last_t = time.perf_counter()
         self.submits += 1
         rec = self.rec
-        rec.midi_s.extend(t - ts for ts in rec.pending_events)
+        for ts, drained in rec.pending_events:
+            rec.midi_s.append(t - ts)
+            rec.wait_s.append(drained - ts)
+        if rec.pending_events:
+            rec.taken_s.append(t - rec.pending_events[0][1])
         rec.pending_events.clear()
         taken = 0
         for sink in self.sinks:
@@ -358,6 +365,37 @@ class BenchEngine(Engine):
                 if abs(kick - expected) < 1e-6:
                     rec.low_onset_visible += 1
         return frame
+
+
+class GcWatch:
+    """Python's garbage collections during a run: how many of each generation, and how long."""
+
+    def __init__(self):
+        self.count = [0, 0, 0]
+        self.total_ms = [0.0, 0.0, 0.0]
+        self.max_ms = [0.0, 0.0, 0.0]
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        g = info["generation"]
+        ms = (time.perf_counter() - self._t) * 1e3
+        self.count[g] += 1
+        self.total_ms[g] += ms
+        self.max_ms[g] = max(self.max_ms[g], ms)
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> str:
+        return "; ".join(f"gen{g} {self.count[g]} (max {self.max_ms[g]:.2f} ms, total {self.total_ms[g]:.0f} ms)"
+                         for g in range(3)) + f"; objects frozen out of collection {gc.get_freeze_count()}"
 
 
 def time_writes(sink, rec: Recorder) -> None:
@@ -513,6 +551,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         finally:
             done.set()
 
+    gc_watch = GcWatch().__enter__()
     t_start = time.perf_counter()
     # `perform` runs the engine on the main thread; so does this by default (it matters for
     # CPU torch: see --engine-thread).
@@ -534,6 +573,8 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
             midi_in.close()
             sender.close()
         sink_stats = {s.name: s.stats for s in sinks}
+        gc_watch.__exit__()
+    print(f"  Python GC during the run: {gc_watch.summary()}")
     load_end = load_end[0] or machine_load()
     late1 = late_cycles()
     if late0 is not None and late1 is not None:
@@ -588,6 +629,8 @@ def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_sta
             parts.append(f"one measured frame period + 5 ms ({measured * 1e3:.1f} ms): "
                          f"{np.mean(midi <= measured) * 100:.1f}%")
         print("    within " + "; within ".join(parts))
+        print(f"    = waiting for the next frame to take it {fmt(rec.wait_s)}\n"
+              f"    + that frame's render, from taking its input to submitting {fmt(rec.taken_s)}")
     print(f"  onset (low band) -> frame submitted: {fmt(rec.onset_s)}")
     print(f"  click start in the track -> frame submitted: {fmt(rec.click_s)}; frames that took a low "
           f"onset {rec.low_onset_frames}, {KICK_TARGET} at base + full pulse in {rec.low_onset_visible}; "

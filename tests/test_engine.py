@@ -142,3 +142,22 @@ def test_run_stops_on_request_from_another_thread(inst):
     stats = engine.run()
     assert time.monotonic() - t0 < 10 and stats.frames >= 1
     assert not sink._thread.is_alive()
+
+
+def test_the_show_runs_with_startup_objects_frozen_out_of_the_garbage_collector(inst):
+    import gc
+
+    seen = []
+
+    class Watch(Collect):
+        def submit(self, frame):
+            seen.append(gc.get_freeze_count())
+            return super().submit(frame)
+
+    sink = Watch()
+    sink.open(256, 256, 30)
+    before = gc.get_freeze_count()
+    Engine(inst, sinks=Sinks([sink]), clock=FakeClock(), fps=None, max_frames=3).run()
+    # the model's tensors' Python objects and the registry are among the frozen
+    assert len(seen) == 3 and min(seen) > before + 1000
+    assert gc.get_freeze_count() == before            # given back to the collector at the end
