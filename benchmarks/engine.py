@@ -472,9 +472,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
     inst = build_instrument(config, args.device)
     device = inst.device
     controls = connect_mapping(inst, "generic", clock)
-    for _ in range(3):  # as `perform` does: CPU back ends set themselves up on the first calls
-        inst._dirty = True
-        first = inst.step(0.0)
+    first = inst.warm_up(3)  # as `perform` does: CPU back ends set themselves up on the first calls
     width, height = first.size
     seconds = minutes * 60.0
     rec = Recorder(maxlen=20_000 if soak else 5_000_000)

@@ -298,9 +298,7 @@ def main(argv=None) -> int:
     inst = Instrument("demo", device=args.device)
     controls = connect_mapping(inst, "generic", clock)
     if args.render:
-        for _ in range(3):
-            inst._dirty = True
-            inst.step(0.0)
+        inst.warm_up(3)
     global JACK
     with jack_server(args.server, args.jack_period, args.jack_rate) as desc, Sender("bench-controller") as sender:
         JACK = desc

@@ -187,6 +187,21 @@ class Instrument:
         self._dirty = False
         return self._render(values, noise)
 
+    def redraw(self) -> None:
+        """Render the next frame even if no value moved (after changing the scene behind the
+        registry's back, e.g. `latent.set_base_z`)."""
+        self._dirty = True
+
+    def warm_up(self, frames: int = 3) -> Frame:
+        """Render `frames` frames at the current values (no time passes); returns the last.
+        CPU back ends set themselves up per shape on the first calls (the first 1-3 frames
+        are slow), so `perform` warms up before the show."""
+        frame = None
+        for _ in range(max(1, int(frames))):
+            self._dirty = True
+            frame = self.step(0.0)
+        return frame
+
     def render(self) -> Frame:
         """Render the current values now (no time passes)."""
         return self.step(0.0) if self._last is not None else self._render(self.state.values(), "const")

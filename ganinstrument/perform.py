@@ -136,9 +136,7 @@ def run_perform(args) -> int:
     controls = connect_mapping(inst, args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
-    for _ in range(WARMUP_FRAMES):
-        inst._dirty = True
-        first = inst.step(0.0)
+    first = inst.warm_up(WARMUP_FRAMES)
     width, height = first.size
 
     engine_box: list[Engine] = []

@@ -96,7 +96,7 @@ def test_explicit_latent_round_trips(inst, tmp_path):
     saved = settle(inst, 0.1)
     path = inst.save_preset(tmp_path / "z.yaml")
     inst.latent.set_base_z(None)
-    inst._dirty = True
+    inst.redraw()
     assert diff(settle(inst, 0.1), saved) > 0
     inst.load_preset(path)
     assert np.array_equal(inst.step(1 / 30).image, saved.image)
@@ -209,3 +209,24 @@ def test_a_mapping_given_to_the_instrument_routes_events():
     assert inst.state.target("psi") == inst.targets()["psi"].minimum
     with pytest.raises(Exception, match="no mapping"):
         Instrument(build_demo(), device="cpu").feed([])
+
+
+def test_warm_up_renders_each_time_and_redraw_forces_one_frame(inst):
+    calls = []
+    real = inst._render
+
+    def counting(values, noise):
+        calls.append(noise)
+        return real(values, noise)
+
+    inst._render = counting
+    try:
+        frame = inst.warm_up(3)
+        assert len(calls) == 3 and frame.size == (256, 256)
+        inst.step(1 / 30)                      # nothing moved: the last frame again
+        assert len(calls) == 3
+        inst.redraw()
+        inst.step(1 / 30)
+        assert len(calls) == 4
+    finally:
+        del inst._render
