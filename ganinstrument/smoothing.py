@@ -104,6 +104,50 @@ def _scaled_rate(rate: float, scale: float) -> float:
     return rate / scale
 
 
+class _ExactFilter:
+    """The robustness rules of the module docstring, shared by the filters with a time constant.
+
+    `advance` and `advance_array` ignore a step with dt <= 0 (or a non-finite target), scale the
+    rate `_rate` by `scale`, and snap to the target at rest once u = dt * rate reaches `_SNAP_U`;
+    below that the subclass's `_solve` / `_solve_array` take the exact step.
+    """
+
+    __slots__ = ()
+    _rate: float  # [1/s]; inf if time 0
+
+    def advance(
+        self, value: float, velocity: float, target: float, dt: float, *, scale: float = 1.0
+    ) -> tuple[float, float]:
+        if not (dt > 0.0 and math.isfinite(target)):
+            return value, velocity
+        rate = self._rate if scale == 1.0 else _scaled_rate(self._rate, scale)
+        u = dt * rate
+        if u >= _SNAP_U:
+            return target, 0.0
+        return self._solve(value, velocity, target, dt, rate, u)
+
+    def advance_array(self, value, velocity, target, dt, *, scale, scratch) -> None:
+        if not dt > 0.0:
+            return
+        rate = self._rate if scale == 1.0 else _scaled_rate(self._rate, scale)
+        u = dt * rate
+        if u >= _SNAP_U:
+            np.copyto(value, target)
+            velocity.fill(0.0)
+            return
+        self._solve_array(value, velocity, target, dt, rate, u, scratch)
+
+    def _solve(
+        self, value: float, velocity: float, target: float, dt: float, rate: float, u: float
+    ) -> tuple[float, float]:
+        """(value, velocity) after the step, for u < _SNAP_U; an overflow snaps to the target."""
+        raise NotImplementedError
+
+    def _solve_array(self, value, velocity, target, dt, rate, u, scratch) -> None:
+        """`_solve` in place on the arrays; overflowed entries are repaired (`_repair`)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
 class NoSmoothing:
     """Jumps to the target on every step with dt > 0."""
@@ -132,7 +176,7 @@ class NoSmoothing:
 
 
 @dataclass(frozen=True, slots=True)
-class OnePole:
+class OnePole(_ExactFilter):
     """First-order exponential smoothing with time constant `time_ms` (milliseconds).
 
     Exact discretisation: alpha = 1 - exp(-dt / tau), so any split of the same wall time gives
@@ -152,29 +196,13 @@ class OnePole:
         """The value after `dt` seconds following `target` (pure; no state)."""
         return self.advance(value, 0.0, target, dt, scale=scale)[0]
 
-    def advance(
-        self, value: float, velocity: float, target: float, dt: float, *, scale: float = 1.0
-    ) -> tuple[float, float]:
-        if not (dt > 0.0 and math.isfinite(target)):
-            return value, velocity
-        rate = self._rate if scale == 1.0 else _scaled_rate(self._rate, scale)
-        u = dt * rate
-        if u >= _SNAP_U:
-            return target, 0.0
+    def _solve(self, value, velocity, target, dt, rate, u) -> tuple[float, float]:
         new = target + (value - target) * math.exp(-u)
         if not math.isfinite(new):  # only from overflow of value - target near +-1e308
             return target, 0.0
         return new, 0.0
 
-    def advance_array(self, value, velocity, target, dt, *, scale, scratch) -> None:
-        if not dt > 0.0:
-            return
-        rate = self._rate if scale == 1.0 else _scaled_rate(self._rate, scale)
-        u = dt * rate
-        if u >= _SNAP_U:
-            np.copyto(value, target)
-            velocity.fill(0.0)
-            return
+    def _solve_array(self, value, velocity, target, dt, rate, u, scratch) -> None:
         x = scratch[0]
         np.subtract(value, target, out=x)
         x *= math.exp(-u)
@@ -187,7 +215,7 @@ class OnePole:
 
 
 @dataclass(frozen=True, slots=True)
-class CriticallyDamped:
+class CriticallyDamped(_ExactFilter):
     """Second-order, critically damped smoothing; `time_ms` T sets the natural frequency w = 2/T.
 
     State is value and velocity (units per second). Over a step with the target held constant
@@ -206,15 +234,7 @@ class CriticallyDamped:
         object.__setattr__(self, "time_ms", time_ms)
         object.__setattr__(self, "_rate", 2000.0 / time_ms if time_ms > 0.0 else math.inf)
 
-    def advance(
-        self, value: float, velocity: float, target: float, dt: float, *, scale: float = 1.0
-    ) -> tuple[float, float]:
-        if not (dt > 0.0 and math.isfinite(target)):
-            return value, velocity
-        w = self._rate if scale == 1.0 else _scaled_rate(self._rate, scale)
-        u = dt * w
-        if u >= _SNAP_U:
-            return target, 0.0
+    def _solve(self, value, velocity, target, dt, w, u) -> tuple[float, float]:
         if u == 0.0:  # w underflowed (absurd scale): free motion would coast forever; hold
             return value, velocity
         e = math.exp(-u)
@@ -226,17 +246,9 @@ class CriticallyDamped:
             return target, 0.0
         return new, new_velocity
 
-    def advance_array(self, value, velocity, target, dt, *, scale, scratch) -> None:
-        # The same operations as `advance`, in place; additions are written in the other order
+    def _solve_array(self, value, velocity, target, dt, w, u, scratch) -> None:
+        # The same operations as `_solve`, in place; additions are written in the other order
         # where that saves a buffer (IEEE addition commutes exactly).
-        if not dt > 0.0:
-            return
-        w = self._rate if scale == 1.0 else _scaled_rate(self._rate, scale)
-        u = dt * w
-        if u >= _SNAP_U:
-            np.copyto(value, target)
-            velocity.fill(0.0)
-            return
         if u == 0.0:
             return
         e = math.exp(-u)

@@ -92,29 +92,37 @@ def _unknown_hint(name: str, registry: Registry, pool) -> str:
     return "run 'ganinstrument check' with the model you will play to see its names"
 
 
+_WITH_ARTICLE = {"target": "a target", "action": "an action"}
+
+
+def _report_missing(name, kind: str, what: str, registry: Registry, optional: bool, line: int, ck: Checker) -> None:
+    """Report `name`, which is not one of this instrument's `kind`s ("target" or "action"): the
+    other kind's name written under this key, an optional name skipped, or an unknown name."""
+    if kind == "target":
+        other, pool, others = "action", registry.targets, registry.actions
+    else:
+        other, pool, others = "target", registry.actions, registry.targets
+    if name in others:
+        ck.problem(line, f"{what} {name!r} is {_WITH_ARTICLE[other]}, not {_WITH_ARTICLE[kind]}",
+                   f"write '{other}: {name}'")
+    elif optional:
+        ck.warn(line, f"skipped {what} {name!r}: this instrument has no such {kind} (optional)")
+    else:
+        ck.problem(line, f"unknown {what} {name!r} (expected {_WITH_ARTICLE[kind]} of this instrument)",
+                   _unknown_hint(name, registry, pool))
+
+
 def _check_target(name, registry: Registry, optional: bool, line: int, ck: Checker, what: str) -> bool:
     if name in registry.targets:
         return True
-    if name in registry.actions:
-        ck.problem(line, f"{what} {name!r} is an action, not a target", f"write 'action: {name}'")
-    elif optional:
-        ck.warn(line, f"skipped {what} {name!r}: this instrument has no such target (optional)")
-    else:
-        ck.problem(line, f"unknown {what} {name!r} (expected a target of this instrument)",
-                   _unknown_hint(name, registry, registry.targets))
+    _report_missing(name, "target", what, registry, optional, line, ck)
     return False
 
 
 def _check_action(name, value, source_kind, registry: Registry, optional: bool, line: int, ck: Checker) -> bool:
     spec = registry.actions.get(name)
     if spec is None:
-        if name in registry.targets:
-            ck.problem(line, f"action {name!r} is a target, not an action", f"write 'target: {name}'")
-        elif optional:
-            ck.warn(line, f"skipped action {name!r}: this instrument has no such action (optional)")
-        else:
-            ck.problem(line, f"unknown action {name!r} (expected an action of this instrument)",
-                       _unknown_hint(name, registry, registry.actions))
+        _report_missing(name, "action", "action", registry, optional, line, ck)
         return False
     if spec.takes_value and value is None and source_kind != "program":
         ck.problem(line, f"action {name!r} needs a value", "e.g. value: 1 (a slot number)")

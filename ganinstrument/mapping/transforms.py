@@ -111,6 +111,19 @@ def invert(x: float) -> float:
     return 1.0 - _clip01(x)
 
 
+def _curve_k(name: str, k: float | None) -> float | None:
+    """The strength k of curve `name` (its default where k is None), or None where the curve is
+    the identity (linear, or k too small to bend); an unknown name is an error."""
+    if name == "linear":
+        return None
+    if name not in DEFAULT_CURVE_K:
+        raise ValueError(f"curve must be one of {CURVES}, got {name!r}")
+    k = DEFAULT_CURVE_K[name] if k is None else float(k)
+    if k <= 1e-9:
+        return None
+    return k
+
+
 def curve(x: float, name: str = "linear", k: float | None = None) -> float:
     """Bend [0, 1] onto [0, 1], keeping 0 -> 0 and 1 -> 1, monotonic increasing.
 
@@ -119,12 +132,8 @@ def curve(x: float, name: str = "linear", k: float | None = None) -> float:
     through (0.5, 0.5) with slope k/4 there (default 6), fine at both ends.
     """
     x = _clip01(x)
-    if name == "linear":
-        return x
-    if name not in DEFAULT_CURVE_K:
-        raise ValueError(f"curve must be one of {CURVES}, got {name!r}")
-    k = DEFAULT_CURVE_K[name] if k is None else float(k)
-    if k <= 1e-9:
+    k = _curve_k(name, k)
+    if k is None:
         return x
     if name == "exp":
         return _clip01(math.expm1(k * x) / math.expm1(k))
@@ -139,12 +148,8 @@ def curve(x: float, name: str = "linear", k: float | None = None) -> float:
 def curve_inverse(y: float, name: str = "linear", k: float | None = None) -> float:
     """The x with curve(x, name, k) == y (for feedback and takeover display)."""
     y = _clip01(y)
-    if name == "linear":
-        return y
-    if name not in DEFAULT_CURVE_K:
-        raise ValueError(f"curve must be one of {CURVES}, got {name!r}")
-    k = DEFAULT_CURVE_K[name] if k is None else float(k)
-    if k <= 1e-9:
+    k = _curve_k(name, k)
+    if k is None:
         return y
     if name == "exp":
         return _clip01(math.log1p(math.expm1(k) * y) / k)
