@@ -136,11 +136,21 @@ def test_run_stops_on_request_from_another_thread(inst):
     engine, sink, clock = _engine(inst)
     engine.clock = __import__("ganinstrument.clock", fromlist=["MonotonicClock"]).MonotonicClock()
     engine.fps = 100
-    stopper = threading.Timer(0.3, engine.request_stop)
+    def stop_once_playing():  # (run() first freezes the startup objects: a big process takes a while)
+        deadline = time.monotonic() + 30
+        while engine.stats.frames < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        asked.append(time.monotonic())
+        engine.request_stop()
+
+    asked = []
+    stopper = threading.Thread(target=stop_once_playing)
     stopper.start()
-    t0 = time.monotonic()
     stats = engine.run()
-    assert time.monotonic() - t0 < 10 and stats.frames >= 1
+    returned = time.monotonic()
+    stopper.join()
+    assert stats.frames >= 2 and returned - asked[0] < 2.0
     assert not sink._thread.is_alive()
 
 
