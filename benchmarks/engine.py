@@ -69,7 +69,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+# as `ganinstrument perform` does, before torch loads (override by setting it yourself)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
