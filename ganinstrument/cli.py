@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for perform's crash supervisor
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(levelname).1s %(name)s: %(message)s" if args.debug else "%(message)s")
     try:

@@ -62,11 +62,12 @@ class Engine:
 
     def __init__(self, instrument, *, router=None, midi=None, osc=None, audio=None, sinks=None,
                  clock: Clock | None = None, fps: float | None = 60.0, max_frames: int | None = None,
-                 log_params=None, session=None, feedback=None):
+                 log_params=None, session=None, feedback=None, autosave=None):
         self.inst = instrument
         self.router, self.midi, self.osc, self.audio = router, midi, osc, audio
         self.sinks = sinks
         self.feedback = feedback
+        self.autosave = autosave  # autosave.Autosave: the look, for a restart after a crash
         self.clock = clock or MonotonicClock()
         self.fps = fps
         self.max_frames = max_frames
@@ -155,6 +156,11 @@ class Engine:
                 self.feedback.update()  # LEDs and motor faders follow the values, throttled
             except Exception as exc:
                 log.debug("MIDI feedback failed: %s", exc)
+        if self.autosave is not None:
+            try:
+                self.autosave.tick(now)
+            except Exception as exc:
+                log.debug("autosave snapshot failed: %s", exc)
         self._log_values(t)
         self._update_hud()
         return frame
@@ -303,6 +309,9 @@ class Engine:
             ok = _quietly(self.audio.stop, timeout_s) and ok
         if self.sinks is not None:
             ok = _quietly(self.sinks.close, timeout_s) and ok
+        if self.autosave is not None:
+            ok = _quietly(self.autosave.close, timeout_s) and ok
+            self.autosave = None
         for f in (self._log, self.session):
             if f is not None:
                 _quietly(f.close)

@@ -4,18 +4,22 @@ Startup, in order: the instrument (model, presets), the mapping, the inputs (MID
 audio), the outputs, then the engine loop. Every input is optional: a missing controller,
 OSC port or audio device is said once and the show goes on without it (MIDI keeps looking
 for the controller and picks it up when it is plugged in). Shutdown is the reverse.
+
+Unless `--no-restart`, the command runs under supervisor.py, which restarts it after a crash;
+the running show autosaves its look (autosave.py) for that.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
 
 from .clock import MonotonicClock
-from .engine import Engine
 from .errors import GanInstrumentError
+from .supervisor import AUTOSAVE_ENV, CHILD_ENV, RESTART_ENV, restarted_name
 
 log = logging.getLogger("ganinstrument")
 
@@ -122,16 +126,46 @@ def _open_audio(args, clock):
     return audio
 
 
+def _after_restart(args, restart: int) -> None:
+    """A restarted child writes its recording and logs to new files, keeping the old ones."""
+    if restart <= 0:
+        return
+    if args.output:
+        items = []
+        for item in args.output.split(","):
+            kind, sep, rest = item.strip().partition(":")
+            items.append(f"{kind}:{restarted_name(rest, restart)}" if kind == "record" and sep else item)
+        args.output = ",".join(items)
+    for name in ("log_params", "record_session"):
+        if getattr(args, name):
+            setattr(args, name, restarted_name(getattr(args, name), restart))
+
+
 def run_perform(args) -> int:
+    if not getattr(args, "no_restart", True) and os.environ.get(CHILD_ENV) is None:
+        from .supervisor import supervise
+
+        return supervise(getattr(args, "argv", []))
+    from .autosave import Autosave
+    from .engine import Engine
     from .instrument import Instrument
     from .outputs.spec import default_output_spec, open_sinks
     from .sources.replay import SessionWriter
     from .wiring import connect_mapping
 
+    restart = int(os.environ.get(RESTART_ENV, "0") or 0)
+    autosave_path = os.environ.get(AUTOSAVE_ENV)
+    _after_restart(args, restart)
     clock = MonotonicClock()
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
     log.info("model %s on %s", args.model, inst.device)
-    if args.preset:
+    if restart and autosave_path and Path(autosave_path).is_file():
+        try:
+            inst.load_preset(autosave_path)
+            log.info("resumed the look autosaved before the crash")
+        except GanInstrumentError as exc:
+            log.warning("could not resume the autosaved look (%s); starting afresh", exc)
+    elif args.preset:
         inst.load_preset(resolve_preset(args.preset, args.presets_dir))
     controls = connect_mapping(inst, args.mapping, clock)
     for warning in controls.warnings:
@@ -158,8 +192,9 @@ def run_perform(args) -> int:
                 part.close()
         sinks.close()
         raise
+    autosave = Autosave(inst, autosave_path) if autosave_path else None
     engine = Engine(inst, router=controls.router, midi=midi, osc=osc, audio=audio, sinks=sinks, clock=clock,
-                    feedback=feedback,
+                    feedback=feedback, autosave=autosave,
                     fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,
                     session=session)
     engine_box.append(engine)
@@ -194,4 +229,7 @@ def add_perform_parser(sub) -> None:
     p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame")
     p.add_argument("--record-session", default=None, metavar="FILE.jsonl",
                    help="log every control and audio-feature event, for `render --session`")
+    p.add_argument("--no-restart", action="store_true",
+                   help="do not restart after a crash (by default a crash restarts perform from the "
+                        "look it autosaved, recording to a new file)")
     p.set_defaults(func=run_perform)

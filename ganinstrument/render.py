@@ -16,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-
-import torch
+from typing import TYPE_CHECKING
 
 from .clock import FakeClock
 from .errors import GanInstrumentError
-from .frame import Frame
 from .sources.audiofile import AudioFileError, read_audio
+
+if TYPE_CHECKING:  # torch loads when a render starts, not when the command line is read
+    from .frame import Frame
 
 log = logging.getLogger("ganinstrument")
 
@@ -45,6 +46,10 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 def resize_frame(frame: Frame, size: tuple[int, int] | None) -> Frame:
     """Scale to (width, height) on the device (bilinear, antialiased when shrinking)."""
+    import torch
+
+    from .frame import Frame
+
     if size is None or frame.size == size:
         return frame
     w, h = size
@@ -86,6 +91,7 @@ def _session_inputs(path):
 
 
 def run_render(args) -> int:
+    from .frame import Frame
     from .instrument import Instrument
     from .outputs.spec import open_sinks
     from .perform import resolve_preset
