@@ -131,6 +131,15 @@ class _Mallinfo2(ctypes.Structure):
                  "uordblks", "fordblks", "keepcost")]
 
 
+def malloc_trim() -> bool:
+    """Hand the heap's free pages back to the OS (glibc): RSS after it is what is really used."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def heap_stats() -> tuple[int, int, int] | None:
     """(bytes malloc has handed out and not got back, bytes it holds free, Python's allocated
     blocks), or None off glibc. A leak grows the first; an allocator that keeps freed memory
@@ -514,6 +523,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
 
     rss_samples: list[tuple[float, int]] = []
     heap_samples: list[tuple[float, int, int, int]] = []
+    trim_samples: list[tuple[float, int]] = []
     done = threading.Event()
     load_end = [""]
 
@@ -531,13 +541,18 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
             if trace and not half_snapshot and elapsed >= seconds / 2:
                 half_snapshot.append(tracemalloc.take_snapshot())
             rss_samples.append((elapsed, rss_bytes()))
+            trimmed = ""
+            if soak and args.trim_check and malloc_trim():
+                trimmed_rss = rss_bytes()
+                trim_samples.append((elapsed, trimmed_rss))
+                trimmed = f" (after malloc_trim {trimmed_rss / 2**20:.1f})"
             heap = heap_stats()
             if heap is not None:
                 heap_samples.append((elapsed, *heap))
             if soak:
                 extra = ("" if heap is None else f"  heap in use {heap[0] / 2**20:7.1f} MiB, free {heap[1] / 2**20:6.1f} MiB, "
                          f"{heap[2]} Python blocks")
-                print(f"  t={elapsed / 60:6.2f} min  RSS {rss_samples[-1][1] / 2**20:8.1f} MiB{extra}  "
+                print(f"  t={elapsed / 60:6.2f} min  RSS {rss_samples[-1][1] / 2**20:8.1f} MiB{trimmed}{extra}  "
                       f"frames {rec.frames}  load {os.getloadavg()[0]:.2f}", flush=True)
             if elapsed >= seconds or done.wait(min(interval, seconds - elapsed)):
                 break
@@ -583,11 +598,11 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         print(f"  JACK xruns during the run {late1[0] - late0[0]} (cycles our MIDI client had not finished: "
               f"{late1[1] - late0[1]})")
     report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_stats, injected, audio,
-           rss0, rss_samples, heap_samples, soak)
+           rss0, rss_samples, heap_samples, soak, trim_samples)
 
 
 def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_stats, injected, audio,
-           rss0, rss_samples, heap_samples, soak) -> None:
+           rss0, rss_samples, heap_samples, soak, trim_samples=()) -> None:
     starts = np.asarray(rec.frame_start)
     ft = np.asarray(rec.frame_s)
     iv = np.diff(starts) if starts.size > 1 else np.zeros(0)
@@ -653,6 +668,13 @@ def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_sta
             if half.sum() >= 3:
                 line += f", {np.polyfit(t[half], r[half], 1)[0]:+.3f} MiB/min over the second half"
         print(line)
+    if len(trim_samples) >= 3:
+        tt = np.array([x[0] for x in trim_samples]) / 60.0
+        tr = np.array([x[1] for x in trim_samples]) / 2**20
+        half = tt >= tt[-1] / 2
+        if half.sum() >= 3 and tt[-1] > tt[0]:
+            print(f"  RSS after malloc_trim: {tr[0]:.1f} -> {tr[-1]:.1f} MiB, "
+                  f"{np.polyfit(tt[half], tr[half], 1)[0]:+.3f} MiB/min over the second half")
     if len(heap_samples) >= 3:
         h = np.array(heap_samples, dtype=np.float64)
         t = h[:, 0] / 60.0
@@ -699,6 +721,9 @@ def main(argv=None) -> int:
     p.add_argument("--soak-config", default="demo")
     p.add_argument("--soak-sinks", default="null,record")
     p.add_argument("--soak-interval-s", type=float, default=30.0, help="RSS sampling interval in the soak")
+    p.add_argument("--trim-check", action="store_true",
+                   help="in the soak, also print RSS after glibc's malloc_trim at each sample: flat "
+                        "means the growth was freed memory kept by the allocator, not a leak")
     p.add_argument("--trace-memory", action="store_true",
                    help="soak under tracemalloc and print the allocation sites that grew over its second "
                         "half (slows every frame: for finding a leak, not for timing)")
