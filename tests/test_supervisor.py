@@ -97,15 +97,18 @@ while true; do sleep 0.05; done''')
 # -- the real perform ----------------------------------------------------------------------
 
 
-def children_of(pid: int) -> list[int]:
+def performers_under(pid: int) -> list[int]:
+    """Child processes of `pid` running `python -m ganinstrument perform` (a session's JACK
+    server, say, is a child too)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(fields[1]) == pid:
+            if int(fields[1]) == pid and b"ganinstrument" in cmdline and b"perform" in cmdline:
                 found.append(int(entry.name))
     return found
 
@@ -152,12 +155,12 @@ def test_perform_killed_by_sigsegv_comes_back_with_its_look(tmp_path, monkeypatc
     runner.start()
     try:
         assert wait_for(lambda: len(rows(log)) > 5, 120), "perform did not start playing"
-        first = children_of(os.getpid())
+        first = performers_under(os.getpid())
         # move psi over OSC until the log shows it (and an autosave has had time to follow)
         assert wait_for(lambda: (send_osc(port, "/ganinstrument/psi", 0.25) or True)
                         and rows(log)[-1]["values"]["psi"] < 0.26, 30, step=0.2)
         time.sleep(2.5)
-        children = [p for p in children_of(os.getpid()) if p in first]
+        children = [p for p in performers_under(os.getpid()) if p in first]
         assert len(children) == 1
         os.kill(children[0], signal.SIGSEGV)
         restarted = tmp_path / "params-restart1.jsonl"
