@@ -31,13 +31,13 @@ Measured, on the engine thread unless said otherwise:
   wrapping it: SinkStats counts frames but has no time), written and dropped frames.
 
 With JACK, the private server's log is read for xruns, and for the cycles in which our MIDI
-client had not finished (its rtmidi callback runs Python on JACK's process thread): MIDI sent
-but never seen by our callback is reported as lost in JACK.
+client had not finished: MIDI sent but never seen by our input is reported as lost in JACK.
 
 The engine runs on the main thread, as `perform` runs it; `--engine-thread worker` runs it on
-another thread instead. CPU torch behaves very differently on the two: on a loaded 2-core
-machine, with OpenMP's default (spinning) wait policy, frames on the main thread cost up to
-20x the CPU time they cost on a worker thread or with OMP_WAIT_POLICY=PASSIVE; compare.
+another thread instead. OpenMP is set up as `perform` sets it (ganinstrument/openmp.py: spin
+briefly, then sleep); with libgomp's default long spin, on a loaded 2-core machine, frames on
+the main thread cost up to 20x the CPU time they cost on a worker thread; compare by setting
+OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself.
 
 On CUDA the submit moment is taken after `torch.cuda.synchronize()`, so it is when the frame's
 pixels exist, not when its kernels were queued (this adds one sync per frame that the plain
@@ -70,8 +70,11 @@ from pathlib import Path
 
 import numpy as np
 
-# as `ganinstrument perform` does, before torch loads (override by setting it yourself)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ganinstrument.openmp import configure_openmp  # noqa: E402
+
+configure_openmp()  # as `ganinstrument perform` does, before torch loads (yours wins)
 
 import torch  # noqa: E402
 
@@ -742,7 +745,8 @@ def main(argv=None) -> int:
         sink_names = ["null", "null-host", "record"] + (["preview"] if unavailable_reason("preview") is None else [])
     print(f"load at start: {machine_load()}")
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
-          f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+          f"{os.cpu_count()} CPUs, OpenMP: " + ", ".join(f"{k}={os.environ[k]}" for k in
+              ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME") if k in os.environ) + ", "
           f"engine on the {args.engine_thread} thread")
 
     def body():

@@ -15,6 +15,7 @@ import sys
 from dataclasses import asdict
 
 from .errors import GanInstrumentError
+from .openmp import configure_openmp
 
 
 def _cmd_info(args) -> int:
@@ -143,9 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Before torch loads: OpenMP's default spin-waiting, on a busy machine, made frames on the
-    # engine thread come in bursts of 0.6-0.9 s (benchmarks/engine.py); passive waiting does not.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    configure_openmp()  # before torch loads: OpenMP workers spin briefly, then sleep (openmp.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for perform's crash supervisor
