@@ -75,14 +75,13 @@ def supervise(argv: list[str], *, python: str | None = None, stop: threading.Eve
     cmd = [python or sys.executable, "-m", "ganinstrument", *argv]
     crashes: list[float] = []
     restarts = 0
-    child: list[subprocess.Popen] = []
-    old_handlers = _forward_signals(child, stop)
+    grace = {"until": 0.0}  # after Ctrl-C the child got its own SIGINT: let it stop by itself
+    old_handlers = _forward_signals(stop, grace)
     try:
         while True:
             env[RESTART_ENV] = str(restarts)
             started = time.monotonic()
             proc = subprocess.Popen(cmd, env=env)
-            child[:] = [proc]
             log.debug("perform running as process %d", proc.pid)
             asked = False
             while True:
@@ -90,11 +89,15 @@ def supervise(argv: list[str], *, python: str | None = None, stop: threading.Eve
                     code = proc.wait(timeout=0.2)
                     break
                 except subprocess.TimeoutExpired:
-                    if stop.is_set() and not asked:  # once: a second SIGTERM could land after
-                        asked = True                 # perform's handler is gone, mid-shutdown
+                    # once: a second SIGTERM could land after perform's handler is gone
+                    if stop.is_set() and not asked and time.monotonic() >= grace["until"]:
+                        asked = True
                         _terminate_soon(proc)
+            if stop.is_set():
+                # a SIGTERM we sent may land as the child finishes (its handler already gone)
+                return 0 if code == -signal.SIGTERM else code
             how = crashed(code)
-            if how is None or stop.is_set():
+            if how is None:
                 return code
             ran_s = time.monotonic() - started
             now = time.monotonic()
@@ -139,12 +142,15 @@ def _terminate(proc: subprocess.Popen) -> None:
         pass
 
 
-def _forward_signals(child: list, stop: threading.Event):
-    """Ctrl-C or SIGTERM to the supervisor: stop for good, and tell the child to stop."""
+def _forward_signals(stop: threading.Event, grace: dict):
+    """Ctrl-C or SIGTERM to the supervisor: stop for good, and tell the child to stop. After
+    Ctrl-C the terminal has sent the child its own SIGINT: it gets 3 s to stop by itself."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def handler(signum, frame):
+        if signum == signal.SIGINT:
+            grace["until"] = time.monotonic() + 3.0
         stop.set()  # the wait loop tells the child, once
 
     old = {}

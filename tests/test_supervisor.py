@@ -172,3 +172,23 @@ def test_perform_killed_by_sigsegv_comes_back_with_its_look(tmp_path, monkeypatc
         stop.set()
         runner.join(30)
     assert not runner.is_alive() and result["rc"] == 0
+
+
+def test_ctrl_c_lets_the_child_stop_by_itself(tmp_path):
+    # as in a terminal: SIGINT reaches the whole process group, supervisor and child alike;
+    # the child stops on its own SIGINT and is not sent a SIGTERM on top
+    import subprocess
+
+    runs = tmp_path / "runs"
+    script = fake_python(tmp_path, f'''
+trap 'echo int >> {runs}; sleep 0.5; exit 0' INT
+trap 'echo term >> {runs}; exit 0' TERM
+echo start >> {runs}
+while true; do sleep 0.05; done''')
+    code = (f"import sys; from ganinstrument.supervisor import supervise; "
+            f"sys.exit(supervise(['perform'], python={script!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    assert wait_for(lambda: runs.exists() and "start" in runs.read_text(), 20)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+    assert runs.read_text().split() == ["start", "int"]
