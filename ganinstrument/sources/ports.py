@@ -120,7 +120,7 @@ class Backend:
         self._rtmidi = None
         self._listers: dict[str, object] = {}
         self._lock = threading.RLock()  # listing/opening are not thread-safe in rtmidi
-        self._reader: _Reader | None = None  # polls the open JACK inputs (see _open_input)
+        self._reader: _Reader | None = None  # polls every open rtmidi input (no callbacks)
         try:
             if self.module_name in ("mido.backends.rtmidi", "rtmidi"):
                 import rtmidi
@@ -215,21 +215,10 @@ class Backend:
             raise
         except Exception as exc:
             raise explain_open_error("input", name, exc) from None
-        if not self.polls_inputs(port.get_current_api()):
-            # ALSA, WinMM, CoreMIDI: RtMidi's own input thread calls us (not real-time; it may
-            # wait for the GIL). Its message queue, which polling reads, is not thread-safe
-            # (thestk/rtmidi#352): a callback never touches it.
-            port.set_callback(lambda message, _data: on_bytes(message[0]))
-
-            def close_callback() -> None:
-                self._locked(_close_rtmidi, port, is_input=True)
-
-            return close_callback
-        # JACK: RtMidi would call a callback on JACK's real-time process thread, which then
-        # waits for the GIL, overruns the period, loses messages and crashed in RtMidi in the
-        # engine benchmark. So our reader thread polls RtMidi's queue instead; that queue is
-        # not thread-safe either (a segfault in jackProcessIn about once per 40 minutes at
-        # 200 CC/s under load, see supervisor.py for the restart that covers it).
+        # No Python callback: with JACK, RtMidi calls a callback on JACK's real-time process
+        # thread, which then waits for the GIL, overruns the period, loses messages and (seen
+        # in the engine benchmark) crashes in RtMidi. RtMidi queues messages itself; our reader
+        # thread takes them from that queue.
         if self._reader is None:
             self._reader = _Reader()
         self._reader.add(port, on_bytes)
@@ -239,18 +228,6 @@ class Backend:
             self._locked(_close_rtmidi, port, is_input=True)
 
         return close
-
-    def polls_inputs(self, api: int | None = None) -> bool:
-        """Whether inputs on `api` (default: this backend's) are polled rather than called back:
-        JACK's only (see _open_input); GANINSTRUMENT_MIDI_POLL=1 forces polling everywhere,
-        =0 forces callbacks everywhere (tests, diagnosis)."""
-        forced = os.environ.get("GANINSTRUMENT_MIDI_POLL")
-        if forced in ("0", "1"):
-            return forced == "1"
-        rt = self._rtmidi
-        if api is None:
-            api = self._rtapi
-        return rt is not None and api == getattr(rt, "API_UNIX_JACK", object())
 
     def open_output(self, name: str) -> tuple[Callable[[list[int]], None], Callable[[], None]]:
         """Open output `name`; returns (send(bytes), close())."""
