@@ -218,7 +218,11 @@ class Backend:
         # No Python callback: with JACK, RtMidi calls a callback on JACK's real-time process
         # thread, which then waits for the GIL, overruns the period, loses messages and (seen
         # in the engine benchmark) crashes in RtMidi. RtMidi queues messages itself; our reader
-        # thread takes them from that queue.
+        # thread takes them from that queue. That queue is not thread-safe either
+        # (thestk/rtmidi#352): under load JACK's thread crashed in jackProcessIn every few
+        # minutes to an hour (supervisor.py restarts perform). A callback was tried again and
+        # deadlocked: closing a JACK port while holding the GIL waits for the process cycle,
+        # which waits for the GIL. The way out is a MIDI child process.
         if self._reader is None:
             self._reader = _Reader()
         self._reader.add(port, on_bytes)
