@@ -305,7 +305,7 @@ class FeatureExtractor:
         yin = self._yin
         win = buf[-yin.window:]
         if 10.0 * math.log10(float(np.dot(win, win)) / win.size + _EPS) > self.silence_db:
-            yin.estimate(np.convolve(buf[-(yin.needed + self._smooth.size - 1):], self._smooth, "valid"))
+            yin.difference(np.convolve(buf[-(yin.needed + self._smooth.size - 1):], self._smooth, "valid"))
             f0, confidence = self._tracker.update(*dips(yin.cmnd, yin.tau_min, yin.tau_max, diff=yin.diff))
         else:                                                       # silence: evidence of no pitch
             f0, confidence = self._tracker.update(np.zeros(0), np.zeros(0))

@@ -42,12 +42,9 @@ class CausalYin:
         self.cmnd = np.ones(self.tau_max + 1, dtype=np.float64)           # last d', for tests
         self.diff = np.zeros(self.tau_max + 1, dtype=np.float64)          # last d (d[0] = 0)
 
-    def estimate(self, history: np.ndarray) -> tuple[float, float, float]:
-        """`history`: the newest `needed` samples (float64, oldest first).
-
-        Returns `(f0_hz, aperiodicity, window_rms)`: d' at the chosen period (0 = perfectly
-        periodic, ~1 = noise) and the RMS of the newest `window` samples.
-        """
+    def difference(self, history: np.ndarray) -> float:
+        """Compute d (`diff`) and d' (`cmnd`) of the newest `needed` samples of `history`
+        (float64, oldest first) for every period; returns the energy of the newest `window`."""
         y = history[-self.needed:]                                       # (W + tau_max,)
         w, tmax = self.window, self.tau_max
         a = y[tmax:]                                                      # newest W samples
@@ -66,6 +63,16 @@ class CausalYin:
         cmnd[0] = 1.0
         np.divide(d * self._tau, csum, out=cmnd[1:], where=csum > 1e-12)
         cmnd[1:][csum <= 1e-12] = 1.0
+        return e_a
+
+    def estimate(self, history: np.ndarray) -> tuple[float, float, float]:
+        """`history`: the newest `needed` samples (float64, oldest first).
+
+        Returns `(f0_hz, aperiodicity, window_rms)`: d' at the chosen period (0 = perfectly
+        periodic, ~1 = noise) and the RMS of the newest `window` samples.
+        """
+        e_a = self.difference(history)
+        cmnd, w, tmax = self.cmnd, self.window, self.tau_max
         rms = math.sqrt(max(e_a, 0.0) / w)
         lo = self.tau_min
         seg = cmnd[lo:tmax]
