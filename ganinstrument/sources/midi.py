@@ -213,6 +213,8 @@ class MidiInput:
         self._counters: list[PortCounters] = []
         self.ports = PortSet(self.backend, "input", PortMatcher(ports, client_name), self._open,
                              on_change, poll_s)
+        if isinstance(self.backend, Backend):  # the MIDI input process's restarts, for the performer
+            self.backend.notify = self.ports.messages.append
 
     def _open(self, name: str):
         counters = PortCounters()

@@ -12,10 +12,16 @@ as a regular expression when written `/like this/`.
 
 Listing and opening are not thread-safe in mido/rtmidi, so one thread (the hot-plug poller) does
 all of it; see `midi.PortSet`.
+
+RtMidi inputs are opened in a child process (midi_child.py, driven by midi_host.InputHost), because
+RtMidi's input queue can crash the process that reads it; a crash there now costs a restart of that
+child, not of the show. `GANINSTRUMENT_MIDI_INPROCESS=1`, or a platform where no child can start (a
+frozen app), reads the inputs in this process instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -24,6 +30,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..errors import GanInstrumentError
+from .midi_host import HostError, HostUnavailable, InputHost
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BACKEND = "mido.backends.rtmidi"
 CLIENT_NAME = "ganinstrument"
@@ -120,7 +129,10 @@ class Backend:
         self._rtmidi = None
         self._listers: dict[str, object] = {}
         self._lock = threading.RLock()  # listing/opening are not thread-safe in rtmidi
-        self._reader: _Reader | None = None  # polls every open rtmidi input (no callbacks)
+        self._reader: _Reader | None = None  # polls rtmidi inputs opened in this process
+        self._host: InputHost | None = None  # the MIDI input process
+        self._host_down = os.environ.get("GANINSTRUMENT_MIDI_INPROCESS", "") not in ("", "0")
+        self.notify: Callable[[str], None] | None = None  # what the performer should know
         try:
             if self.module_name in ("mido.backends.rtmidi", "rtmidi"):
                 import rtmidi
@@ -204,6 +216,16 @@ class Backend:
     def _open_input(self, name, on_bytes):
         if self._rtmidi is None:
             return self._open_mido_input(name, on_bytes)
+        if not self._host_down:
+            if self._host is None:
+                self._host = InputHost(self.api_name, self.client_name, _RTMIDI_QUEUE, notify=self._forward)
+            try:
+                return self._host.open(name, on_bytes)
+            except HostUnavailable as exc:
+                self._host_down = True
+                self._notify(f"{exc}; reading MIDI inputs in the show's own process instead")
+            except HostError as exc:
+                raise explain_open_error("input", name, exc) from None
         rt = self._rtmidi
         try:
             port = rt.MidiIn(self._rtapi, self.client_name, queue_size_limit=_RTMIDI_QUEUE)
@@ -222,7 +244,8 @@ class Backend:
         # (thestk/rtmidi#352): under load JACK's thread crashed in jackProcessIn every few
         # minutes to an hour (supervisor.py restarts perform). A callback was tried again and
         # deadlocked: closing a JACK port while holding the GIL waits for the process cycle,
-        # which waits for the GIL. The way out is a MIDI child process.
+        # which waits for the GIL. Hence the MIDI child process (midi_child.py); this in-process
+        # path remains for where no child can start.
         if self._reader is None:
             self._reader = _Reader()
         self._reader.add(port, on_bytes)
@@ -278,10 +301,26 @@ class Backend:
             raise explain_open_error("output", name, exc) from None
         return (lambda data: port.send(mido.Message.from_bytes(data))), port.close
 
+    def _notify(self, text: str) -> None:
+        log.warning("%s", text)
+        self._forward(text)
+
+    def _forward(self, text: str) -> None:  # (the host logs its own)
+        if self.notify is not None:
+            self.notify(text)
+
+    @property
+    def input_process(self) -> InputHost | None:
+        """The MIDI input process, once an input has opened through it."""
+        return self._host
+
     def close(self) -> None:
         with self._lock:
             for direction in list(self._listers):
                 self._drop_lister(direction)
+            host, self._host = self._host, None
+        if host is not None:
+            host.close()
 
 
 def _api_label(rtmidi, api: int) -> str:
