@@ -167,6 +167,8 @@ def click_track(seconds: float, bpm: float, sr: int = SAMPLE_RATE) -> tuple[np.n
     kick = (0.8 * np.sin(phase) * np.exp(-t / 0.08)).astype(np.float32)
     attack = np.random.default_rng(0).standard_normal(96) * np.exp(-np.arange(96) / 30)
     kick[:96] += (0.3 * attack).astype(np.float32)
+    fade = int(0.02 * sr)  # the cut-off tail would be a click of its own, a second onset per beat
+    kick[-fade:] *= (0.5 + 0.5 * np.cos(np.pi * np.arange(fade) / fade)).astype(np.float32)
     beats = np.arange(0.25, seconds - 0.3, 60.0 / bpm)
     for b in beats:
         i = int(round(b * sr))
