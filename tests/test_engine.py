@@ -171,3 +171,42 @@ def test_the_show_runs_with_startup_objects_frozen_out_of_the_garbage_collector(
     # the model's tensors' Python objects and the registry are among the frozen
     assert len(seen) == 3 and min(seen) > before + 1000
     assert gc.get_freeze_count() == before            # given back to the collector at the end
+
+
+def test_the_hud_says_what_the_sources_report(inst):
+    """A missing controller or audio device, and news such as the MIDI process restarting, reach
+    the HUD; news fades after NEWS_S seconds, the waiting state stays while it lasts."""
+    from collections import deque
+
+    from ganinstrument.engine import NEWS_S
+    from ganinstrument.sources.midi import MidiInput
+
+    class Backend:  # lists no port at all (a real MidiInput, just nothing plugged in)
+        def names(self, direction):
+            return []
+
+    class NoAudio:
+        def latest(self):
+            return None
+
+        def drain_onsets(self):
+            return []
+
+        def status(self):
+            return type("S", (), {"message": "no input device 'Line In'; running without audio features"})()
+
+    midi = MidiInput("nano", backend=Backend(), poll_s=60).start()
+    clock = FakeClock()
+    engine = Engine(inst, midi=midi, audio=NoAudio(), clock=clock, fps=None)
+    try:
+        hud = engine.hud_values(clock.now())
+        assert hud["midi"] == "waiting for 'nano'"
+        assert "no MIDI input matches 'nano'" in hud["news"]
+        assert hud["audio"].startswith("no input device 'Line In'")
+        clock.advance(NEWS_S + 1)
+        assert "news" not in engine.hud_values(clock.now())
+        midi.messages.append("the MIDI input process died (signal 11); restarting it")
+        assert "restarting" in engine.hud_values(clock.now())["news"]
+    finally:
+        midi.close()
+        engine.close()
