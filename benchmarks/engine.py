@@ -592,11 +592,16 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
             sent = sender.stop_stream().get("sent")
             time.sleep(0.2)  # JACK's last cycles
             midi_stats = midi_in.stats()
+            host = midi_in.backend.input_process
+            midi_process = (f"restarted {host.restarts} time(s) after a crash" if host is not None
+                            else "none (inputs read in this process)")
             midi_in.close()
             sender.close()
         sink_stats = {s.name: s.stats for s in sinks}
         gc_watch.__exit__()
     print(f"  Python GC during the run: {gc_watch.summary()}")
+    if sender is not None:
+        print(f"  MIDI input process: {midi_process}")
     load_end = load_end[0] or machine_load()
     late1 = late_cycles()
     if late0 is not None and late1 is not None:
