@@ -147,6 +147,11 @@ class _Child:
 def main(argv: list[str]) -> int:
     # Ctrl-C belongs to the show: it closes our stdin when it stops, and that ends us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "win32":  # frames are bytes: no newline translation on either pipe
+        import msvcrt
+
+        for stream in (sys.stdin, sys.stdout):
+            msvcrt.setmode(stream.fileno(), os.O_BINARY)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing stray may reach the frame stream
     api_name, client_name, queue_size = argv[0], argv[1], int(argv[2])
