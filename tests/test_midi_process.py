@@ -140,3 +140,25 @@ def test_no_child_possible_falls_back_and_says_so(sender, monkeypatch):
         assert [e.value for e in collect(inp, 1)] == [9]
     finally:
         assert inp.close(timeout=2.0)
+
+
+def test_the_child_ends_when_the_show_dies(sender):
+    """A show killed outright (SIGKILL: no cleanup at all) leaves no MIDI process behind,
+    which on Windows would keep the controller's port busy: its stdin ends, so it does."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        from ganinstrument.sources.midi import MidiInput
+        inp = MidiInput("proc-controller", backend={JACK_BACKEND!r}, poll_s=0.05).start()
+        deadline = time.monotonic() + 10
+        while not inp.open_ports and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(inp.backend.input_process.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    show = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert show.returncode == -signal.SIGKILL, show.stderr
+    pid = int(show.stdout.split()[0])
+    assert wait_for(lambda: not alive(pid), 5.0), f"MIDI process {pid} outlived the show"
