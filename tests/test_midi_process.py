@@ -162,3 +162,38 @@ def test_the_child_ends_when_the_show_dies(sender):
     assert show.returncode == -signal.SIGKILL, show.stderr
     pid = int(show.stdout.split()[0])
     assert wait_for(lambda: not alive(pid), 5.0), f"MIDI process {pid} outlived the show"
+
+
+def test_a_close_waiting_on_a_child_that_dies_returns_at_once(sender):
+    """The child stops answering (stopped, then killed) while a port closes: the close gives up
+    as the child dies, not after its full reply timeout, and the child is started again."""
+    import threading
+    import time
+
+    from ganinstrument.sources.midi_host import REPLY_TIMEOUT_S
+
+    backend = Backend(JACK_BACKEND)
+    try:
+        close = backend.open_input("proc-controller:out", lambda data: None)
+        host = backend.input_process
+        old = host.pid
+        os.kill(old, signal.SIGSTOP)
+        took: list[float] = []
+
+        def closing():
+            t0 = time.monotonic()
+            try:
+                close()
+            except Exception:
+                pass
+            took.append(time.monotonic() - t0)
+
+        closer = threading.Thread(target=closing)
+        closer.start()
+        time.sleep(0.3)  # the close is waiting for an answer now
+        os.kill(old, signal.SIGKILL)
+        closer.join(REPLY_TIMEOUT_S + 2)
+        assert took and took[0] < REPLY_TIMEOUT_S - 1, took
+        assert wait_for(lambda: host.restarts == 1 and host.pid not in (None, old), 10.0)
+    finally:
+        backend.close()

@@ -134,13 +134,14 @@ class InputHost:
                         waiter[0].set()
         proc.stdout.close()
         code = proc.wait()
+        if proc is self._proc:  # answer whoever waits on this child first: they may hold the lock
+            for event, result in list(replies.values()):
+                result.append("the MIDI input process stopped")
+                event.set()
         with self._lock:
             if self._closed or proc is not self._proc:
                 return
             self._proc = None
-            for event, result in list(replies.values()):
-                result.append("the MIDI input process stopped")
-                event.set()
         self._restart(code)
 
     def _restart(self, code: int) -> None:
