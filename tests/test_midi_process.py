@@ -8,11 +8,12 @@ import os
 import random
 import signal
 import sys
+import time
 
 import pytest
 
 from ganinstrument.sources.midi import MidiInput
-from ganinstrument.sources.midi_child import DATA, ERROR, OPENED, READY, FrameReader, frame
+from ganinstrument.sources.midi_child import ALIVE, DATA, ERROR, OPENED, READY, FrameReader, frame
 from ganinstrument.sources.ports import Backend, MidiPortError
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
@@ -39,7 +40,7 @@ def alive(pid: int) -> bool:
 
 def test_frames_survive_any_chunking():
     rng = random.Random(5)
-    sent = [(READY, 0, b"UNIX_JACK"), (OPENED, 7, b""), (ERROR, 3, "café gone".encode())]
+    sent = [(READY, 0, b"UNIX_JACK"), (OPENED, 7, b""), (ERROR, 3, "café gone".encode()), (ALIVE, 0, b"")]
     sent += [(DATA, rng.randrange(1, 9), bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4))))
              for _ in range(500)]
     stream = b"".join(frame(*f) for f in sent)
@@ -197,3 +198,26 @@ def test_a_close_waiting_on_a_child_that_dies_returns_at_once(sender):
         assert wait_for(lambda: host.restarts == 1 and host.pid not in (None, old), 10.0)
     finally:
         backend.close()
+
+
+def test_a_hung_child_is_killed_and_restarted(sender):
+    """A child that stops answering (hung in a driver: here SIGSTOP) is noticed by its silence,
+    killed and started again; the port comes back."""
+    inp = MidiInput("proc-controller", backend=JACK_BACKEND, poll_s=0.05).start()
+    try:
+        assert wait_for(lambda: inp.open_ports, 10.0), inp.messages
+        host = inp.backend.input_process
+        host.hung_s = 1.0
+        old = host.pid
+        os.kill(old, signal.SIGSTOP)
+        assert wait_for(lambda: host.restarts == 1 and host.pid not in (None, old), 10.0)
+        assert any("stopped answering for 1 s" in m for m in inp.messages), list(inp.messages)
+        assert not alive(old)
+        assert wait_for(lambda: any(c.startswith("ganinstrument") for c in _connections(sender)), 5.0)
+        sender.cc(5, 77)
+        assert [e.value for e in collect(inp, 1)] == [77]
+        # A quiet child is not a hung one: no more restarts while nothing is played.
+        time.sleep(2.0)
+        assert host.restarts == 1
+    finally:
+        assert inp.close(timeout=2.0)

@@ -12,6 +12,7 @@ Protocol. The parent writes one JSON object per line to our stdin:
 We write frames to stdout: a header (kind, port id, payload length) and the payload:
     READY  payload: the API in use          OPENED  (empty)      CLOSED  (empty)
     ERROR  payload: the error, UTF-8        DATA    payload: one MIDI message's bytes
+    ALIVE  (empty), every ALIVE_S from the poller
 The end of stdin (the parent closed it, or died) closes every port and ends the process.
 
 Run as `python -m ganinstrument.sources.midi_child API CLIENT_NAME QUEUE_SIZE`.
@@ -28,9 +29,10 @@ import threading
 import time
 
 HEADER = struct.Struct("<BIH")  # kind, port id, payload length
-READY, OPENED, CLOSED, ERROR, DATA = (ord(c) for c in "ROCED")
+READY, OPENED, CLOSED, ERROR, DATA, ALIVE = (ord(c) for c in "ROCEDA")
 MAX_PAYLOAD = 0xFFFF
 POLL_S = 0.0005  # the pause when every queue is empty
+ALIVE_S = 0.5  # the poller says it is alive this often (the host restarts a child that stops)
 
 
 def frame(kind: int, port_id: int, payload: bytes = b"") -> bytes:
@@ -105,11 +107,17 @@ class _Child:
             self.write(frame(CLOSED, port_id))
 
     def poll(self) -> None:
-        """Empty every port's RtMidi queue into stdout, oldest first, until told to stop."""
+        """Empty every port's RtMidi queue into stdout, oldest first, until told to stop; an
+        ALIVE frame every ALIVE_S, so a hung poller (or driver) can be told from a quiet one."""
+        next_alive = 0.0
         while not self.stop.is_set():
             busy = False
             with self.lock:
                 chunks = []
+                now = time.monotonic()
+                if now >= next_alive:
+                    chunks.append(frame(ALIVE, 0))
+                    next_alive = now + ALIVE_S
                 for port_id, port in self.ports.items():
                     for _ in range(1024):  # bounded, so one flooding port cannot starve the others
                         item = port.get_message()
@@ -117,7 +125,7 @@ class _Child:
                             break
                         chunks.append(frame(DATA, port_id, bytes(item[0])))
                 if chunks:
-                    busy = True
+                    busy = len(chunks) > 1 or chunks[0][0] != ALIVE
                     self.write(b"".join(chunks))
             if not busy:
                 time.sleep(POLL_S)

@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .midi_child import CLOSED, DATA, ERROR, OPENED, READY, FrameReader
+from .midi_child import ALIVE_S, CLOSED, DATA, ERROR, OPENED, READY, FrameReader
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0  # a cold start imports Python and rtmidi
 REPLY_TIMEOUT_S = 5.0
 RESTART_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # by crashes in the last minute
+HUNG_S = 5.0  # a child silent this long (no ALIVE frame) is hung: it is killed and restarted
 
 
 class HostUnavailable(RuntimeError):
@@ -61,6 +62,10 @@ class InputHost:
         self._crashes: list[float] = []
         self._closed = False
         self._readers: list[threading.Thread] = []
+        self.hung_s = HUNG_S
+        self._heard = time.monotonic()  # when the current child last said anything
+        self._watchdog: threading.Thread | None = None
+        self._wake = threading.Event()
 
     @property
     def pid(self) -> int | None:
@@ -87,7 +92,11 @@ class InputHost:
         except OSError as exc:
             raise HostUnavailable(f"cannot start the MIDI input process ({exc})") from None
         self._ready.clear()
+        self._heard = time.monotonic()
         self._proc = proc
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="ganinstrument-midi-watchdog", daemon=True)
+            self._watchdog.start()
         reader = threading.Thread(target=self._read, args=(proc,), name="ganinstrument-midi-host", daemon=True)
         self._readers = [t for t in self._readers if t.is_alive()] + [reader]
         reader.start()
@@ -119,6 +128,7 @@ class InputHost:
                 chunk = b""
             if not chunk:
                 break
+            self._heard = time.monotonic()
             for kind, port_id, payload in frames.feed(chunk):
                 if kind == DATA:
                     callback = callbacks.get(port_id)
@@ -143,6 +153,19 @@ class InputHost:
                 return
             self._proc = None
         self._restart(code)
+
+    def _watch(self) -> None:
+        """Kill a child that has gone silent (hung in the driver); its reader then restarts it."""
+        while not self._wake.wait(ALIVE_S):
+            proc = self._proc
+            if proc is None or not self._ready.is_set() or time.monotonic() - self._heard < self.hung_s:
+                continue
+            self._say(f"the MIDI input process stopped answering for {self.hung_s:g} s; restarting it")
+            self._heard = time.monotonic()
+            try:
+                proc.kill()
+            except OSError:
+                pass
 
     def _restart(self, code: int) -> None:
         now = time.monotonic()
@@ -237,9 +260,10 @@ class InputHost:
             self._closed = True
             proc, self._proc = self._proc, None
             self._names.clear()
+        self._wake.set()
         if proc is not None:
             self._stop_child(proc)
-        for reader in self._readers:
-            if reader is not threading.current_thread():
-                reader.join(2.0)
+        for thread in [*self._readers, self._watchdog]:
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(2.0)
         self._callbacks.clear()
