@@ -600,6 +600,10 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         sink_stats = {s.name: s.stats for s in sinks}
         gc_watch.__exit__()
     print(f"  Python GC during the run: {gc_watch.summary()}")
+    trimmer = engine.heap_trimmer
+    if trimmer is not None:
+        print(f"  heap trims by the engine (every {trimmer.interval_s:g} s): {trimmer.trims}, "
+              f"last {trimmer.last_ms:.1f} ms, longest {trimmer.max_ms:.1f} ms")
     if sender is not None:
         print(f"  MIDI input process: {midi_process}")
     load_end = load_end[0] or machine_load()

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 
 import torch
 
+from . import heap
 from .clock import Clock, MonotonicClock
 from .events import ControlEvent, ParamUpdate
 from .frame import Frame
@@ -63,7 +64,8 @@ class Engine:
 
     def __init__(self, instrument, *, router=None, midi=None, osc=None, audio=None, sinks=None,
                  clock: Clock | None = None, fps: float | None = 60.0, max_frames: int | None = None,
-                 log_params=None, session=None, feedback=None, autosave=None):
+                 log_params=None, session=None, feedback=None, autosave=None,
+                 trim_heap_s: float | None = heap.INTERVAL_S):
         self.inst = instrument
         self.router, self.midi, self.osc, self.audio = router, midi, osc, audio
         self.sinks = sinks
@@ -84,6 +86,7 @@ class Engine:
         self._black: Frame | None = None
         self._last_good: Frame | None = None
         self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
+        self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
         self._notice_seen: dict[int, object] = {}  # per source: the newest message already shown
         self._notice: tuple[str, float] | None = None  # (text, since): the HUD's newest news
 
@@ -108,9 +111,13 @@ class Engine:
         objects for the demo) is frozen out of Python's cyclic garbage collector for the run:
         a full collection walks every object and took 50..150 ms here, a stall of several
         frames at a random moment. Collections of what the show itself allocates stay cheap.
+        Freed heap memory goes back to the system every `trim_heap_s` (heap.HeapTrimmer), so
+        the show's memory stays flat.
         """
         gc.collect()
         gc.freeze()
+        if self.heap_trimmer is not None:
+            self.heap_trimmer.start()
         try:
             next_t = self.clock.now()
             while not self._stop.is_set():
@@ -123,6 +130,8 @@ class Engine:
         except KeyboardInterrupt:
             log.info("stopping (Ctrl-C)")
         finally:
+            if self.heap_trimmer is not None:
+                self.heap_trimmer.stop()
             self.close()
             gc.unfreeze()
         return self.stats

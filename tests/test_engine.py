@@ -210,3 +210,19 @@ def test_the_hud_says_what_the_sources_report(inst):
     finally:
         midi.close()
         engine.close()
+
+
+def test_the_show_trims_the_heap_while_it_runs(inst):
+    engine = Engine(inst, clock=FakeClock(), fps=None, max_frames=40, trim_heap_s=0.001)
+    engine.frame = _slow(engine.frame)
+    engine.run()
+    assert engine.heap_trimmer.trims >= 1
+    assert not engine.heap_trimmer._thread.is_alive()  # stopped with the show
+    assert Engine(inst, trim_heap_s=None).heap_trimmer is None
+
+
+def _slow(frame):
+    def slower():
+        time.sleep(0.002)  # the fake clock does not move; give the trimmer's timer real time
+        return frame()
+    return slower
