@@ -326,7 +326,7 @@ class LatentScene:
 
     def z(self, values: Mapping[str, float]) -> torch.Tensor:
         """The latent [1, z_dim] (float32, on the scene's device) that the targets describe."""
-        return torch.from_numpy(self._z_np(values).astype(np.float32)).reshape(1, self.z_dim).to(self.device)
+        return _upload(self._z_np(values).astype(np.float32), self.device).reshape(1, self.z_dim)
 
     # ------------------------------------------------------------------ ws
 
@@ -340,7 +340,7 @@ class LatentScene:
     def _mapped(self, cache: _MappingCache, z: np.ndarray, cls: int | None) -> torch.Tensor:
         if cache.ws is not None and cache.cls == cls and np.array_equal(cache.z, z):
             return cache.ws
-        z_t = torch.from_numpy(z.astype(np.float32)).reshape(1, self.z_dim).to(self.device)  # [1, z_dim]
+        z_t = _upload(z.astype(np.float32), self.device).reshape(1, self.z_dim)  # [1, z_dim]
         c = None
         if cls is not None:
             c = torch.zeros(1, self.c_dim, device=self.device)  # [1, c_dim] one-hot
@@ -370,12 +370,12 @@ class LatentScene:
         if weights.any():
             mix_z = self.seed_z(self._value(values, "mix.seed"))
             ws_mix = self._mapped(self._mix, mix_z, cls)
-            weight_t = torch.as_tensor(weights, dtype=ws.dtype, device=ws.device).reshape(1, -1, 1)
+            weight_t = _upload(weights, ws.device, ws.dtype).reshape(1, -1, 1)
             ws = torch.lerp(ws, ws_mix, weight_t)
         if self._dirs_w.shape[0]:
             amounts = np.array([self._value(values, n) for n in self._dir_names])  # [K]
             if amounts.any():  # decided on the host: no device sync per frame
-                amounts_t = torch.from_numpy(amounts).to(device=ws.device, dtype=ws.dtype)
+                amounts_t = _upload(amounts, ws.device, ws.dtype)
                 ws += (amounts_t @ self._dirs_w).reshape(1, 1, self.w_dim)
         return self._truncate(ws, self._value(values, "psi"), self._value(values, "cutoff"))
 
@@ -390,3 +390,18 @@ class LatentScene:
         if frac > 0.0 and full < self.num_ws:
             ws[:, full] = w_avg.lerp(ws[:, full], 1.0 + frac * (psi - 1.0))
         return ws
+
+
+def _upload(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A host array as a tensor on `device`, without making the host wait for the GPU.
+
+    A plain `.to("cuda")` from pageable memory copies synchronously: the engine would stop
+    until the GPU has finished everything queued (the frame before), once per moved control.
+    From pinned memory (PyTorch's caching host allocator, which keeps the block alive until the
+    copy has run) the copy is queued like a kernel."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
