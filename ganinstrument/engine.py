@@ -87,6 +87,7 @@ class Engine:
         self._last_good: Frame | None = None
         self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
         self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
+        self._in_flight: collections.deque = collections.deque()  # CUDA events of frames not yet done
         self._notice_seen: dict[int, object] = {}  # per source: the newest message already shown
         self._notice: tuple[str, float] | None = None  # (text, since): the HUD's newest news
 
@@ -147,8 +148,13 @@ class Engine:
         started = time.perf_counter()
         rendered_before = self.stats.rendered
         try:
+            self._wait_for_gpu()
             self._take_input(t)
             frame = self._render(dt)
+            if self.stats.rendered > rendered_before and getattr(getattr(frame, "pixels", None), "is_cuda", False):
+                done = torch.cuda.Event(blocking=True)  # sleeps rather than spins when waited on
+                done.record()
+                self._in_flight.append(done)
         except Exception as exc:  # the show goes on with the last good frame
             frame = self._failed(exc)
         self.stats.frames += 1
@@ -255,12 +261,22 @@ class Engine:
     def _black_like(self, frame: Frame) -> Frame:
         if self._black is None or self._black.pixels.shape != frame.pixels.shape:
             self._black = Frame(torch.zeros_like(frame.pixels), frame.timestamp, -1)
-        return Frame(self._black.pixels, frame.timestamp, -1)
+        return self._black.again(frame.timestamp)
 
     def _preview_closed(self) -> bool:
         preview = self.sinks.get("preview") if self.sinks is not None else None
         closed = getattr(preview, "closed", None)
         return bool(closed is not None and closed.is_set())
+
+    def _wait_for_gpu(self) -> None:
+        """On CUDA a render only queues kernels and returns. Unchecked, the engine would run
+        frames ahead of the GPU until CUDA's launch queue filled, each queued frame adding a
+        frame of control-to-picture latency, and the time a frame takes (pacing's late
+        latching, the HUD) would be the queueing time. So at most one frame is still on the
+        GPU when the next is queued: before taking input, wait for the frame before the last.
+        That keeps the CPU's queueing of one frame overlapping the GPU's work on the other."""
+        while len(self._in_flight) >= 2:
+            self._in_flight.popleft().synchronize()
 
     def _pace(self, next_t: float) -> float:
         """Wait for the next frame on a fixed schedule of slots 1/fps apart.

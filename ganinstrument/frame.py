@@ -17,14 +17,20 @@ class Frame:
     pixels: torch.Tensor
     timestamp: float
     index: int
-    _host: np.ndarray | None = field(default=None, repr=False)
+    _host: list = field(default_factory=lambda: [None], repr=False)  # [the host copy, once made]
 
     @property
     def image(self) -> np.ndarray:
         """The picture as a numpy uint8 array [H, W, 3] (copied from the device once)."""
-        if self._host is None:
-            self._host = self.pixels.cpu().numpy()
-        return self._host
+        host = self._host[0]
+        if host is None:
+            host = self._host[0] = self.pixels.cpu().numpy()
+        return host
+
+    def again(self, timestamp: float, index: int | None = None) -> Frame:
+        """The same picture at another time: shares the pixels and their host copy, so a
+        picture shown for many frames (nothing moved, blackout) is copied from the device once."""
+        return Frame(self.pixels, timestamp, self.index if index is None else index, self._host)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -183,7 +183,7 @@ class Instrument:
             self.latent.invalidate()
         noise = NOISE_MODES[int(values["noise"])]
         if self._last is not None and not (moved or rewritten or self._dirty or noise == "random"):
-            return Frame(self._last.pixels, self.time_s, self._last.index)
+            return self._last.again(self.time_s)
         self._dirty = False
         return self._render(values, noise)
 

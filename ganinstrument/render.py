@@ -154,7 +154,7 @@ def run_render(args) -> int:
                 else:
                     _feed_session_features(inst.modulation, feature_timeline.until(t))
             frame = inst.step(0.0 if k == 0 else 1.0 / args.fps)
-            frame = resize_frame(Frame(frame.pixels, t, frame.index), size)
+            frame = resize_frame(frame.again(t), size)
             sinks.submit(frame)
             progress.update(k + 1)
     finally:

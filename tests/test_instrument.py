@@ -44,6 +44,7 @@ def test_frames_are_rgb_uint8_and_nothing_moving_costs_nothing(inst):
     again = settle(inst, 0.5)
     assert inst.frames_rendered == 1 and again.index == first.index
     assert again.timestamp == pytest.approx(first.timestamp + 0.5, abs=1e-6)
+    assert again.image is first.image  # the picture shown again is not copied to the host again
 
 
 def test_a_fader_move_shows_in_the_next_frame_and_glides(inst):
