@@ -216,12 +216,34 @@ def test_open_sinks_builds_spout_from_the_spec(fake_spoutgl):
     assert len(fake_spoutgl.images) == 1
 
 
+def test_a_size_change_sends_each_frame_at_its_own_size(fake_spoutgl):
+    # The readback buffers are replaced (the old ones synchronized first) when the size changes.
+    sink = SpoutSink()
+    sink.open(64, 48, 30)
+    sizes = [(48, 64), (24, 32), (24, 32), (48, 64)]
+    frames = [Frame(torch.from_numpy(asymmetric(i, h, w)), i / 30, i)
+              for i, (h, w) in enumerate(sizes)]
+    for f in frames:
+        assert sink.submit(f)
+        assert sink.wait_idle(5)
+    assert sink.close(5)
+    sent_sizes = [args[1:3] for name, _, args in fake_spoutgl.calls if name == "sendImage"]
+    assert sent_sizes == [(w, h) for h, w in sizes] and len(fake_spoutgl.images) == 4
+    for f, sent in zip(frames, fake_spoutgl.images):
+        np.testing.assert_array_equal(sent[..., :3], f.image)
+        assert (sent[..., 3] == 255).all()
+    assert sink.stats.errors == 0 and sink.stats.written == 4
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("pipelined", [False, True])
 def test_cuda_frames_go_through_pinned_readback(fake_spoutgl, pipelined):
     sink = SpoutSink(zero_copy=False, pipelined=pipelined)
     sink.open(64, 48, 30)
-    frames = [Frame(torch.from_numpy(asymmetric(i)).cuda(), i / 30, i) for i in range(4)]
+    # The third frame changes the size: new staging buffer, whose alpha fill must land first.
+    sizes = [(48, 64), (48, 64), (24, 32), (24, 32)]
+    frames = [Frame(torch.from_numpy(asymmetric(i, h, w)).cuda(), i / 30, i)
+              for i, (h, w) in enumerate(sizes)]
     for f in frames:
         sink.submit(f)
         sink.wait_idle(5)
@@ -229,3 +251,4 @@ def test_cuda_frames_go_through_pinned_readback(fake_spoutgl, pipelined):
     assert len(fake_spoutgl.images) == 4
     for f, sent in zip(frames, fake_spoutgl.images):
         np.testing.assert_array_equal(sent[..., :3], f.image)
+        assert (sent[..., 3] == 255).all()

@@ -120,6 +120,8 @@ class SpoutSink(ThreadedSink):
     def _send_readback(self, pixels, event, width: int, height: int) -> None:
         if self._readback is None or not self._readback.fits(pixels):
             self._flush_pending()
+            if self._readback is not None:
+                self._readback.synchronize()  # no copy may still use the buffers we drop
             self._readback = _Readback(pixels)
         slot = self._readback.start(pixels, event)
         if not self.pipelined or not pixels.is_cuda:
@@ -216,18 +218,24 @@ class _Readback:
         self.shape = (height, width)
         self.device = pixels.device
         self._next = 0
+        self.stream = None
         if not pixels.is_cuda:
             self.host = [np.full((height, width, 4), 255, np.uint8)]
             return
         import torch
 
         self.stream = torch.cuda.Stream(pixels.device)
-        self.staging = torch.full((height, width, 4), 255, dtype=torch.uint8,
-                                  device=pixels.device)  # [H, W, 4], alpha stays 255
+        # Allocated and filled on the stream that uses it: the fill is ordered before the
+        # first copy (the stream waits only for the producer's event, not for the default
+        # stream), and the allocator gives us no block the render's queued kernels still use.
+        with torch.cuda.stream(self.stream):
+            self.staging = torch.full((height, width, 4), 255, dtype=torch.uint8,
+                                      device=pixels.device)  # [H, W, 4], alpha stays 255
         self.host_t = [torch.empty((height, width, 4), dtype=torch.uint8, pin_memory=True)
                        for _ in range(2)]
         self.host = [t.numpy() for t in self.host_t]  # views of the pinned memory
-        self.events = [torch.cuda.Event() for _ in range(2)]
+        # blocking=True: `wait` sleeps in cudaEventSynchronize instead of spinning a core
+        self.events = [torch.cuda.Event(blocking=True) for _ in range(2)]
 
     def fits(self, pixels) -> bool:
         return (int(pixels.shape[0]), int(pixels.shape[1])) == self.shape and \
@@ -259,6 +267,11 @@ class _Readback:
             self.events[slot].synchronize()
         return self.host[slot]
 
+    def synchronize(self) -> None:
+        """Wait for every copy started here (call before dropping these buffers)."""
+        if self.stream is not None:
+            self.stream.synchronize()
+
 
 def _cuda_runtime():
     try:
@@ -289,27 +302,33 @@ class _CudaGLTexture:
         rt = _cuda_runtime()
         self.rt, self.GL = rt, GL
         self.width, self.height = width, height
-        count, devices = _check(rt, rt.cudaGLGetDevices(
-            1, rt.cudaGLDeviceList.cudaGLDeviceListAll), "cudaGLGetDevices")
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        if count < 1 or index not in list(devices)[:count]:
-            raise RuntimeError("the OpenGL context is not on the CUDA device of the frames "
-                               "(a laptop's integrated GPU?)")
-        self.texture = int(GL.glGenTextures(1))
-        GL.glBindTexture(GL.GL_TEXTURE_2D, self.texture)
-        GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_LINEAR)
-        GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_LINEAR)
-        GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGBA8, width, height, 0, GL.GL_RGBA,
-                        GL.GL_UNSIGNED_BYTE, None)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-        self.resource = None
-        (self.resource,) = _check(rt, rt.cudaGraphicsGLRegisterImage(
-            self.texture, GL.GL_TEXTURE_2D,
-            rt.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard),
-            "cudaGraphicsGLRegisterImage")
+        self.device = device
+        # cuda-python works in the calling thread's current CUDA context, which on this
+        # thread is device 0's unless we make the frames' device current (--device cuda:1).
+        with torch.cuda.device(device):
+            count, devices = _check(rt, rt.cudaGLGetDevices(
+                1, rt.cudaGLDeviceList.cudaGLDeviceListAll), "cudaGLGetDevices")
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            if count < 1 or index not in list(devices)[:count]:
+                raise RuntimeError("the OpenGL context is not on the CUDA device of the "
+                                   "frames (a laptop's integrated GPU?)")
+            self.texture = int(GL.glGenTextures(1))
+            GL.glBindTexture(GL.GL_TEXTURE_2D, self.texture)
+            GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_LINEAR)
+            GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_LINEAR)
+            GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGBA8, width, height, 0, GL.GL_RGBA,
+                            GL.GL_UNSIGNED_BYTE, None)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+            self.resource = None
+            (self.resource,) = _check(rt, rt.cudaGraphicsGLRegisterImage(
+                self.texture, GL.GL_TEXTURE_2D,
+                rt.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard),
+                "cudaGraphicsGLRegisterImage")
         self.stream = torch.cuda.Stream(device)
-        self.staging = torch.full((height, width, 4), 255, dtype=torch.uint8,
-                                  device=device)  # [H, W, 4] contiguous, alpha 255
+        # Allocated and filled on the stream that uses it (see _Readback.__init__).
+        with torch.cuda.stream(self.stream):
+            self.staging = torch.full((height, width, 4), 255, dtype=torch.uint8,
+                                      device=device)  # [H, W, 4] contiguous, alpha 255
 
     def copy_from(self, pixels, producer_event) -> None:
         """Copy [H, W, 3] uint8 CUDA pixels into the texture (GL sees it after unmap)."""
@@ -322,22 +341,29 @@ class _CudaGLTexture:
             self.staging[..., :3].copy_(pixels)
         pixels.record_stream(stream)
         handle = stream.cuda_stream
-        _check(rt, rt.cudaGraphicsMapResources(1, self.resource, handle), "map")
-        try:
-            (array,) = _check(rt, rt.cudaGraphicsSubResourceGetMappedArray(
-                self.resource, 0, 0), "get mapped array")
-            pitch = self.width * 4  # bytes per row, RGBA8
-            _check(rt, rt.cudaMemcpy2DToArrayAsync(
-                array, 0, 0, self.staging.data_ptr(), pitch, pitch, self.height,
-                rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice, handle), "copy to texture")
-        finally:
-            # Unmapping orders the copy before any GL work issued after it (sendTexture).
-            _check(rt, rt.cudaGraphicsUnmapResources(1, self.resource, handle), "unmap")
+        with torch.cuda.device(self.device):  # cuda-python: the frames' context, see __init__
+            _check(rt, rt.cudaGraphicsMapResources(1, self.resource, handle), "map")
+            try:
+                (array,) = _check(rt, rt.cudaGraphicsSubResourceGetMappedArray(
+                    self.resource, 0, 0), "get mapped array")
+                pitch = self.width * 4  # bytes per row, RGBA8
+                _check(rt, rt.cudaMemcpy2DToArrayAsync(
+                    array, 0, 0, self.staging.data_ptr(), pitch, pitch, self.height,
+                    rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice, handle), "copy to texture")
+            finally:
+                # Unmapping orders the copy before any GL work issued after it (sendTexture).
+                _check(rt, rt.cudaGraphicsUnmapResources(1, self.resource, handle), "unmap")
 
     def release(self) -> None:
-        if self.resource is not None:
-            self.rt.cudaGraphicsUnregisterResource(self.resource)
-            self.resource = None
+        import torch
+
+        with torch.cuda.device(self.device):  # cuda-python: the frames' context, see __init__
+            # The last copy into the texture may still be running on our stream: finish it
+            # before the texture is unregistered and deleted and the staging buffer freed.
+            self.stream.synchronize()
+            if self.resource is not None:
+                self.rt.cudaGraphicsUnregisterResource(self.resource)
+                self.resource = None
         if self.texture:
             self.GL.glDeleteTextures([self.texture])
             self.texture = 0
