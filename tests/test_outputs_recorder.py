@@ -1,5 +1,6 @@
 """Recordings checked with PyAV: codec, frame count, size, frame times that follow the real
-timestamps, audio muxed as AAC; PNG frame folders."""
+timestamps, audio muxed as AAC, BT.709 colour, the fallback from an encoder that will not open;
+PNG frame folders."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 
 from ganinstrument.frame import Frame
 from ganinstrument.outputs import SinkError, SinkUnavailableError
+from ganinstrument.outputs import recorder
 from ganinstrument.outputs.recorder import (FrameDirSink, VideoRecorder, codec_opens, mux_audio,
                                             pick_video_codec)
 
@@ -146,6 +148,77 @@ def test_codec_choice_falls_back_to_libx264():
     assert chosen == ("h264_nvenc" if codec_opens("h264_nvenc", 64, 48) else "libx264")
     with pytest.raises(SinkUnavailableError, match="does not open"):
         pick_video_codec("no_such_codec", 64, 48, 30)
+
+
+def test_nvenc_is_constant_quality_without_a_bit_rate_cap():
+    assert recorder._encoder_options("h264_nvenc", 18, "veryfast")["b"] == "0"
+    assert "b" not in recorder._encoder_options("libx264", 18, "veryfast")  # crf rules there
+
+
+def pretend_it_probed_fine(monkeypatch, codec: str) -> None:
+    """`codec` comes first for "auto" and its (cached) probe says it opens, as when NVENC
+    probed fine earlier and now hits the GeForce session limit."""
+    monkeypatch.setattr(recorder, "AUTO_CODECS", (codec, "libx264"))
+    monkeypatch.setitem(recorder._codec_probe, (codec, 64, 48), True)
+
+
+# libx264rgb is in PyAV everywhere and never opens for yuv420p; h264_nvenc is the real case
+# wherever there is no NVIDIA GPU.
+@pytest.mark.parametrize("first", ["libx264rgb", "h264_nvenc"])
+def test_auto_encoder_that_will_not_open_falls_back_to_libx264(tmp_path, monkeypatch, caplog,
+                                                               first):
+    if first not in av.codecs_available:
+        pytest.skip(f"{first} is not in this PyAV")
+    if first == "h264_nvenc" and codec_opens(first, 64, 48):
+        pytest.skip("NVENC opens here")
+    pretend_it_probed_fine(monkeypatch, first)
+    assert pick_video_codec("auto", 64, 48, 30) == first
+    path = tmp_path / "take.mp4"
+    with caplog.at_level(logging.WARNING, logger=recorder.__name__):
+        rec = record(path, [frame(i, i / 30) for i in range(5)])
+    assert rec.codec == "libx264"
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert str(path) in warning and f"{first} does not open" in warning
+    assert "falling back to libx264" in warning
+    info = probe(path)
+    assert (info["codec"], info["pix_fmt"], info["size"], info["frames"]) == \
+        ("h264", "yuv420p", (64, 48), 5)
+    assert b"x264 - core" in path.read_bytes()  # libx264's own SEI: it really encoded
+
+
+def test_named_encoder_that_will_not_open_is_an_error(tmp_path, monkeypatch):
+    pretend_it_probed_fine(monkeypatch, "libx264rgb")
+    rec = VideoRecorder(tmp_path / "take.mp4", codec="libx264rgb")
+    with pytest.raises(SinkError, match=r"encoder libx264rgb does not open for .*take\.mp4: "):
+        rec.open(64, 48, 30)
+    assert rec.codec == "libx264rgb"  # no fallback for a codec the user named
+    assert not list(tmp_path.iterdir())
+
+
+PATCHES = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "grey": (128, 128, 128)}
+
+
+def test_colour_is_bt709_and_tagged(tmp_path):
+    img = np.zeros((48, 64, 3), np.uint8)
+    for k, rgb in enumerate(PATCHES.values()):
+        img[:, 16 * k: 16 * (k + 1)] = rgb
+    record(tmp_path / "colour.mp4", [frame(i, i / 30, img) for i in range(3)])
+    with av.open(str(tmp_path / "colour.mp4")) as c:
+        cc = c.streams.video[0].codec_context
+        # AVCOL_PRI_BT709, AVCOL_TRC_BT709, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG (limited)
+        assert (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range) == (1, 1, 1, 1)
+        decoded = next(c.decode(video=0))
+    tolerance = 6
+
+    def errors(matrix: str) -> dict[str, int]:
+        rgb = decoded.reformat(format="rgb24", src_colorspace=matrix).to_ndarray().astype(int)
+        # the middle of each patch, away from the chroma edges
+        return {name: int(np.abs(rgb[8:40, 16 * k + 4: 16 * k + 12] - want).max())
+                for k, (name, want) in enumerate(PATCHES.items())}
+
+    assert max(errors("itu709").values()) <= tolerance, errors("itu709")
+    # read with BT.601 (what untagged YUV gets), the colours are visibly off
+    assert max(errors("itu601").values()) > tolerance, errors("itu601")
 
 
 def test_png_folder(tmp_path):

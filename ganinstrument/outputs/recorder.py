@@ -9,7 +9,13 @@ duration is the last frame's time plus its duration (the previous frame interval
 
 The encoder is NVENC (`h264_nvenc`) where it opens, else libx264, always yuv420p (what every
 player and VJ host reads), which needs an even width and height: an odd last row or column is
-cropped.
+cropped. The encoder opens when the recording starts; with `codec="auto"`, an NVENC that
+probed fine but will not open now (e.g. the GeForce limit on concurrent sessions, with OBS
+encoding too) falls back to libx264 with a warning.
+
+Colour: RGB is converted to YUV with the BT.709 matrix, limited range, and the stream is tagged
+BT.709 (primaries, transfer, matrix) and limited range, which is what players assume for HD
+anyway; untagged BT.601 YUV would play with a slight colour shift.
 """
 
 from __future__ import annotations
@@ -27,7 +33,17 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # MPEG's clock: fine enough for any frame rate
 AUDIO_BIT_RATE = 192_000
+AUTO_CODECS = ("h264_nvenc", "libx264")  # what codec="auto" tries, in order
+FALLBACK_CODEC = "libx264"  # what an "auto" choice falls back to when it will not open
+# BT.709, limited ("tv") range: generic AVCodecContext options, so every encoder writes them
+# into the H.264 VUI and the muxer into the mp4's colr box.
+COLOR_OPTIONS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709",
+                 "color_range": "tv"}
 _codec_probe: dict[tuple[str, int, int], bool] = {}
+
+
+class _EncoderOpenError(Exception):
+    """The video encoder did not open (the reason is the `__cause__`)."""
 
 
 def _import_av():
@@ -41,7 +57,9 @@ def _import_av():
 
 def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     if codec == "h264_nvenc":
-        return {"preset": "p4", "rc": "vbr", "cq": str(crf + 1), "bf": "0"}
+        # Constant quality: the target bit rate must be 0, or VBR caps at it (PyAV < 18 sets
+        # 1,024,000 on a new stream).
+        return {"preset": "p4", "rc": "vbr", "cq": str(crf + 1), "b": "0", "bf": "0"}
     if codec == "libx264":
         return {"crf": str(crf), "preset": preset, "bf": "0"}
     return {"bf": "0"}
@@ -68,12 +86,14 @@ def codec_opens(codec: str, width: int, height: int, fps: float = 30.0) -> bool:
 
 
 def pick_video_codec(codec: str, width: int, height: int, fps: float) -> str:
-    """`"auto"`: h264_nvenc where it opens, else libx264. A named codec must open."""
+    """`"auto"`: the first of `AUTO_CODECS` (h264_nvenc, libx264) that opens. A named codec
+    must open."""
     if codec == "auto":
-        for name in ("h264_nvenc", "libx264"):
+        for name in AUTO_CODECS:
             if codec_opens(name, width, height, fps):
                 return name
-        raise SinkUnavailableError("record: neither h264_nvenc nor libx264 is available in PyAV")
+        raise SinkUnavailableError(
+            f"record: none of {' / '.join(AUTO_CODECS)} is available in PyAV")
     if not codec_opens(codec, width, height, fps):
         raise SinkUnavailableError(f"record: the encoder {codec!r} does not open here")
     return codec
@@ -106,6 +126,7 @@ class VideoRecorder(ThreadedSink):
         self._interval = 0  # the last frame interval, in TIME_BASE ticks
         self._held = None  # the newest packet: muxed once the next one tells its duration
         self._frames = 0
+        self._reformatter = None
 
     def _start(self) -> None:
         av = _import_av()
@@ -117,18 +138,48 @@ class VideoRecorder(ThreadedSink):
         self.codec = pick_video_codec(self.codec_request, width, height, self.fps)
         target = self._video_path()
         try:
-            self._container = av.open(str(target), "w")
-        except Exception as err:
-            raise SinkError(f"record: cannot write {target}: {err}") from err
-        rate = Fraction(self.fps).limit_denominator(1001)
-        stream = self._container.add_stream(self.codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = TIME_BASE
-        stream.time_base = TIME_BASE
-        stream.options = _encoder_options(self.codec, self.crf, self.preset)
-        self._stream = stream
+            self._container, self._stream = self._open_video(av, target, width, height)
+        except _EncoderOpenError as err:
+            if self.codec_request != "auto" or self.codec == FALLBACK_CODEC:
+                raise SinkError(f"record: the encoder {self.codec} does not open for "
+                                f"{self.path}: {err.__cause__}") from err.__cause__
+            log.warning("record: %s: %s does not open (%s); falling back to %s", self.path,
+                        self.codec, err.__cause__, FALLBACK_CODEC)
+            self.codec = FALLBACK_CODEC
+            try:
+                self._container, self._stream = self._open_video(av, target, width, height)
+            except _EncoderOpenError as err2:
+                raise SinkError(f"record: the encoder {self.codec} does not open for "
+                                f"{self.path} either: {err2.__cause__}") from err2.__cause__
+        self._reformatter = av.video.reformatter.VideoReformatter()
         self._interval = round(1 / (self.fps * TIME_BASE))
         log.info("record: %s, %s %dx%d", self.path, self.codec, width, height)
+
+    def _open_video(self, av, target: Path, width: int, height: int):
+        """(container, stream) for `target` with `self.codec` opened now, not at the first
+        frame, so a failure shows at start. Raises `_EncoderOpenError` (the cause attached)
+        when the encoder will not open; the container is then closed and nothing written."""
+        try:
+            container = av.open(str(target), "w")
+        except Exception as err:
+            raise SinkError(f"record: cannot write {target}: {err}") from err
+        try:
+            rate = Fraction(self.fps).limit_denominator(1001)
+            stream = container.add_stream(self.codec, rate=rate)
+            cc = stream.codec_context
+            cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
+            cc.time_base = TIME_BASE
+            stream.time_base = TIME_BASE
+            cc.options = {**_encoder_options(self.codec, self.crf, self.preset),
+                          **COLOR_OPTIONS}
+            try:
+                cc.open()
+            except Exception as err:  # av raises OSError/PermissionError/ValueError flavours
+                raise _EncoderOpenError() from err
+        except BaseException:
+            container.close()  # header not written yet: no file is left behind
+            raise
+        return container, stream
 
     def _video_path(self) -> Path:
         if self.audio is None:
@@ -140,12 +191,13 @@ class VideoRecorder(ThreadedSink):
 
         img = frame.image  # [H, W, 3] uint8
         stream = self._stream
-        if img.shape[0] != self.height or img.shape[1] != self.width:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            vf = vf.reformat(width=stream.width, height=stream.height)
-        else:
-            img = img[: stream.height, : stream.width]
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        if img.shape[0] == self.height and img.shape[1] == self.width:
+            img = img[: stream.height, : stream.width]  # crop odd sizes to even
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        # Scale if the size changed, and convert with BT.709 (limited range is swscale's
+        # default for YUV); left to the encoder, PyAV would use BT.601.
+        vf = self._reformatter.reformat(vf, stream.width, stream.height, "yuv420p",
+                                        dst_colorspace="itu709")
         if self._t0 is None:
             self._t0 = frame.timestamp
         pts = round((frame.timestamp - self._t0) / TIME_BASE)
