@@ -78,3 +78,26 @@ def test_modulated_conv2d_fused_equals_direct(demodulate, up, grouped_on_cpu, mo
         got = ops.modulated_conv2d(x, weight, styles, demodulate=demodulate, up=up, padding=1, resample_filter=f,
                                    fused_modconv=fused, gain=2.0, bias=bias, noise=noise)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_float16_unfused_modconv_stays_in_range():
+    """float16 only runs on a GPU in the instrument; this checks the maths of the unfused path
+    (taken with fused_modconv=False) with one CPU float16 conv: a full-width layer's raw weight
+    sums 512*3*3 products, which overflow float16 before the demodulation unless the weight is
+    shrunk first. The result must match float32."""
+    torch.manual_seed(0)
+    # The worst case within NVlabs' conv_clamp of 256 for float16 layers: inputs near the clamp
+    # and weights and styles that all pull the same way.
+    x = torch.full((1, 512, 8, 8), 200.0)
+    weight, styles = torch.randn(64, 512, 3, 3).abs(), torch.rand(1, 512) + 0.5
+    expected = ops.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=False)
+    got = ops.modulated_conv2d(x.half(), weight, styles, padding=1, fused_modconv=False)
+    assert got.dtype == torch.float16 and torch.isfinite(got).all()
+    torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=2e-3 * float(expected.std()))
+
+
+def test_image_to_uint8_makes_nan_grey():
+    from ganinstrument.models.taps import image_to_uint8
+
+    img = torch.tensor([[[[float("nan"), 1.0], [-1.0, float("inf")]]]])  # [1, 1, 2, 2]
+    assert image_to_uint8(img)[0, :, :, 0].tolist() == [[128, 255], [0, 255]]

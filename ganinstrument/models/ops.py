@@ -248,6 +248,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         return y
 
     # Not fused: modulate the activations, convolve with the shared weight, demodulate after.
+    if dtype == torch.float16 and demodulate:
+        # A raw weight sums I*k*k products (4608 at 512 channels): float16 overflows before the
+        # demodulation scale brings it back. Shrink each output channel's weight to at most
+        # 1/sqrt(I*k*k) and grow its scale by as much (NVlabs does the same): the same result.
+        shrink = (weight.abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) * math.sqrt(cin * kh * kw)).reciprocal()  # [O]
+        weight = weight * shrink[:, None, None, None]
+        scale = scale / shrink[None, :]
     xs = x * styles.to(dtype)[:, :, None, None]  # [N, I, H, W]
     y = _conv(xs, weight.to(dtype), up, padding, resample_filter, groups=1, bias=None)
     y = y.mul_(scale.to(dtype)[:, :, None, None])

@@ -22,7 +22,8 @@ def image_to_uint8(img: torch.Tensor) -> torch.Tensor:
     """
     if img.ndim != 4:
         raise ValueError(f"expected an image batch [N, C, H, W], got shape {tuple(img.shape)}")
-    x = img.float().mul(127.5).add_(128.0).clamp_(0.0, 255.0)  # [N, C, H, W]
+    x = img.float().mul(127.5).add_(128.0)  # [N, C, H, W]
+    x = x.nan_to_num_(nan=128.0).clamp_(0.0, 255.0)  # a NaN pixel (float16 overflow) is grey, not undefined
     return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # [N, H, W, C]
 
 
