@@ -221,3 +221,20 @@ def test_a_hung_child_is_killed_and_restarted(sender):
         assert host.restarts == 1
     finally:
         assert inp.close(timeout=2.0)
+
+
+def test_a_child_that_cannot_start_says_why_at_once():
+    """The child reports its own failure (here: an API this rtmidi lacks) and the host raises
+    HostUnavailable with that reason straight away, not after its start timeout."""
+    import time
+
+    from ganinstrument.sources.midi_host import START_TIMEOUT_S, HostUnavailable, InputHost
+
+    host = InputHost("NO_SUCH_API", "ganinstrument", 64)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(HostUnavailable, match="did not start: AttributeError.*NO_SUCH_API"):
+            host.open("anything", lambda data: None)
+    finally:
+        host.close()
+    assert time.monotonic() - t0 < START_TIMEOUT_S / 2

@@ -91,21 +91,26 @@ class InputHost:
                                     env=env, **kwargs)
         except OSError as exc:
             raise HostUnavailable(f"cannot start the MIDI input process ({exc})") from None
+        started = threading.Event()  # set by this child's reader: READY, an error, or its end
         self._ready.clear()
         self._heard = time.monotonic()
         self._proc = proc
         if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name="ganinstrument-midi-watchdog", daemon=True)
             self._watchdog.start()
-        reader = threading.Thread(target=self._read, args=(proc,), name="ganinstrument-midi-host", daemon=True)
+        reader = threading.Thread(target=self._read, args=(proc, started), name="ganinstrument-midi-host",
+                                  daemon=True)
         self._readers = [t for t in self._readers if t.is_alive()] + [reader]
         reader.start()
         self._live.clear()
-        if not self._ready.wait(START_TIMEOUT_S) or proc.poll() is not None:
-            error = self._replies.pop(0, (None, ["it exited"]))[1]
+        started.wait(START_TIMEOUT_S)
+        if not self._ready.is_set() or proc.poll() is not None:
+            error = self._replies.pop(0, (None, []))[1]
+            why = error[0] if error else ("it exited" if proc.poll() is not None
+                                          else f"no answer within {START_TIMEOUT_S:g} s")
             self._proc = None  # so its reader, once we release the lock, does not restart it
             self._stop_child(proc)
-            raise HostUnavailable(f"the MIDI input process did not start: {error[0] if error else 'no answer'}")
+            raise HostUnavailable(f"the MIDI input process did not start: {why}")
 
     def _stop_child(self, proc: subprocess.Popen) -> None:
         try:
@@ -118,7 +123,7 @@ class InputHost:
             proc.kill()
             proc.wait(2.0)
 
-    def _read(self, proc: subprocess.Popen) -> None:
+    def _read(self, proc: subprocess.Popen, started: threading.Event) -> None:
         frames, fd = FrameReader(), proc.stdout.fileno()
         callbacks, replies = self._callbacks, self._replies
         while True:
@@ -137,11 +142,15 @@ class InputHost:
                 elif kind == READY:
                     self.api_label = payload.decode("utf-8", "replace")
                     self._ready.set()
+                    started.set()
                 elif kind in (OPENED, CLOSED, ERROR):
                     waiter = replies.get(port_id) if port_id else replies.setdefault(0, (threading.Event(), []))
                     if waiter is not None:
                         waiter[1].append(payload.decode("utf-8", "replace") if kind == ERROR else None)
                         waiter[0].set()
+                    if not port_id:  # the child could not start: say why at once
+                        started.set()
+        started.set()
         proc.stdout.close()
         code = proc.wait()
         if proc is self._proc:  # answer whoever waits on this child first: they may hold the lock
