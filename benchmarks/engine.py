@@ -385,6 +385,28 @@ class BenchEngine(Engine):
         return frame
 
 
+def print_gc_garbage(top: int = 15) -> None:
+    """What the cycle collector found during a --gc-garbage run, by type, with array bytes."""
+    gc.collect()
+    garbage = list(gc.garbage)
+    gc.set_debug(0)
+    gc.garbage.clear()
+    counts: collections.Counter = collections.Counter()
+    nbytes: collections.Counter = collections.Counter()
+    for obj in garbage:
+        name = type(obj).__module__ + "." + type(obj).__qualname__
+        counts[name] += 1
+        if isinstance(obj, np.ndarray):
+            nbytes[name] += obj.nbytes
+        elif isinstance(obj, torch.Tensor):
+            nbytes[name] += obj.element_size() * obj.nelement()
+    print(f"  cyclic garbage collected during the run: {len(garbage)} objects; by type:")
+    for name, n in counts.most_common(top):
+        extra = f", {nbytes[name] / 2**20:.1f} MiB of data" if nbytes[name] else ""
+        print(f"    {n:8d}  {name}{extra}")
+    del garbage
+
+
 class GcWatch:
     """Python's garbage collections during a run: how many of each generation, and how long."""
 
@@ -574,6 +596,8 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
             done.set()
 
     gc_watch = GcWatch().__enter__()
+    if args.gc_garbage:
+        gc.set_debug(gc.DEBUG_SAVEALL)  # keep what the collector frees, to say what it was
     t_start = time.perf_counter()
     # `perform` runs the engine on the main thread; so does this by default (it matters for
     # CPU torch: see --engine-thread).
@@ -600,6 +624,8 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         sink_stats = {s.name: s.stats for s in sinks}
         gc_watch.__exit__()
     print(f"  Python GC during the run: {gc_watch.summary()}")
+    if args.gc_garbage:
+        print_gc_garbage()
     trimmer = engine.heap_trimmer
     if trimmer is not None:
         print(f"  heap trims by the engine (every {trimmer.interval_s:g} s): {trimmer.trims}, "
@@ -738,6 +764,9 @@ def main(argv=None) -> int:
     p.add_argument("--trim-check", action="store_true",
                    help="in the soak, also print RSS after glibc's malloc_trim at each sample: flat "
                         "means the growth was freed memory kept by the allocator, not a leak")
+    p.add_argument("--gc-garbage", action="store_true",
+                   help="keep what Python's cycle collector frees during the run and print its types: "
+                        "memory held until a full collection comes from reference cycles")
     p.add_argument("--trace-memory", action="store_true",
                    help="soak under tracemalloc and print the allocation sites that grew over its second "
                         "half (slows every frame: for finding a leak, not for timing)")
