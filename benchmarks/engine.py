@@ -778,6 +778,12 @@ def main(argv=None) -> int:
 
     device = pick_device(args.device)
     args.device = str(device)
+    if device.type == "cpu":  # as `perform` does: one core left to the rest (OMP_NUM_THREADS=N wins)
+        from ganinstrument.openmp import live_cpu_threads
+
+        threads = live_cpu_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
     configs = args.configs or (CUDA_CONFIGS if device.type == "cuda" else CPU_CONFIGS)
     if args.sinks:
         sink_names = args.sinks.split(",")

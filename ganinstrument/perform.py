@@ -146,6 +146,16 @@ def run_perform(args) -> int:
         from .supervisor import supervise
 
         return supervise(getattr(args, "argv", []))
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _perform(args)
+    finally:
+        torch.set_num_threads(threads)  # as it was (tests run perform in-process)
+
+
+def _perform(args) -> int:
     from .autosave import Autosave
     from .engine import Engine
     from .instrument import Instrument
@@ -159,6 +169,8 @@ def run_perform(args) -> int:
     clock = MonotonicClock()
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
     log.info("model %s on %s", args.model, inst.device)
+    if inst.device.type == "cpu":
+        _leave_a_core()
     if restart and autosave_path and Path(autosave_path).is_file():
         try:
             inst.load_preset(autosave_path)
@@ -206,6 +218,21 @@ def run_perform(args) -> int:
     log.info("stopped after %d frames (%d rendered, %d errors); dropped per output: %s",
              stats.frames, stats.rendered, stats.errors, dropped)
     return 0 if stats.errors == 0 else 1
+
+
+def _leave_a_core() -> None:
+    """CPU torch takes one core fewer, so the encoder, audio and MIDI keep one (openmp.py)."""
+    import torch
+
+    from .openmp import live_cpu_threads
+
+    n = live_cpu_threads()
+    if n is None:
+        log.info("CPU: %d torch thread(s), as OMP_NUM_THREADS says", torch.get_num_threads())
+    else:
+        torch.set_num_threads(n)
+        log.info("CPU: %d torch thread(s), one core left to the outputs, audio and MIDI "
+                 "(OMP_NUM_THREADS=N to choose)", n)
 
 
 def add_perform_parser(sub) -> None:
