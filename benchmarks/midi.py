@@ -150,11 +150,11 @@ class ProbeEngine(Engine):
         self.inst.state.step(dt)  # smoothing goes on; no picture
         return None
 
-    def _pace(self, t0: float) -> None:
+    def _pace(self, next_t: float) -> float:
         if self.fps:
-            super()._pace(t0)
-        else:
-            self._stop.wait(self.poll_s)
+            return super()._pace(next_t)
+        self._stop.wait(self.poll_s)
+        return next_t
 
 
 def drive(engine: Engine, work) -> tuple[object, float]:
