@@ -31,11 +31,11 @@ from . import heap
 from .clock import Clock, MonotonicClock
 from .events import ControlEvent, ParamUpdate
 from .frame import Frame
+from .hud import Hud
 
 log = logging.getLogger(__name__)
 
 ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "quit", "midi.reconnected")
-NEWS_S = 8.0  # how long the HUD shows a source's newest message
 
 
 @dataclass
@@ -88,8 +88,7 @@ class Engine:
         self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
         self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
         self._in_flight: collections.deque = collections.deque()  # CUDA events of frames not yet done
-        self._notice_seen: dict[int, object] = {}  # per source: the newest message already shown
-        self._notice: tuple[str, float] | None = None  # (text, since): the HUD's newest news
+        self.hud = Hud()
 
     # -- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -311,47 +310,8 @@ class Engine:
         preview.set_hud(self.hud_values(now))
 
     def hud_values(self, now: float) -> dict[str, object]:
-        """What the HUD shows besides the picture: pace, the last control, pickup, audio, the
-        sources' news (a device missing or back, the MIDI process restarted), errors."""
-        hud = {"fps": f"{self.stats.fps:.1f}", "frame": f"{self.stats.frame_ms:.1f} ms",
-               "dropped": sum(s.dropped for s in self.sinks.stats()) if self.sinks is not None else 0}
-        if self.stats.last_touched:
-            hud["control"] = self.stats.last_touched
-        waiting = getattr(getattr(self.router, "stats", None), "takeover_waiting", 0)
-        if waiting:
-            hud["pickup"] = f"{waiting} waiting for pickup"
-        features = self.audio.latest() if self.audio is not None else None
-        if features is not None:
-            hud["audio"] = f"{getattr(features, 'rms_db', float('nan')):.0f} dB" + (
-                " *" if getattr(features, "onset", False) else "")
-        elif self.audio is not None and hasattr(self.audio, "status"):
-            hud["audio"] = (self.audio.status().message or "no input")[:80]
-        if self.midi is not None and hasattr(self.midi, "open_ports") and not self.midi.open_ports:
-            matcher = getattr(getattr(self.midi, "ports", None), "matcher", None)
-            hud["midi"] = f"waiting for {matcher.describe() if matcher is not None else 'an input'}"
-        notice = self._news(now)
-        if notice:
-            hud["news"] = notice[:120]
-        if self.frozen or self.blackout:
-            hud["panic"] = "frozen" if self.frozen else "blackout"
-        problem = self.stats.last_error or (self.inst.warnings[-1] if self.inst.warnings else "")
-        if problem:
-            hud["error"] = problem[:120]
-        return hud
-
-    def _news(self, now: float) -> str | None:
-        """The newest message of MIDI in/out and OSC, for NEWS_S seconds after it appeared."""
-        for part in (self.midi, self.osc, getattr(self.feedback, "output", None)):
-            messages = getattr(part, "messages", None)
-            if not messages:
-                continue
-            newest = messages[-1]
-            if self._notice_seen.get(id(part)) is not newest:
-                self._notice_seen[id(part)] = newest
-                self._notice = (str(newest), now)
-        if self._notice is not None and now - self._notice[1] < NEWS_S:
-            return self._notice[0]
-        return None
+        """What the HUD shows besides the picture (hud.py)."""
+        return self.hud.values(self, now)
 
     # -- shutdown -----------------------------------------------------------------------
     def close(self, timeout_s: float = 2.0) -> bool:

@@ -178,7 +178,7 @@ def test_the_hud_says_what_the_sources_report(inst):
     the HUD; news fades after NEWS_S seconds, the waiting state stays while it lasts."""
     from collections import deque
 
-    from ganinstrument.engine import NEWS_S
+    from ganinstrument.hud import NEWS_S
     from ganinstrument.sources.midi import MidiInput
 
     class Backend:  # lists no port at all (a real MidiInput, just nothing plugged in)

@@ -1,0 +1,66 @@
+"""What the preview's HUD says besides the picture, gathered from the engine once a frame.
+
+Pace (fps, frame time, dropped frames), the last control touched, takeover waiting for pickup,
+the audio level and onsets (or why there is no audio), a controller still awaited, the newest
+message of MIDI in/out and OSC for NEWS_S seconds (a device lost or back, the MIDI process
+restarted), panic state and the last error.
+"""
+
+from __future__ import annotations
+
+NEWS_S = 8.0  # how long the HUD shows a source's newest message
+
+
+class Hud:
+    """Builds the HUD's values from an Engine; remembers which news it has already shown."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, object] = {}  # per source: the newest message already shown
+        self._news: tuple[str, float] | None = None  # (text, since)
+
+    def values(self, engine, now: float) -> dict[str, object]:
+        stats, sinks = engine.stats, engine.sinks
+        hud: dict[str, object] = {
+            "fps": f"{stats.fps:.1f}", "frame": f"{stats.frame_ms:.1f} ms",
+            "dropped": sum(s.dropped for s in sinks.stats()) if sinks is not None else 0}
+        if stats.last_touched:
+            hud["control"] = stats.last_touched
+        waiting = getattr(getattr(engine.router, "stats", None), "takeover_waiting", 0)
+        if waiting:
+            hud["pickup"] = f"{waiting} waiting for pickup"
+        audio = engine.audio
+        features = audio.latest() if audio is not None else None
+        if features is not None:
+            hud["audio"] = f"{getattr(features, 'rms_db', float('nan')):.0f} dB" + (
+                " *" if getattr(features, "onset", False) else "")
+        elif audio is not None and hasattr(audio, "status"):
+            hud["audio"] = (audio.status().message or "no input")[:80]
+        midi = engine.midi
+        if midi is not None and hasattr(midi, "open_ports") and not midi.open_ports:
+            matcher = getattr(getattr(midi, "ports", None), "matcher", None)
+            hud["midi"] = f"waiting for {matcher.describe() if matcher is not None else 'an input'}"
+        news = self.news((midi, engine.osc, getattr(engine.feedback, "output", None)), now)
+        if news:
+            hud["news"] = news[:120]
+        if engine.frozen or engine.blackout:
+            hud["panic"] = "frozen" if engine.frozen else "blackout"
+        warnings = engine.inst.warnings
+        problem = stats.last_error or (warnings[-1] if warnings else "")
+        if problem:
+            hud["error"] = problem[:120]
+        return hud
+
+    def news(self, sources, now: float) -> str | None:
+        """The newest message any of `sources` (objects with a `messages` deque) has said,
+        for NEWS_S seconds after it appeared."""
+        for part in sources:
+            messages = getattr(part, "messages", None)
+            if not messages:
+                continue
+            newest = messages[-1]
+            if self._seen.get(id(part)) is not newest:
+                self._seen[id(part)] = newest
+                self._news = (str(newest), now)
+        if self._news is not None and now - self._news[1] < NEWS_S:
+            return self._news[0]
+        return None
