@@ -176,7 +176,6 @@ def test_the_show_runs_with_startup_objects_frozen_out_of_the_garbage_collector(
 def test_the_hud_says_what_the_sources_report(inst):
     """A missing controller or audio device, and news such as the MIDI process restarting, reach
     the HUD; news fades after NEWS_S seconds, the waiting state stays while it lasts."""
-    from collections import deque
 
     from ganinstrument.hud import NEWS_S
     from ganinstrument.sources.midi import MidiInput
