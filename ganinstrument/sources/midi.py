@@ -27,6 +27,10 @@ from ..events import ControlEvent
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
 
 log = logging.getLogger("ganinstrument.midi")
+# How often the ports are listed, to open the ones that appear and notice the ones that go.
+# A device unplugged and back within one poll keeps a dead port (nothing says it left), so this
+# is shorter than a USB device takes to come back (about a second); a listing costs ~0.05 ms.
+POLL_S = 0.5
 
 # Channel-voice status nibble -> (mido type, message length in bytes).
 _VOICE = {
@@ -95,7 +99,7 @@ class PortSet:
     """
 
     def __init__(self, backend, direction: str, matcher: PortMatcher, opener, on_change=None,
-                 poll_s: float = 1.5):
+                 poll_s: float = POLL_S):
         self.backend, self.direction, self.matcher = backend, direction, matcher
         self._opener, self._on_change, self.poll_s = opener, on_change, poll_s
         self.lock = threading.Lock()  # held while the port dict changes; users try-acquire
@@ -176,7 +180,7 @@ class PortSet:
             log.exception("MIDI on_change callback failed")
 
     def _say(self, key: str, text: str) -> None:
-        # Once per distinct message: a poll every 1.5 s must not flood the log.
+        # Once per distinct message: a poll every POLL_S must not flood the log.
         if self._said.get(key) != text:
             self._said[key] = text
             self.messages.append(text)
@@ -203,7 +207,7 @@ class MidiInput:
     """
 
     def __init__(self, ports: Iterable[str] | str | None = None, *, backend=None, clock: Clock | None = None,
-                 queue_size: int = 8192, poll_s: float = 1.5, client_name: str = CLIENT_NAME,
+                 queue_size: int = 8192, poll_s: float = POLL_S, client_name: str = CLIENT_NAME,
                  on_change: Callable[[str, str], None] | None = None):
         self.backend = backend if isinstance(backend, Backend) or hasattr(backend, "names") \
             else Backend(backend, client_name)
@@ -283,7 +287,7 @@ class MidiOutput:
     (re)opening ports just then it returns False and the caller tries again next frame.
     """
 
-    def __init__(self, ports: Iterable[str] | str | None = None, *, backend=None, poll_s: float = 1.5,
+    def __init__(self, ports: Iterable[str] | str | None = None, *, backend=None, poll_s: float = POLL_S,
                  client_name: str = CLIENT_NAME, on_change: Callable[[str, str], None] | None = None):
         self.backend = backend if isinstance(backend, Backend) or hasattr(backend, "names") \
             else Backend(backend, client_name)
