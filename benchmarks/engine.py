@@ -78,11 +78,10 @@ configure_openmp()  # as `ganinstrument perform` does, before torch loads (yours
 
 import torch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 from ganinstrument.clock import MonotonicClock  # noqa: E402
 from ganinstrument.engine import Engine  # noqa: E402
 from ganinstrument.events import ControlEvent  # noqa: E402
+from ganinstrument.heap import HeapTrimmer  # noqa: E402
 from ganinstrument.outputs import Sinks  # noqa: E402
 from ganinstrument.sources.audio import BlockSource, OnsetEvent  # noqa: E402
 
@@ -132,15 +131,6 @@ class _Mallinfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
                  "uordblks", "fordblks", "keepcost")]
-
-
-def malloc_trim() -> bool:
-    """Hand the heap's free pages back to the OS (glibc): RSS after it is what is really used."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        return True
-    except (OSError, AttributeError):
-        return False
 
 
 def heap_stats() -> tuple[int, int, int] | None:
@@ -551,6 +541,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
     rss_samples: list[tuple[float, int]] = []
     heap_samples: list[tuple[float, int, int, int]] = []
     trim_samples: list[tuple[float, int]] = []
+    trim_check = HeapTrimmer()  # --trim-check: one trim per sample, from the sampling thread
     done = threading.Event()
     load_end = [""]
 
@@ -569,7 +560,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
                 half_snapshot.append(tracemalloc.take_snapshot())
             rss_samples.append((elapsed, rss_bytes()))
             trimmed = ""
-            if soak and args.trim_check and malloc_trim():
+            if soak and args.trim_check and trim_check.trim() is not None:
                 trimmed_rss = rss_bytes()
                 trim_samples.append((elapsed, trimmed_rss))
                 trimmed = f" (after malloc_trim {trimmed_rss / 2**20:.1f})"
@@ -577,8 +568,8 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
             if heap is not None:
                 heap_samples.append((elapsed, *heap))
             if soak:
-                extra = ("" if heap is None else f"  heap in use {heap[0] / 2**20:7.1f} MiB, free {heap[1] / 2**20:6.1f} MiB, "
-                         f"{heap[2]} Python blocks")
+                extra = ("" if heap is None else f"  heap in use {heap[0] / 2**20:7.1f} MiB, "
+                         f"free {heap[1] / 2**20:6.1f} MiB, {heap[2]} Python blocks")
                 print(f"  t={elapsed / 60:6.2f} min  RSS {rss_samples[-1][1] / 2**20:8.1f} MiB{trimmed}{extra}  "
                       f"frames {rec.frames}  load {os.getloadavg()[0]:.2f}", flush=True)
             if elapsed >= seconds or done.wait(min(interval, seconds - elapsed)):
@@ -779,11 +770,9 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     args.device = str(device)
     if device.type == "cpu":  # as `perform` does: one core left to the rest (OMP_NUM_THREADS=N wins)
-        from ganinstrument.openmp import live_cpu_threads
+        from ganinstrument.openmp import leave_a_core
 
-        threads = live_cpu_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
+        leave_a_core()
     configs = args.configs or (CUDA_CONFIGS if device.type == "cuda" else CPU_CONFIGS)
     if args.sinks:
         sink_names = args.sinks.split(",")

@@ -50,14 +50,11 @@ class HeapTrimmer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def available(self) -> bool:
-        return self._trim is not None
-
-    def trim(self) -> bool:
-        """Trim once, now (on the calling thread); True if memory was released."""
+    def trim(self) -> bool | None:
+        """Trim once, now (on the calling thread): True if memory was released, None where
+        there is no glibc to ask."""
         if self._trim is None:
-            return False
+            return None
         t0 = time.perf_counter()
         released = bool(self._trim(0))
         ms = (time.perf_counter() - t0) * 1000.0

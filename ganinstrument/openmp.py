@@ -53,3 +53,13 @@ def live_cpu_threads(cpus: int | None = None, default: int | None = None) -> int
         default = torch.get_num_threads()
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
     return max(1, min(default, cpus - 1))
+
+
+def leave_a_core() -> int | None:
+    """Apply `live_cpu_threads` to torch; returns the count set, or None (the user chose)."""
+    n = live_cpu_threads()
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)
+    return n

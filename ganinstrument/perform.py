@@ -224,15 +224,13 @@ def _leave_a_core() -> None:
     """CPU torch takes one core fewer, so the encoder, audio and MIDI keep one (openmp.py)."""
     import torch
 
-    from .openmp import live_cpu_threads
+    from .openmp import leave_a_core
 
-    n = live_cpu_threads()
-    if n is None:
+    if leave_a_core() is None:
         log.info("CPU: %d torch thread(s), as OMP_NUM_THREADS says", torch.get_num_threads())
     else:
-        torch.set_num_threads(n)
         log.info("CPU: %d torch thread(s), one core left to the outputs, audio and MIDI "
-                 "(OMP_NUM_THREADS=N to choose)", n)
+                 "(OMP_NUM_THREADS=N to choose)", torch.get_num_threads())
 
 
 def add_perform_parser(sub) -> None:

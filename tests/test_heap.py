@@ -23,7 +23,6 @@ def test_a_trim_returns_freed_memory_the_raised_threshold_kept():
     m_trim_threshold, m_mmap_threshold = -1, -3
     assert libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30)
     try:
-        keep = []
         blocks = [np.ones(4096 * 16, np.uint8) for _ in range(4000)]  # 256 MiB in 64 KiB blocks
         keep = blocks[::64]  # a few survivors pin the heap's top: only a trim frees the middle
         del blocks

@@ -137,20 +137,17 @@ class VideoRecorder(ThreadedSink):
             raise SinkError(f"record: {self.width}x{self.height} is too small to encode")
         self.codec = pick_video_codec(self.codec_request, width, height, self.fps)
         target = self._video_path()
-        try:
-            self._container, self._stream = self._open_video(av, target, width, height)
-        except _EncoderOpenError as err:
-            if self.codec_request != "auto" or self.codec == FALLBACK_CODEC:
-                raise SinkError(f"record: the encoder {self.codec} does not open for "
-                                f"{self.path}: {err.__cause__}") from err.__cause__
-            log.warning("record: %s: %s does not open (%s); falling back to %s", self.path,
-                        self.codec, err.__cause__, FALLBACK_CODEC)
-            self.codec = FALLBACK_CODEC
+        while True:
             try:
                 self._container, self._stream = self._open_video(av, target, width, height)
-            except _EncoderOpenError as err2:
-                raise SinkError(f"record: the encoder {self.codec} does not open for "
-                                f"{self.path} either: {err2.__cause__}") from err2.__cause__
+                break
+            except _EncoderOpenError as err:
+                if self.codec_request != "auto" or self.codec == FALLBACK_CODEC:
+                    raise SinkError(f"record: the encoder {self.codec} does not open for "
+                                    f"{self.path}: {err.__cause__}") from err.__cause__
+                log.warning("record: %s: %s does not open (%s); falling back to %s", self.path,
+                            self.codec, err.__cause__, FALLBACK_CODEC)
+                self.codec = FALLBACK_CODEC
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._interval = round(1 / (self.fps * TIME_BASE))
         log.info("record: %s, %s %dx%d", self.path, self.codec, width, height)

@@ -40,6 +40,32 @@ def frame(kind: int, port_id: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, port_id, len(payload)) + payload
 
 
+class PortGone(LookupError):
+    """No MIDI port has that name (any more)."""
+
+
+def open_rtmidi_input(rtmidi, api: int, client_name: str, queue_size: int, name: str):
+    """An RtMidi input on the port called `name`, queueing its messages (no callback), with
+    sysex, timing clock and active sensing dropped inside RtMidi, the cheapest place.
+    PortGone if no port has that name now. Used here and by ports.py's in-process reader."""
+    port = rtmidi.MidiIn(api, client_name, queue_size_limit=queue_size)
+    names = port.get_ports()
+    if name not in names:
+        port.delete()
+        raise PortGone(f"MIDI port {name!r} has gone (ports now: {', '.join(names) or 'none'})")
+    port.ignore_types(sysex=True, timing=True, active_sense=True)
+    port.open_port(names.index(name), "in")
+    return port
+
+
+def api_label(rtmidi, api: int) -> str:
+    """RtMidi's name for an API constant: "UNIX_JACK" for rtmidi.API_UNIX_JACK."""
+    for attr in dir(rtmidi):
+        if attr.startswith("API_") and getattr(rtmidi, attr) == api:
+            return attr[4:]
+    return str(api)
+
+
 class FrameReader:
     """Splits a byte stream into (kind, port id, payload) frames, whatever the chunking."""
 
@@ -78,15 +104,8 @@ class _Child:
         self.out.flush()
 
     def open(self, port_id: int, name: str) -> None:
-        rt = self.rtmidi
         try:
-            port = rt.MidiIn(self.api, self.client_name, queue_size_limit=self.queue_size)
-            names = port.get_ports()
-            if name not in names:
-                port.delete()
-                raise LookupError(f"MIDI port {name!r} has gone (ports now: {', '.join(names) or 'none'})")
-            port.ignore_types(sysex=True, timing=True, active_sense=True)
-            port.open_port(names.index(name), "in")
+            port = open_rtmidi_input(self.rtmidi, self.api, self.client_name, self.queue_size, name)
         except Exception as exc:
             with self.lock:
                 self.write(frame(ERROR, port_id, (str(exc) or type(exc).__name__).encode("utf-8", "replace")))
@@ -131,9 +150,7 @@ class _Child:
                 time.sleep(POLL_S)
 
     def serve(self, commands) -> None:
-        label = next((a[4:] for a in dir(self.rtmidi) if a.startswith("API_")
-                      and getattr(self.rtmidi, a) == self.api), str(self.api))
-        self.write(frame(READY, 0, label.encode()))
+        self.write(frame(READY, 0, api_label(self.rtmidi, self.api).encode()))
         poller = threading.Thread(target=self.poll, name="midi-child-poll", daemon=True)
         poller.start()
         for line in commands:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..errors import GanInstrumentError
+from .midi_child import PortGone, api_label, open_rtmidi_input
 from .midi_host import HostError, HostUnavailable, InputHost
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class Backend:
         if self._rtmidi is None:
             return [self.api_name] if self.api_name else []
         rt = self._rtmidi
-        return [_api_label(rt, a) for a in rt.get_compiled_api()]
+        return [api_label(rt, a) for a in rt.get_compiled_api()]
 
     def describe(self) -> str:
         """The backend and the API actually in use, e.g. "mido.backends.rtmidi/UNIX_JACK"."""
@@ -172,7 +173,7 @@ class Backend:
             return self.spec
         try:
             api = self._lister("input").get_current_api()
-            return f"mido.backends.rtmidi/{_api_label(self._rtmidi, api)}"
+            return f"mido.backends.rtmidi/{api_label(self._rtmidi, api)}"
         except Exception as exc:  # no server, no sequencer: say which
             return f"{self.spec} (unavailable: {exc})"
 
@@ -226,15 +227,10 @@ class Backend:
                 self._notify(f"{exc}; reading MIDI inputs in the show's own process instead")
             except HostError as exc:
                 raise explain_open_error("input", name, exc) from None
-        rt = self._rtmidi
         try:
-            port = rt.MidiIn(self._rtapi, self.client_name, queue_size_limit=_RTMIDI_QUEUE)
-            index = self._index(port.get_ports(), name)
-            # Sysex, timing clock and active sensing are dropped inside RtMidi: the cheapest place.
-            port.ignore_types(sysex=True, timing=True, active_sense=True)
-            port.open_port(index, "in")
-        except MidiPortError:
-            raise
+            port = open_rtmidi_input(self._rtmidi, self._rtapi, self.client_name, _RTMIDI_QUEUE, name)
+        except PortGone as exc:
+            raise MidiPortError(str(exc)) from None
         except Exception as exc:
             raise explain_open_error("input", name, exc) from None
         # No Python callback: with JACK, RtMidi calls a callback on JACK's real-time process
@@ -321,13 +317,6 @@ class Backend:
             host, self._host = self._host, None
         if host is not None:
             host.close()
-
-
-def _api_label(rtmidi, api: int) -> str:
-    for attr in dir(rtmidi):
-        if attr.startswith("API_") and getattr(rtmidi, attr) == api:
-            return attr[4:]
-    return str(api)
 
 
 _RTMIDI_QUEUE = 16384  # messages RtMidi holds per input between two polls (floods included)
