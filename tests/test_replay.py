@@ -73,3 +73,22 @@ def test_timeline_hands_out_each_item_once():
     assert [i.t for i in tl.until(0.2)] == [0.2, 0.2]
     assert tl.until(0.2) == []
     assert [i.t for i in tl.until(10)] == [0.3] and tl.end_s == 0.3
+
+
+def test_a_session_takes_numpy_scalars_and_audio_features(tmp_path):
+    import numpy as np
+
+    from ganinstrument.sources.audio import BlockSource
+
+    t = np.arange(48000) / 48000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    x[12000:12400] += 0.6  # an attack in every band
+    src = BlockSource(x, 48000)
+    src.advance_to(0.5)
+    features = src.latest()
+    assert all(type(getattr(features, k)) is bool for k in ("onset", "onset_low", "onset_mid", "onset_high"))
+    path = tmp_path / "s.jsonl"
+    with SessionWriter(path) as w:
+        w.features(0.5, {"rms_db": np.float32(-6.5), "onset_mid": np.bool_(True), "n": np.int64(3)})
+    _, items = read_session(path)
+    assert items[0].features == {"rms_db": -6.5, "onset_mid": True, "n": 3}

@@ -311,7 +311,8 @@ class FeatureExtractor:
             f0, confidence = self._tracker.update(np.zeros(0), np.zeros(0))
             f0 = None
         self._pitch = (f0, confidence)
-        return fired, fired_low, fired_mid, fired_high
+        # plain bools: a level compared with numpy is numpy's bool, which JSON (sessions) refuses
+        return bool(fired), bool(fired_low), bool(fired_mid), bool(fired_high)
 
 
 def analyse_file(path: str | os.PathLike, *, block_size: int = 256,

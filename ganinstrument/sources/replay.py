@@ -89,6 +89,14 @@ def event_from_mido(msg, timestamp: float, source: str) -> ControlEvent:
 
 
 # -- sessions -----------------------------------------------------------------------------
+def _plain_scalar(obj):
+    """JSON for numpy's scalars (a feature computed with numpy is np.float64 or np.bool_)."""
+    item = getattr(obj, "item", None)
+    if item is not None and getattr(obj, "shape", None) == ():
+        return item()
+    raise TypeError(f"a session cannot hold a {type(obj).__name__}")
+
+
 class SessionWriter:
     """Appends timed events to a session file (line-buffered; survives a crash line by line)."""
 
@@ -101,7 +109,7 @@ class SessionWriter:
         self._write({"type": "session", "schema_version": SESSION_SCHEMA, **header})
 
     def _write(self, obj) -> None:
-        self._f.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+        self._f.write(json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar) + "\n")
 
     def event(self, t: float, event: ControlEvent) -> None:
         self._write({"t": round(float(t), 6), "event": asdict(event)})
