@@ -252,3 +252,100 @@ def test_cuda_frames_go_through_pinned_readback(fake_spoutgl, pipelined):
     for f, sent in zip(frames, fake_spoutgl.images):
         np.testing.assert_array_equal(sent[..., :3], f.image)
         assert (sent[..., 3] == 255).all()
+
+
+# -- the zero-copy texture's own bookkeeping -----------------------------------------------------
+# CUDA-OpenGL interop needs an NVIDIA GPU with a GL context on it; this machine has neither, so
+# here cuda-python's runtime and PyOpenGL are stand-ins that record what was made and given back.
+# They check only that a texture or registration made part way is released again.
+
+class _FakeCudaRuntime:
+    class cudaError_t:
+        cudaSuccess = 0
+        cudaErrorUnknown = 999
+
+    class cudaGLDeviceList:
+        cudaGLDeviceListAll = 1
+
+    class cudaGraphicsRegisterFlags:
+        cudaGraphicsRegisterFlagsWriteDiscard = 2
+
+    def __init__(self, register_error=0, unregister_error=0):
+        self.register_error, self.unregister_error = register_error, unregister_error
+        self.registered, self.unregistered = [], []
+
+    def cudaGLGetDevices(self, count, which):
+        return (0, 1, [0])
+
+    def cudaGraphicsGLRegisterImage(self, texture, target, flags):
+        if self.register_error:
+            return (self.register_error, None)
+        self.registered.append(texture)
+        return (0, f"resource-{texture}")
+
+    def cudaGraphicsUnregisterResource(self, resource):
+        self.unregistered.append(resource)
+        return (self.unregister_error,)
+
+
+def _fake_gl():
+    gl = types.SimpleNamespace(GL_TEXTURE_2D=GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER=1, GL_TEXTURE_MAG_FILTER=2,
+                               GL_LINEAR=3, GL_RGBA8=4, GL_RGBA=GL_RGBA, GL_UNSIGNED_BYTE=5)
+    gl.made, gl.deleted = [], []
+    gl.glGenTextures = lambda n: (gl.made.append(7 + len(gl.made)), gl.made[-1])[1]
+    gl.glDeleteTextures = lambda names: gl.deleted.extend(names)
+    gl.glBindTexture = gl.glTexParameteri = gl.glTexImage2D = lambda *a: None
+    return gl
+
+
+@pytest.fixture
+def fake_interop(monkeypatch):
+    import contextlib
+
+    gl = _fake_gl()
+    opengl = types.ModuleType("OpenGL")
+    opengl.GL = gl
+    monkeypatch.setitem(sys.modules, "OpenGL", opengl)
+    monkeypatch.setitem(sys.modules, "OpenGL.GL", gl)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    def use(rt):
+        monkeypatch.setattr(spout_module, "_cuda_runtime", lambda: rt)
+        return gl
+    return use
+
+
+def test_a_failed_registration_gives_the_texture_back(fake_interop):
+    rt = _FakeCudaRuntime(register_error=_FakeCudaRuntime.cudaError_t.cudaErrorUnknown)
+    gl = fake_interop(rt)
+    with pytest.raises(RuntimeError, match="cudaGraphicsGLRegisterImage failed"):
+        spout_module._CudaGLTexture(32, 16, torch.device("cuda", 0))
+    assert gl.made == [7] and gl.deleted == [7]  # the texture made before the failure is deleted
+    assert rt.registered == [] and rt.unregistered == []
+
+
+def test_a_failure_after_registration_unregisters_and_deletes(fake_interop, monkeypatch):
+    rt = _FakeCudaRuntime()
+    gl = fake_interop(rt)
+
+    def no_stream(device):
+        raise RuntimeError("no CUDA stream for you")
+    monkeypatch.setattr(torch.cuda, "Stream", no_stream)
+    with pytest.raises(RuntimeError, match="no CUDA stream"):
+        spout_module._CudaGLTexture(32, 16, torch.device("cuda", 0))
+    assert rt.registered == [7] and rt.unregistered == ["resource-7"]
+    assert gl.deleted == [7]
+
+
+def test_an_unregister_error_is_logged_and_the_texture_still_deleted(fake_interop, caplog):
+    rt = _FakeCudaRuntime(unregister_error=_FakeCudaRuntime.cudaError_t.cudaErrorUnknown)
+    gl = fake_interop(rt)
+    tex = spout_module._CudaGLTexture.__new__(spout_module._CudaGLTexture)
+    tex.rt, tex.GL, tex.device = rt, gl, torch.device("cuda", 0)
+    tex.texture, tex.resource, tex.stream = 9, "resource-9", None
+    with caplog.at_level("WARNING", logger=spout_module.log.name):
+        tex.release()
+        tex.release()  # twice is harmless
+    assert rt.unregistered == ["resource-9"] and gl.deleted == [9]
+    assert "could not unregister" in caplog.text and "999" in caplog.text

@@ -303,6 +303,16 @@ class _CudaGLTexture:
         self.rt, self.GL = rt, GL
         self.width, self.height = width, height
         self.device = device
+        self.texture, self.resource, self.stream = 0, None, None
+        try:
+            self._create(torch)
+        except BaseException:
+            self.release()  # a step failed: give back the texture and registration made so far
+            raise
+
+    def _create(self, torch) -> None:
+        rt, GL, device = self.rt, self.GL, self.device
+        width, height = self.width, self.height
         # cuda-python works in the calling thread's current CUDA context, which on this
         # thread is device 0's unless we make the frames' device current (--device cuda:1).
         with torch.cuda.device(device):
@@ -319,7 +329,6 @@ class _CudaGLTexture:
             GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGBA8, width, height, 0, GL.GL_RGBA,
                             GL.GL_UNSIGNED_BYTE, None)
             GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-            self.resource = None
             (self.resource,) = _check(rt, rt.cudaGraphicsGLRegisterImage(
                 self.texture, GL.GL_TEXTURE_2D,
                 rt.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard),
@@ -355,15 +364,21 @@ class _CudaGLTexture:
                 _check(rt, rt.cudaGraphicsUnmapResources(1, self.resource, handle), "unmap")
 
     def release(self) -> None:
+        """Give back the registration, the texture and the staging buffer (safe to call twice,
+        and on an object whose creation failed part way)."""
         import torch
 
-        with torch.cuda.device(self.device):  # cuda-python: the frames' context, see __init__
-            # The last copy into the texture may still be running on our stream: finish it
-            # before the texture is unregistered and deleted and the staging buffer freed.
-            self.stream.synchronize()
-            if self.resource is not None:
-                self.rt.cudaGraphicsUnregisterResource(self.resource)
-                self.resource = None
+        if self.resource is not None or self.stream is not None:
+            with torch.cuda.device(self.device):  # cuda-python: the frames' context, see __init__
+                # The last copy into the texture may still be running on our stream: finish it
+                # before the texture is unregistered and deleted and the staging buffer freed.
+                if self.stream is not None:
+                    self.stream.synchronize()
+                if self.resource is not None:
+                    err = self.rt.cudaGraphicsUnregisterResource(self.resource)[0]
+                    self.resource = None
+                    if err != self.rt.cudaError_t.cudaSuccess:
+                        log.warning("spout: could not unregister the shared texture from CUDA (%s)", err)
         if self.texture:
             self.GL.glDeleteTextures([self.texture])
             self.texture = 0
