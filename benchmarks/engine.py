@@ -70,6 +70,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ganinstrument.openmp import configure_openmp  # noqa: E402
@@ -91,6 +96,7 @@ CONTROL_CCS = [1, 2, 3, 4, 24]  # generic mapping: z.1..z.4, psi (z.0 is left to
 KICK_TARGET = "z.0"  # the generic mapping's `kick` route: onset.low pulses z.0
 SAMPLE_RATE, BLOCK = 48000, 256
 JACK = None  # the ServerInfo in use
+RECORD_OPTIONS: dict = {}  # --record-threads / --record-nice
 
 
 def late_cycles() -> tuple[int, int] | None:
@@ -131,6 +137,22 @@ class _Mallinfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
                  "uordblks", "fordblks", "keepcost")]
+
+
+def thread_rusage():
+    """This thread's resource usage (Linux: page faults, involuntary context switches), or None."""
+    who = getattr(resource, "RUSAGE_THREAD", None) if resource is not None else None
+    return resource.getrusage(who) if who is not None else None
+
+
+def cpu_steal_s() -> float | None:
+    """Seconds of CPU the hypervisor has taken from this VM's CPUs (all of them) since boot."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def heap_stats() -> tuple[int, int, int] | None:
@@ -179,6 +201,7 @@ class LiveClicks:
         self._onsets: collections.deque = collections.deque(maxlen=4096)
         self.drained: list[tuple[float, float, str]] = []
         self.blocks = 0
+        self.spans: collections.deque | None = None  # (start, end) of each analysis step, when set
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audio-features", daemon=True)
 
@@ -195,7 +218,10 @@ class LiveClicks:
             if now - base >= self.loop_s and src.done:
                 base += self.loop_s
                 src = BlockSource(self.samples, SAMPLE_RATE, block_size=BLOCK)
+            a = time.perf_counter()
             self.blocks += src.advance_to(now - base)
+            if self.spans is not None:
+                self.spans.append((a, time.perf_counter()))
             for o in src.drain_onsets():
                 i = np.searchsorted(self.beats, o.time_s, side="right") - 1
                 click = base + (self.beats[i] if i >= 0 else o.time_s)
@@ -276,6 +302,11 @@ class Recorder:
         self.wait_s, self.taken_s = d(), d()          # event -> drained, drained -> submitted
         self.submit_s: dict[str, collections.deque] = collections.defaultdict(d)
         self.write_s: dict[str, collections.deque] = collections.defaultdict(d)
+        # what each frame spent where, and what else ran meanwhile (for the slow frames)
+        self.frame_cpu = d()                          # the engine thread's CPU time per frame
+        self.frame_faults, self.frame_preempted = d(), d()  # its page faults, involuntary switches
+        self.phase_s: dict[str, collections.deque] = {p: d() for p in ("input", "render", "submit")}
+        self.spans: dict[str, collections.deque] = collections.defaultdict(d)  # kind -> (start, end)
         self.pending_events: list[tuple[float, float]] = []   # (event time, drained at)
         self.pending_onsets: list[tuple[float, float, str]] = []
         self.low_onset_frames = 0
@@ -311,6 +342,7 @@ class TimedSinks(Sinks):
         self.rec, self.device = rec, device
         self.last_t: float | None = None
         self.submits = 0
+        self.submit_total = 0.0  # seconds in submit(), summed (the engine reads the difference)
 
     def submit(self, frame) -> int:
         if self.device.type == "cuda":
@@ -329,6 +361,7 @@ class TimedSinks(Sinks):
             a = time.perf_counter()
             taken += bool(sink.submit(frame))
             rec.submit_s[sink.name].append(time.perf_counter() - a)
+        self.submit_total += time.perf_counter() - t
         return taken
 
 
@@ -343,12 +376,38 @@ class BenchEngine(Engine):
                 if r.route.feature == "onset.low" and r.route.mode not in ("replace", "multiply")]
         self.kick_depth = kick[0].offset + kick[0].depth if len(routes) == 1 and kick else None
 
+    def _take_input(self, t):
+        a = time.perf_counter()
+        try:
+            return super()._take_input(t)
+        finally:
+            self._phase["input"] = time.perf_counter() - a
+
+    def _render(self, dt):
+        a = time.perf_counter()
+        try:
+            return super()._render(dt)
+        finally:
+            self._phase["render"] = time.perf_counter() - a
+
     def frame(self):
         rec, sinks = self.rec, self.sinks
+        self._phase = {"input": 0.0, "render": 0.0}
         t0 = time.perf_counter()
+        c0 = time.thread_time()
+        u0 = thread_rusage()
         submits = sinks.submits
+        submit_before = sinks.submit_total
         frame = super().frame()
         t1 = time.perf_counter()
+        rec.frame_cpu.append(time.thread_time() - c0)
+        if u0 is not None:
+            u1 = thread_rusage()
+            rec.frame_faults.append(u1.ru_minflt + u1.ru_majflt - u0.ru_minflt - u0.ru_majflt)
+            rec.frame_preempted.append(u1.ru_nivcsw - u0.ru_nivcsw)
+        rec.phase_s["input"].append(self._phase["input"])
+        rec.phase_s["render"].append(self._phase["render"])
+        rec.phase_s["submit"].append(sinks.submit_total - submit_before)
         rec.frames += 1
         rec.frame_start.append(t0)
         rec.frame_s.append(t1 - t0)
@@ -400,10 +459,11 @@ def print_gc_garbage(top: int = 15) -> None:
 class GcWatch:
     """Python's garbage collections during a run: how many of each generation, and how long."""
 
-    def __init__(self):
+    def __init__(self, spans: collections.deque | None = None):
         self.count = [0, 0, 0]
         self.total_ms = [0.0, 0.0, 0.0]
         self.max_ms = [0.0, 0.0, 0.0]
+        self.spans = spans  # (start, end) of each collection, any thread
         self._t = 0.0
 
     def __call__(self, phase: str, info: dict) -> None:
@@ -411,7 +471,10 @@ class GcWatch:
             self._t = time.perf_counter()
             return
         g = info["generation"]
-        ms = (time.perf_counter() - self._t) * 1e3
+        end = time.perf_counter()
+        ms = (end - self._t) * 1e3
+        if self.spans is not None:
+            self.spans.append((self._t, end))
         self.count[g] += 1
         self.total_ms[g] += ms
         self.max_ms[g] = max(self.max_ms[g], ms)
@@ -432,13 +495,33 @@ def time_writes(sink, rec: Recorder) -> None:
     """Wrap the sink's `_write` (called on its own thread) with a stopwatch."""
     inner = sink._write
     bucket = rec.write_s[sink.name]
+    spans = rec.spans[f"{sink.name} write"]
 
     def timed(frame):
         a = time.perf_counter()
         inner(frame)
-        bucket.append(time.perf_counter() - a)
+        b = time.perf_counter()
+        bucket.append(b - a)
+        spans.append((a, b))
 
     sink._write = timed
+
+
+def time_trims(trimmer, rec: Recorder) -> None:
+    """Note when the engine's heap trims ran (a trim locks each malloc arena while it walks it)."""
+    if trimmer is None:
+        return
+    inner = trimmer.trim
+    spans = rec.spans["heap trim"]
+
+    def timed():
+        a = time.perf_counter()
+        try:
+            return inner()
+        finally:
+            spans.append((a, time.perf_counter()))
+
+    trimmer.trim = timed
 
 
 def build_instrument(config: str, device: str | None):
@@ -473,7 +556,7 @@ def open_sinks(names, width, height, fps, tmpdir, config, rec):
             if reason:
                 notes.append(reason)
                 continue
-            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"))
+            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"), **RECORD_OPTIONS)
         elif name == "preview":
             reason = unavailable_reason("preview")
             if reason:
@@ -586,9 +669,12 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         finally:
             done.set()
 
-    gc_watch = GcWatch().__enter__()
+    time_trims(engine.heap_trimmer, rec)
+    audio.spans = rec.spans["audio analysis"]
+    gc_watch = GcWatch(rec.spans["gc"]).__enter__()
     if args.gc_garbage:
         gc.set_debug(gc.DEBUG_SAVEALL)  # keep what the collector frees, to say what it was
+    steal0 = cpu_steal_s()
     t_start = time.perf_counter()
     # `perform` runs the engine on the main thread; so does this by default (it matters for
     # CPU torch: see --engine-thread).
@@ -615,6 +701,10 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         sink_stats = {s.name: s.stats for s in sinks}
         gc_watch.__exit__()
     print(f"  Python GC during the run: {gc_watch.summary()}")
+    steal1 = cpu_steal_s()
+    if steal0 is not None and steal1 is not None:
+        print(f"  CPU time the hypervisor took from this VM during the run (steal): {steal1 - steal0:.1f} s "
+              f"({100 * (steal1 - steal0) / (wall * (os.cpu_count() or 1)):.2f}% of {os.cpu_count()} CPUs)")
     if args.gc_garbage:
         print_gc_garbage()
     trimmer = engine.heap_trimmer
@@ -650,6 +740,7 @@ def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_sta
         print(f"  frame time (drain..submit): {fmt(ft)}")
         print(f"  frames slower than 2x median frame time ({2 * med_ft * 1e3:.1f} ms): "
               f"{int((ft > 2 * med_ft).sum())}/{ft.size}")
+        print_slow_frames(rec, starts, ft, 2 * med_ft)
     if iv.size:
         med_iv = float(np.median(iv))
         print(f"  frame interval: {fmt(iv)}; jitter (std) {iv.std() * 1e3:.2f} ms; "
@@ -720,6 +811,71 @@ def report(config, args, rec, engine, sink_stats, load_end, wall, sent, midi_sta
     sys.stdout.flush()
 
 
+def print_slow_frames(rec: Recorder, starts: np.ndarray, ft: np.ndarray, limit: float, worst: int = 8) -> None:
+    """Where the frames slower than `limit` spent their time, and what else ran meanwhile.
+
+    For each slow frame: its phases (input = drain + route + apply, render = smooth + scene +
+    generator, submit = every sink's submit()), the engine thread's CPU time (wall much longer
+    than CPU: the thread waited, preempted or on a lock; CPU long too: the work itself was
+    slower), and which spans on other threads overlapped it (Python GC, heap trims, sink writes).
+    """
+    n = min(ft.size, len(rec.frame_cpu), *(len(v) for v in rec.phase_s.values()))
+    if n == 0:
+        return
+    ft, starts = ft[-n:], starts[-n:]
+    cpu = np.asarray(rec.frame_cpu)[-n:]
+    phases = {k: np.asarray(v)[-n:] for k, v in rec.phase_s.items()}
+    slow = np.flatnonzero(ft > limit)
+    med = {k: float(np.median(v)) for k, v in phases.items()}
+    med_cpu = float(np.median(cpu))
+    print(f"    median frame: input {med['input'] * 1e3:.2f}, render {med['render'] * 1e3:.2f}, submit "
+          f"{med['submit'] * 1e3:.2f} ms; engine thread CPU {med_cpu * 1e3:.2f} ms")
+    if slow.size == 0:
+        return
+    spans = {k: np.asarray(v, dtype=np.float64).reshape(-1, 2) for k, v in rec.spans.items()}
+
+    def overlapping(i):
+        a, b = starts[i], starts[i] + ft[i]
+        return [k for k, sp in spans.items() if sp.size and np.any((sp[:, 0] < b) & (sp[:, 1] > a))]
+
+    by_phase: collections.Counter = collections.Counter()
+    off_cpu = 0
+    rows = []
+    for i in slow:
+        excess = {k: phases[k][i] - med[k] for k in phases}
+        excess["other"] = (ft[i] - sum(phases[k][i] for k in phases)) - (
+            np.median(ft) - sum(med.values()))
+        top = max(excess, key=excess.get)
+        by_phase[top] += 1
+        off_cpu += bool(ft[i] - cpu[i] > 0.5 * (ft[i] - float(np.median(ft))))
+        rows.append((ft[i], i, top, cpu[i], overlapping(i)))
+    print("    slow frames by the phase that grew most: "
+          + ", ".join(f"{k} {v}" for k, v in by_phase.most_common()))
+    print(f"    slow frames where most of the excess was off the CPU (waiting, preempted): {off_cpu}/{slow.size}; "
+          f"engine thread CPU in slow frames {fmt(cpu[slow])}")
+    # How often each kind of span overlaps a slow frame, against how often it overlaps any frame.
+    every = max(1, n // 5000)
+    sample = np.arange(0, n, every)
+    base = collections.Counter(k for i in sample for k in overlapping(i))
+    slow_over = collections.Counter(k for *_, over in rows for k in over)
+    print("    overlapping, slow frames vs all frames: " + ", ".join(
+        f"{k} {100 * slow_over[k] / slow.size:.0f}% vs {100 * base[k] / sample.size:.0f}%"
+        for k in sorted(spans, key=lambda k: -slow_over[k])))
+    if len(rec.frame_faults) >= n:
+        faults = np.asarray(rec.frame_faults)[-n:]
+        switches = np.asarray(rec.frame_preempted)[-n:]
+        print(f"    page faults per frame: slow {faults[slow].mean():.1f} vs all {faults.mean():.1f}; involuntary "
+              f"context switches per frame: slow {switches[slow].mean():.2f} vs all {switches.mean():.2f}")
+    late = slow[starts[slow] - starts[0] >= 1.0]
+    print(f"    slow frames after the first second: {late.size}")
+    for f, i, top, c, over in sorted(rows, reverse=True)[:worst]:
+        parts = ", ".join(f"{k} {phases[k][i] * 1e3:.1f}" for k in phases)
+        extra = (f", {rec.frame_faults[len(rec.frame_faults) - n + i]} faults"
+                 if len(rec.frame_faults) >= n else "")
+        print(f"      {f * 1e3:6.1f} ms at {starts[i] - starts[0]:7.1f} s: {parts} ms; CPU {c * 1e3:.1f} ms{extra}; "
+              f"during: {', '.join(over) or 'nothing'}")
+
+
 def print_growth(before, after, top: int = 12) -> None:
     """The allocation sites whose live memory grew most between two tracemalloc snapshots."""
     stats = after.compare_to(before, "traceback")
@@ -761,7 +917,15 @@ def main(argv=None) -> int:
     p.add_argument("--trace-memory", action="store_true",
                    help="soak under tracemalloc and print the allocation sites that grew over its second "
                         "half (slows every frame: for finding a leak, not for timing)")
+    p.add_argument("--record-threads", type=int, default=None,
+                   help="the recorder's encoder threads (default: as perform chooses)")
+    p.add_argument("--record-nice", type=int, default=None,
+                   help="lower the recorder's threads by this nice value (default: as perform chooses)")
     args = p.parse_args(argv)
+    if args.record_threads is not None:
+        RECORD_OPTIONS["threads"] = args.record_threads
+    if args.record_nice is not None:
+        RECORD_OPTIONS["nice"] = args.record_nice
     faulthandler.enable()  # a crash in a native library (rtmidi, torch) prints every thread's stack
 
     from ganinstrument.models.device import pick_device
