@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 
 import torch
 
@@ -32,10 +32,12 @@ from .clock import Clock, MonotonicClock
 from .events import ControlEvent, ParamUpdate
 from .frame import Frame
 from .hud import Hud
+from .show import Panic
 
 log = logging.getLogger(__name__)
 
-ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "quit", "midi.reconnected")
+ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "record.toggle", "quit", "midi.reconnected")
+UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
 
 
 @dataclass
@@ -48,7 +50,6 @@ class EngineStats:
     fps: float = 0.0
     events: int = 0
     last_touched: str = ""
-    notes: collections.deque = field(default_factory=lambda: collections.deque(maxlen=8))
 
 
 class Engine:
@@ -76,14 +77,13 @@ class Engine:
         self.max_frames = max_frames
         self.session = session
         self.stats = EngineStats()
-        self.frozen = False
-        self.blackout = False
+        self.panic = Panic()  # freeze / blackout
+        self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
         self._stop = threading.Event()
         self._keys: collections.deque[str] = collections.deque()  # from the preview thread
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
         self._last_t: float | None = None
         self._start_t: float | None = None
-        self._black: Frame | None = None
         self._last_good: Frame | None = None
         self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
         self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
@@ -102,6 +102,14 @@ class Engine:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def frozen(self) -> bool:
+        return self.panic.frozen
+
+    @property
+    def blackout(self) -> bool:
+        return self.panic.blackout
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> EngineStats:
@@ -167,7 +175,7 @@ class Engine:
         if dt > 0:
             self.stats.fps = 0.9 * self.stats.fps + 0.1 / dt if self.stats.fps else 1.0 / dt
         if frame is not None and self.sinks is not None:
-            self.sinks.submit(self._black_like(frame) if self.blackout else frame)
+            self.sinks.submit(self.panic.output(frame))
         if self.feedback is not None:
             try:
                 self.feedback.update()  # LEDs and motor faders follow the values, throttled
@@ -184,6 +192,8 @@ class Engine:
 
     def _take_input(self, t: float) -> None:
         for action in self._drain_keys():
+            if self.session is not None and action not in UNRECORDED_ACTIONS:
+                self.session.update(t, ParamUpdate(action, action=True, source="key"))
             self._engine_action(action)
         events: list[ControlEvent] = []
         direct: list[ParamUpdate] = []
@@ -203,12 +213,11 @@ class Engine:
         if self.router is not None and events:
             updates.extend(self.router.route(events))
         self.stats.events += len(events)
-        if not self.frozen:
-            for update in updates:
-                if update.target in ENGINE_ACTIONS:
-                    self._engine_action(update.target)
-                elif self.inst.apply(update):
-                    self.stats.last_touched = f"{update.target} {update.value:.3g}"
+        for update in updates:
+            if update.target in ENGINE_ACTIONS:  # even when frozen: the pad that froze unfreezes
+                self._engine_action(update.target)
+            elif not self.frozen and self.inst.apply(update):
+                self.stats.last_touched = f"{update.target} {update.value:.3g}"
         if self.audio is not None and self.inst.modulation is not None:
             features, onsets = self.audio.latest(), self.audio.drain_onsets()
             if self.session is not None and (features is not None or onsets):
@@ -236,11 +245,10 @@ class Engine:
         return self._last_good
 
     def _engine_action(self, action: str) -> None:
-        if action == "panic.freeze":
-            self.frozen = not self.frozen
-            self.stats.notes.append("frozen" if self.frozen else "unfrozen")
-        elif action == "panic.blackout":
-            self.blackout = not self.blackout
+        if self.panic.handles(action):
+            self.messages.append(self.panic.toggle(action))
+        elif action == "record.toggle":
+            self.messages.append(self._toggle_takes())
         elif action == "quit":
             self.request_stop()
         elif action == "midi.reconnected":  # a controller came back: its faders are anywhere
@@ -251,16 +259,17 @@ class Engine:
         elif action in self.inst.actions():
             self.inst.apply(ParamUpdate(action, action=True, source="key"))
 
+    def _toggle_takes(self) -> str:
+        takes = [s for s in (self.sinks or ()) if callable(getattr(s, "toggle", None))]
+        if not takes:
+            return "nothing to record to: add takes to --output"
+        return "; ".join(sink.toggle() for sink in takes)
+
     def _drain_keys(self) -> list[str]:
         out = []
         while self._keys:
             out.append(self._keys.popleft())
         return out
-
-    def _black_like(self, frame: Frame) -> Frame:
-        if self._black is None or self._black.pixels.shape != frame.pixels.shape:
-            self._black = Frame(torch.zeros_like(frame.pixels), frame.timestamp, -1)
-        return self._black.again(frame.timestamp)
 
     def _preview_closed(self) -> bool:
         preview = self.sinks.get("preview") if self.sinks is not None else None

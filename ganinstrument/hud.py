@@ -2,8 +2,9 @@
 
 Pace (fps, frame time, dropped frames), the last control touched, takeover waiting for pickup,
 the audio level and onsets (or why there is no audio), a controller still awaited, the newest
-message of MIDI in/out and OSC for NEWS_S seconds (a device lost or back, the MIDI process
-restarted), panic state and the last error.
+message of MIDI in/out, OSC, the engine and the takes output for NEWS_S seconds (a device lost
+or back, the MIDI process restarted, frozen, a take saved), a take recording, panic state and
+the last error.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ class Hud:
         if midi is not None and hasattr(midi, "open_ports") and not midi.open_ports:
             matcher = getattr(getattr(midi, "ports", None), "matcher", None)
             hud["midi"] = f"waiting for {matcher.describe() if matcher is not None else 'an input'}"
-        news = self.news((midi, engine.osc, getattr(engine.feedback, "output", None)), now)
+        takes = [s for s in sinks if callable(getattr(s, "status", None))] if sinks is not None else []
+        for sink in takes:
+            status = sink.status()
+            if status:
+                hud["rec"] = status
+        news = self.news((midi, engine.osc, getattr(engine.feedback, "output", None), engine, *takes), now)
         if news:
             hud["news"] = news[:120]
         if engine.frozen or engine.blackout:

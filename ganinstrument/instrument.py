@@ -36,6 +36,7 @@ from .params import ActionSpec, Registry, TargetSpec
 from .presets import ModelRef, Preset, PresetBank, PresetError, file_sha256, load_preset_file, save_preset_file
 from .scene.bending import Bender
 from .scene.latent import LatentConfig, LatentScene
+from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
 from .state import SMOOTHING_TARGET, State
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ PRESET_ACTIONS = (
     ActionSpec("preset.recall", "recall preset slot N (a file named 'N ...yaml')", takes_value=True),
     ActionSpec("preset.save", "save the current look to preset slot N", takes_value=True),
 )
-
 
 def _model_ref(role: str, model) -> ModelRef:
     if isinstance(model, (str, os.PathLike)) and os.fspath(model) != "demo":
@@ -90,7 +90,7 @@ class Instrument:
                        preset=False, doc="how long preset recall from the controller morphs"),
         ]
         self.registry = Registry.build(own + list(self.latent.targets()) + list(self.bender.targets()),
-                                       list(self.latent.actions()) + list(PRESET_ACTIONS))
+                                       list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS))
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)
         self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
@@ -133,6 +133,8 @@ class Instrument:
     def trigger(self, action: str, value: float | None = None) -> None:
         """Fire an action, e.g. "seed.next", "z.random", "preset.recall" with value 3."""
         self.registry.action(action)
+        if action in SHOW_ACTION_NAMES:
+            return  # the show's (engine.Engine, render): the picture out, not the scene
         if action.startswith("preset."):
             self._preset_action(action, value)
         else:

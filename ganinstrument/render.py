@@ -24,6 +24,7 @@ from .sources.audiofile import AudioFileError, read_audio
 
 if TYPE_CHECKING:  # torch loads when a render starts, not when the command line is read
     from .frame import Frame
+    from .show import Panic
 
 log = logging.getLogger("ganinstrument")
 
@@ -91,10 +92,10 @@ def _session_inputs(path):
 
 
 def run_render(args) -> int:
-    from .frame import Frame
     from .instrument import Instrument
     from .outputs.spec import open_sinks
     from .perform import resolve_preset
+    from .show import Panic
     from .sources.audio import BlockSource
     from .sources.replay import Timeline, midi_file_events
     from .wiring import connect_mapping
@@ -135,27 +136,27 @@ def run_render(args) -> int:
     sinks = open_sinks(spec, width, height, args.fps, required=True, offline=True,
                        **({"audio": os.fspath(args.audio)} if spec.startswith("record:") else {}))
     progress = _Progress(frames_total)
+    panic = Panic()  # freeze / blackout from the session, as the live engine did them
+    frame = None
     try:
         for k in range(frames_total):
             t = k / args.fps
             clock.set(t)
-            items = controls_timeline.until(t)
-            events = [i.event for i in items if i.event is not None]
-            if events:
-                for update in controls.router.route(events):
-                    inst.apply(update)
-            for item in items:
-                if item.update is not None:
-                    inst.apply(item.update)
+            _apply_controls(inst, controls.router, panic, controls_timeline.until(t))
             if inst.modulation is not None:
                 if audio is not None:
                     audio.advance_to(t)
-                    inst.modulation.pull(audio)
+                    if panic.frozen:
+                        audio.drain_onsets()  # what the live engine drops while frozen
+                    else:
+                        inst.modulation.pull(audio)
                 else:
-                    _feed_session_features(inst.modulation, feature_timeline.until(t))
-            frame = inst.step(0.0 if k == 0 else 1.0 / args.fps)
-            frame = resize_frame(frame.again(t), size)
-            sinks.submit(frame)
+                    recorded = feature_timeline.until(t)
+                    if not panic.frozen:
+                        _feed_session_features(inst.modulation, recorded)
+            if not (panic.frozen and frame is not None):
+                frame = inst.step(0.0 if k == 0 else 1.0 / args.fps)
+            sinks.submit(resize_frame(panic.output(frame).again(t), size))
             progress.update(k + 1)
     finally:
         closed = sinks.close(timeout_s=120.0)
@@ -165,6 +166,24 @@ def run_render(args) -> int:
     log.info("wrote %s: %d frames at %g fps, %dx%d, %.2f s", out, frames_total, args.fps, width, height,
              frames_total / args.fps)
     return 0
+
+
+def _apply_controls(inst, router, panic: Panic, items) -> None:
+    """One frame's recorded controls, in the live engine's order: keys first (they act even
+    while frozen), then direct updates (OSC) and MIDI through the mapping, which are dropped
+    while frozen except the panic toggles themselves."""
+    keys = [i.update for i in items if i.update is not None and i.update.source == "key"]
+    direct = [i.update for i in items if i.update is not None and i.update.source != "key"]
+    events = [i.event for i in items if i.event is not None]
+    for update in keys:
+        if not panic.toggle(update.target):
+            inst.apply(update)
+    routed = router.route(events) if events else []
+    for update in direct + list(routed):
+        if panic.handles(update.target):
+            panic.toggle(update.target)
+        elif not panic.frozen:
+            inst.apply(update)
 
 
 def _feed_session_features(modulation, items) -> None:

@@ -28,6 +28,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "escape": "quit",
     "space": "panic.freeze",
     "b": "panic.blackout",
+    "r": "record.toggle",
     "right": "preset.next",
     "page_down": "preset.next",
     "left": "preset.prev",
@@ -36,7 +37,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "f": "fullscreen.toggle",
 }
 HUD_FONT_PX = 14
-HUD_COLOURS = {"error": (255, 90, 90, 255), "pickup": (255, 210, 80, 255),
+HUD_COLOURS = {"error": (255, 90, 90, 255), "rec": (255, 60, 60, 255), "pickup": (255, 210, 80, 255),
                "takeover": (255, 210, 80, 255)}
 
 _VERTEX = """

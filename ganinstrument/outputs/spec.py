@@ -3,6 +3,7 @@
     spout | spout:NAME                      Spout sender (Windows), default name "ganinstrument"
     preview | preview:fullscreen | preview:monitor=1 | preview:size=1280x720:vsync:nohud
     record:FILE.mp4                         H.264 video (PyAV); record:DIR/ writes PNG frames
+    takes | takes:DIR                       takes started and ended by record.toggle (R), in DIR
     frames:DIR                              PNG frames
     null                                    counts frames (benchmarks)
 
@@ -23,9 +24,9 @@ from .base import Sink, Sinks, SinkError, SinkSpecError, SinkUnavailableError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("spout", "preview", "record", "frames", "null")
+KINDS = ("spout", "preview", "record", "takes", "frames", "null")
 USAGE = "spout[:NAME], preview[:fullscreen|:monitor=N|:size=WxH|:vsync|:nohud], " \
-        "record:FILE.mp4, frames:DIR, null"
+        "record:FILE.mp4, takes[:DIR], frames:DIR, null"
 PREVIEW_FLAGS = ("fullscreen", "vsync", "nohud")
 
 
@@ -74,6 +75,8 @@ def _parse_item(kind: str, arg: str, text: str) -> SinkSpec:
         if kind == "frames" or arg.endswith(("/", os.sep)):
             return SinkSpec("frames", text, (("directory", arg),))
         return SinkSpec("record", text, (("path", arg),))
+    if kind == "takes":
+        return SinkSpec("takes", text, (("directory", arg or "takes"),))
     if kind == "preview":
         return SinkSpec("preview", text, tuple(_preview_options(arg)))
     raise ValueError(f"unknown output {kind!r}")
@@ -132,7 +135,7 @@ def unavailable_reason(kind: str) -> str | None:
             return "preview: no display (DISPLAY is not set); use record:FILE.mp4 or null, " \
                    "or run under Xvfb"
         return None
-    if kind in ("record", "frames"):
+    if kind in ("record", "frames", "takes"):
         if importlib.util.find_spec("av") is None:
             return f"{kind}: PyAV is not installed (pip install av)"
         return None
@@ -145,10 +148,12 @@ def available_outputs() -> dict[str, str | None]:
 
 
 def default_output_spec() -> str:
-    """What `perform` uses when no --output is given: preview and Spout where available,
-    else null."""
-    kinds = [k for k in ("preview", "spout") if unavailable_reason(k) is None]
-    return ",".join(kinds) or "null"
+    """What `perform` uses when no --output is given: preview and Spout where available
+    (else null), and takes, armed (R records)."""
+    kinds = [k for k in ("preview", "spout") if unavailable_reason(k) is None] or ["null"]
+    if unavailable_reason("takes") is None:
+        kinds.append("takes")
+    return ",".join(kinds)
 
 
 def make_sink(item: SinkSpec, *, offline: bool = False,
@@ -166,7 +171,11 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
         from .recorder import VideoRecorder
 
         return VideoRecorder(item.option("path"), on_full=on_full, audio=audio,
-                             audio_sample_rate=audio_sample_rate)
+                             audio_sample_rate=audio_sample_rate, crash_safe=not offline)
+    if item.kind == "takes":
+        from .takes import TakeRecorder
+
+        return TakeRecorder(item.option("directory"))
     if item.kind == "frames":
         from .recorder import FrameDirSink
 

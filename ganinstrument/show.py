@@ -1,0 +1,63 @@
+"""The show's own actions, answered by the engine (and render), not the scene.
+
+They are in every instrument's registry (`SHOW_ACTIONS`), so mappings, OSC and `learn` can use
+them like any action.
+
+Panic: hold the picture, or black it out, from a key, a controller pad or a recorded session.
+
+Both are toggles. `panic.freeze` holds the last picture and ignores every input (controls,
+audio) until pressed again, so the look comes back exactly as it was. `panic.blackout` sends
+black while the scene goes on playing underneath; pressed again, the live picture returns.
+The live engine and `render` share this, so a session recorded with a blackout in it renders
+with the blackout in the same place.
+
+`record.toggle` starts a take on the `takes` output, or ends the one recording
+(outputs/takes.py); `render` ignores it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .frame import Frame
+from .params import ActionSpec
+
+FREEZE, BLACKOUT, RECORD = "panic.freeze", "panic.blackout", "record.toggle"
+SHOW_ACTIONS = (
+    ActionSpec(FREEZE, "hold the picture and ignore every input until pressed again"),
+    ActionSpec(BLACKOUT, "send black (the scene plays on underneath) until pressed again"),
+    ActionSpec(RECORD, "start a take on the takes output, or end the one recording"),
+)
+SHOW_ACTION_NAMES = frozenset(a.name for a in SHOW_ACTIONS)
+
+
+class Panic:
+    """The two toggles and what they do to the outgoing frame."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self.blackout = False
+        self._black: Frame | None = None
+
+    def handles(self, action: str) -> bool:
+        return action in (FREEZE, BLACKOUT)
+
+    def toggle(self, action: str) -> str | None:
+        """Flip `action`'s toggle; returns a word for the HUD ("frozen", "back"...), or None if
+        `action` is not a panic action."""
+        if action == FREEZE:
+            self.frozen = not self.frozen
+            return "frozen" if self.frozen else "unfrozen"
+        if action == BLACKOUT:
+            self.blackout = not self.blackout
+            return "blackout" if self.blackout else "blackout off"
+        return None
+
+    def output(self, frame: Frame) -> Frame:
+        """The frame to send: black of the same size during a blackout, else `frame` itself."""
+        if not self.blackout:
+            return frame
+        if self._black is None or self._black.pixels.shape != frame.pixels.shape \
+                or self._black.pixels.device != frame.pixels.device:
+            self._black = Frame(torch.zeros_like(frame.pixels), frame.timestamp, -1)
+        return self._black.again(frame.timestamp)

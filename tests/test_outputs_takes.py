@@ -1,0 +1,172 @@
+"""The takes output: armed at start, R (record.toggle) starts a take in a new file, R again ends
+it; starting and ending never hold up the frame loop; the HUD says what happens."""
+
+from __future__ import annotations
+
+import time
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from ganinstrument.clock import FakeClock
+from ganinstrument.engine import Engine
+from ganinstrument.events import ControlEvent
+from ganinstrument.frame import Frame
+from ganinstrument.instrument import Instrument
+from ganinstrument.outputs.spec import default_output_spec, open_sinks, parse_output_spec
+from ganinstrument.outputs.takes import TakeRecorder
+from ganinstrument.wiring import connect_mapping
+
+
+def _frame(i: int, t: float) -> Frame:
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[..., 0] = (5 * i) % 256
+    return Frame(torch.from_numpy(img), t, i)
+
+
+def _eventually(cond, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def _decoded(path):
+    with av.open(str(path)) as c:
+        return [int(f.to_ndarray(format="rgb24")[0, 0, 0]) for f in c.decode(video=0)]
+
+
+def test_takes_start_and_end_on_toggle_each_in_its_own_file(tmp_path):
+    takes = TakeRecorder(tmp_path / "takes", codec="libx264")
+    takes.open(64, 48, 30)
+    assert not takes.submit(_frame(0, 0.0)) and takes.status() is None  # armed, not recording
+    assert not (tmp_path / "takes").exists()
+    i = 0
+    for n in (20, 35):
+        note = takes.toggle()
+        assert note.startswith("take starting: take-") and takes.recording
+        assert _eventually(lambda: takes.status() is not None and takes.status().startswith("REC 0:00"))
+        for _ in range(n):
+            assert takes.submit(_frame(i, i / 30))
+            i += 1
+            time.sleep(0.002)
+        assert takes.toggle().startswith("take ending: ")
+        assert not takes.submit(_frame(i, i / 30))
+        assert _eventually(lambda: len(takes.saved) == (1 if n == 20 else 2))
+    assert takes.close()
+    first, second = takes.saved
+    assert first != second and first.parent == second.parent == tmp_path / "takes"
+    a, b = _decoded(first), _decoded(second)
+    assert len(a) == 20 and len(b) == 35
+    assert abs(a[0] - 0) <= 3 and abs(b[0] - (5 * 20) % 256) <= 3  # the second take starts where it was pressed
+    st = takes.stats
+    assert (st.submitted, st.written, st.dropped, st.errors) == (55, 55, 0, 0)
+    assert any("take saved" in m for m in takes.messages)
+
+
+def test_closing_the_show_finishes_the_take_in_progress(tmp_path):
+    takes = TakeRecorder(tmp_path, codec="libx264")
+    takes.open(64, 48, 30)
+    takes.toggle()
+    assert _eventually(lambda: takes.status() and takes.status().startswith("REC"))
+    for i in range(10):
+        takes.submit(_frame(i, i / 30))
+    assert takes.close(2.0)
+    assert len(takes.saved) == 1 and len(_decoded(takes.saved[0])) == 10
+
+
+def test_pressed_twice_while_starting_ends_without_a_take(tmp_path):
+    takes = TakeRecorder(tmp_path, codec="libx264")
+    takes.open(64, 48, 30)
+    takes.toggle()
+    note = takes.toggle()
+    if takes._starting or "ending as soon" in note:
+        assert _eventually(lambda: not takes.recording)
+    else:  # the encoder opened before the second press: that press ended the take
+        assert note.startswith("take ending")
+    assert takes.close()
+    assert takes.saved == [] and list(tmp_path.iterdir()) == []  # no frames: no file
+
+
+def test_a_take_that_cannot_start_says_why_and_the_show_goes_on(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    takes = TakeRecorder(blocker / "takes", codec="libx264")
+    takes.open(64, 48, 30)
+    takes.toggle()
+    assert _eventually(lambda: not takes.recording)
+    assert takes.stats.errors == 1 and "take failed" in takes.messages[-1]
+    assert not takes.submit(_frame(0, 0.0))
+    with pytest.raises(Exception, match="is a file"):
+        TakeRecorder(blocker).open(64, 48, 30)
+    assert takes.close()
+
+
+def test_the_takes_output_is_armed_by_default_and_takes_a_folder():
+    assert "takes" in default_output_spec().split(",")
+    (a,) = parse_output_spec("takes")
+    (b,) = parse_output_spec("takes:gig/night1")
+    assert a.option("directory") == "takes" and b.option("directory") == "gig/night1"
+
+
+MAPPING = """\
+schema_version: 1
+info: {name: rec pad}
+bindings:
+  - {note: 70, action: record.toggle}
+"""
+
+
+def test_the_engine_records_takes_from_a_key_or_a_pad_and_the_hud_says_so(tmp_path):
+    mapping = tmp_path / "rec.yaml"
+    mapping.write_text(MAPPING)
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu")
+    controls = connect_mapping(inst, str(mapping), clock)
+    pad = []
+
+    class Pad:
+        def drain(self):
+            out, pad[:] = list(pad), []
+            return out
+
+    sinks = open_sinks(f"takes:{tmp_path / 'takes'}", 256, 256, 10)
+    engine = Engine(inst, router=controls.router, midi=Pad(), sinks=sinks, clock=clock, fps=10, trim_heap_s=None)
+    takes = sinks.get("takes")
+
+    def frames(n):
+        for _ in range(n):
+            clock.advance(0.1)
+            engine.frame()
+            time.sleep(0.005)
+
+    frames(2)
+    assert "rec" not in engine.hud_values(clock.now())
+    engine.key_action("record.toggle")  # the preview's R
+    frames(1)
+    assert _eventually(lambda: takes.status() is not None and takes.status().startswith("REC"))
+    frames(5)
+    assert engine.hud_values(clock.now())["rec"].startswith("REC 0:")
+    pad.append(ControlEvent("note_on", 0, 70, 100.0, clock.now(), "pad"))  # a pad ends it
+    frames(1)
+    assert _eventually(lambda: len(takes.saved) == 1)
+    frames(1)
+    hud = engine.hud_values(clock.now())
+    assert "rec" not in hud and "take saved" in hud.get("news", "")
+    assert engine.close()
+    # the five frames between the key and the pad (the key's own frame too if the encoder opened
+    # before it was submitted); the pad's frame and later ones are not in the take
+    assert len(_decoded(takes.saved[0])) in (5, 6)
+
+
+def test_without_a_takes_output_the_toggle_says_what_to_add():
+    clock = FakeClock()
+    engine = Engine(Instrument("demo", device="cpu"), clock=clock, fps=None, trim_heap_s=None)
+    engine.key_action("record.toggle")
+    engine.frame()
+    assert "add takes to --output" in engine.messages[-1]
+    engine.close()
