@@ -31,6 +31,7 @@ import sys
 import numpy as np
 
 from .base import SinkError, SinkUnavailableError, ThreadedSink
+from .readback import RgbaReadback, producer_event
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class SpoutSink(ThreadedSink):
         self.failed_sends = 0
         # Owned by the sink thread:
         self._sender = None
-        self._readback: _Readback | None = None
+        self._readback: RgbaReadback | None = None
         self._interop = None
         self._interop_tried = False
         self._pending = None  # pipelined: (slot, width, height) copied but not yet sent
@@ -81,7 +82,7 @@ class SpoutSink(ThreadedSink):
     def _prepare(self, frame):
         # On the engine thread: mark where the frame's pixels are complete on its stream, so
         # the sink's copy waits for exactly that work (an event record: no waiting here).
-        return frame, _producer_event(frame.pixels)
+        return frame, producer_event(frame.pixels)
 
     def _start(self) -> None:
         spout = import_spoutgl()
@@ -122,7 +123,7 @@ class SpoutSink(ThreadedSink):
             self._flush_pending()
             if self._readback is not None:
                 self._readback.synchronize()  # no copy may still use the buffers we drop
-            self._readback = _Readback(pixels)
+            self._readback = RgbaReadback(pixels)
         slot = self._readback.start(pixels, event)
         if not self.pipelined or not pixels.is_cuda:
             self._send_image(self._readback.wait(slot), width, height)
@@ -196,83 +197,6 @@ class SpoutSink(ThreadedSink):
             sender.closeOpenGL()
 
 
-def _producer_event(pixels):
-    if not getattr(pixels, "is_cuda", False):
-        return None
-    import torch
-
-    event = torch.cuda.Event()
-    event.record(torch.cuda.current_stream(pixels.device))
-    return event
-
-
-class _Readback:
-    """uint8 RGBA host copies of [H, W, 3] frames.
-
-    CPU frames: one reused host buffer. CUDA frames: an RGBA staging tensor on the device and
-    two pinned host buffers, each with an event; copies run on a private stream.
-    """
-
-    def __init__(self, pixels):
-        height, width = int(pixels.shape[0]), int(pixels.shape[1])
-        self.shape = (height, width)
-        self.device = pixels.device
-        self._next = 0
-        self.stream = None
-        if not pixels.is_cuda:
-            self.host = [np.full((height, width, 4), 255, np.uint8)]
-            return
-        import torch
-
-        self.stream = torch.cuda.Stream(pixels.device)
-        # Allocated and filled on the stream that uses it: the fill is ordered before the
-        # first copy (the stream waits only for the producer's event, not for the default
-        # stream), and the allocator gives us no block the render's queued kernels still use.
-        with torch.cuda.stream(self.stream):
-            self.staging = torch.full((height, width, 4), 255, dtype=torch.uint8,
-                                      device=pixels.device)  # [H, W, 4], alpha stays 255
-        self.host_t = [torch.empty((height, width, 4), dtype=torch.uint8, pin_memory=True)
-                       for _ in range(2)]
-        self.host = [t.numpy() for t in self.host_t]  # views of the pinned memory
-        # blocking=True: `wait` sleeps in cudaEventSynchronize instead of spinning a core
-        self.events = [torch.cuda.Event(blocking=True) for _ in range(2)]
-
-    def fits(self, pixels) -> bool:
-        return (int(pixels.shape[0]), int(pixels.shape[1])) == self.shape and \
-            pixels.device == self.device
-
-    def start(self, pixels, producer_event) -> int:
-        """Begin copying `pixels` into a host buffer; returns its slot."""
-        slot, self._next = self._next, (self._next + 1) % len(self.host)
-        if not pixels.is_cuda:
-            self.host[slot][..., :3] = pixels.numpy()
-            return slot
-        import torch
-
-        stream = self.stream
-        with torch.cuda.stream(stream):
-            if producer_event is not None:
-                stream.wait_event(producer_event)
-            else:
-                stream.wait_stream(torch.cuda.default_stream(pixels.device))
-            self.staging[..., :3].copy_(pixels)
-            self.host_t[slot].copy_(self.staging, non_blocking=True)
-            self.events[slot].record(stream)
-        pixels.record_stream(stream)  # the allocator must not reuse it before the copy ran
-        return slot
-
-    def wait(self, slot: int) -> np.ndarray:
-        """The finished host buffer [H, W, 4] for `slot` (waits for its copy only)."""
-        if len(self.host) > 1:
-            self.events[slot].synchronize()
-        return self.host[slot]
-
-    def synchronize(self) -> None:
-        """Wait for every copy started here (call before dropping these buffers)."""
-        if self.stream is not None:
-            self.stream.synchronize()
-
-
 def _cuda_runtime():
     try:
         from cuda.bindings import runtime  # cuda-python >= 12.6 (13.x removed cuda.cudart)
@@ -334,7 +258,7 @@ class _CudaGLTexture:
                 rt.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard),
                 "cudaGraphicsGLRegisterImage")
         self.stream = torch.cuda.Stream(device)
-        # Allocated and filled on the stream that uses it (see _Readback.__init__).
+        # Allocated and filled on the stream that uses it (see readback.RgbaReadback.__init__).
         with torch.cuda.stream(self.stream):
             self.staging = torch.full((height, width, 4), 255, dtype=torch.uint8,
                                       device=device)  # [H, W, 4] contiguous, alpha 255
