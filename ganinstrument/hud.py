@@ -40,6 +40,10 @@ class Hud:
         if midi is not None and hasattr(midi, "open_ports") and not midi.open_ports:
             matcher = getattr(getattr(midi, "ports", None), "matcher", None)
             hud["midi"] = f"waiting for {matcher.describe() if matcher is not None else 'an input'}"
+        for sink in sinks if sinks is not None else ():
+            receivers = getattr(sink, "connections", None)  # NDI: who is watching
+            if isinstance(receivers, int):
+                hud[sink.name] = f"{receivers} receiver{'' if receivers == 1 else 's'}"
         takes = [s for s in sinks if callable(getattr(s, "status", None))] if sinks is not None else []
         for sink in takes:
             status = sink.status()

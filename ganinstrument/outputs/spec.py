@@ -1,6 +1,7 @@
 """`--output` specs: "spout,preview,record:FILE.mp4,null" -> opened sinks.
 
     spout | spout:NAME                      Spout sender (Windows), default name "ganinstrument"
+    ndi | ndi:NAME                          NDI source on the network (ndi-python), default "ganinstrument"
     preview | preview:fullscreen | preview:monitor=1 | preview:size=1280x720:vsync:nohud
     record:FILE.mp4                         H.264 video (PyAV); record:DIR/ writes PNG frames
     takes | takes:DIR                       takes started and ended by record.toggle (R), in DIR
@@ -24,8 +25,8 @@ from .base import Sink, Sinks, SinkError, SinkSpecError, SinkUnavailableError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("spout", "preview", "record", "takes", "frames", "null")
-USAGE = "spout[:NAME], preview[:fullscreen|:monitor=N|:size=WxH|:vsync|:nohud], " \
+KINDS = ("spout", "ndi", "preview", "record", "takes", "frames", "null")
+USAGE = "spout[:NAME], ndi[:NAME], preview[:fullscreen|:monitor=N|:size=WxH|:vsync|:nohud], " \
         "record:FILE.mp4, takes[:DIR], frames:DIR, null"
 PREVIEW_FLAGS = ("fullscreen", "vsync", "nohud")
 
@@ -65,6 +66,8 @@ def parse_output_spec(spec: str) -> list[SinkSpec]:
 def _parse_item(kind: str, arg: str, text: str) -> SinkSpec:
     if kind == "spout":
         return SinkSpec("spout", text, (("sender_name", arg or "ganinstrument"),))
+    if kind == "ndi":
+        return SinkSpec("ndi", text, (("source_name", arg or "ganinstrument"),))
     if kind == "null":
         if arg:
             raise ValueError("null takes no argument")
@@ -122,6 +125,10 @@ def unavailable_reason(kind: str) -> str | None:
             import_spoutgl()
         except SinkUnavailableError as err:
             return str(err)
+        return None
+    if kind == "ndi":
+        if importlib.util.find_spec("NDIlib") is None:
+            return "ndi: ndi-python is not installed (pip install ganinstrument[ndi])"
         return None
     if kind == "preview":
         if sys.platform == "darwin":
@@ -192,6 +199,10 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
         from .spout import SpoutSink
 
         return SpoutSink(item.option("sender_name"))
+    if item.kind == "ndi":
+        from .ndi import NdiSink
+
+        return NdiSink(item.option("source_name"))
     raise ValueError(f"unknown output kind {item.kind!r}")
 
 

@@ -1,0 +1,102 @@
+"""NDI output: frames over the network to Resolume, TouchDesigner, OBS, vMix... on any OS.
+
+NDI is the network counterpart of Spout (and, unlike Spout, it also runs on macOS and Linux):
+a named source that receivers on the local network find and subscribe to. We send through
+`ndi-python` (the NDI SDK's own C API, `NDIlib`, with the NDI runtime inside its wheels). The
+sender is made and used on the sink's own thread; each frame becomes uint8 RGBX on its device
+and is copied into host memory (CPU frames: a reused buffer; CUDA frames: the pinned
+readback Spout uses, outputs/readback.py), then `send_send_video_v2`, which compresses the
+frame for the network before returning. The sender is not clocked (`clock_video=False`): the
+engine paces the frames, and latest wins when a send is slow.
+
+Receivers find the source by mDNS (Avahi on Linux) as "HOST (NAME)". Where discovery does not
+work (no Avahi, another subnet), a receiver can connect by address, or use an NDI Discovery
+Server. NDI® is a registered trademark of Vizrt NDI AB (https://ndi.video).
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+from .base import SinkError, SinkUnavailableError, ThreadedSink
+from .readback import RgbaReadback, producer_event
+
+log = logging.getLogger(__name__)
+
+
+def import_ndi():
+    """The `NDIlib` module (ndi-python), or `SinkUnavailableError` saying why not."""
+    try:
+        import NDIlib
+    except ImportError as err:
+        raise SinkUnavailableError("ndi: ndi-python is not installed (pip install ganinstrument[ndi])") from err
+    except OSError as err:  # the bundled runtime did not load
+        raise SinkUnavailableError(f"ndi: the NDI runtime did not load: {err}") from err
+    return NDIlib
+
+
+class NdiSink(ThreadedSink):
+    """An NDI source named `source_name` (receivers see "HOST (source_name)"); latest wins."""
+
+    def __init__(self, source_name: str = "ganinstrument", *, name: str = "ndi"):
+        super().__init__(name, queue_size=1)
+        self.source_name = source_name
+        self.full_name: str | None = None  # "HOST (source_name)", once started
+        # Owned by the sink thread:
+        self._ndi = None
+        self._sender = None
+        self._video = None
+        self._readback: RgbaReadback | None = None
+
+    def _prepare(self, frame):
+        return frame, producer_event(frame.pixels)  # engine thread: no waiting, see readback.py
+
+    def _start(self) -> None:
+        ndi = import_ndi()
+        if not ndi.initialize():
+            raise SinkUnavailableError("ndi: the NDI runtime did not start (it needs a CPU with SSE4.2)")
+        settings = ndi.SendCreate()
+        settings.ndi_name = self.source_name
+        settings.clock_video = False
+        settings.clock_audio = False
+        sender = ndi.send_create(settings)
+        if sender is None:
+            raise SinkError(f"ndi: could not create the source {self.source_name!r} "
+                            "(is the name already used by another program here?)")
+        self._ndi, self._sender = ndi, sender
+        self.full_name = ndi.send_get_source_name(sender).ndi_name or self.source_name
+        video = ndi.VideoFrameV2()
+        video.FourCC = ndi.FOURCC_VIDEO_TYPE_RGBX
+        video.frame_format_type = ndi.FRAME_FORMAT_TYPE_PROGRESSIVE
+        video.timecode = ndi.SEND_TIMECODE_SYNTHESIZE  # the binding's default is 0 for every frame
+        rate = Fraction(self.fps).limit_denominator(1001)
+        video.frame_rate_N, video.frame_rate_D = rate.numerator, rate.denominator
+        self._video = video
+        log.info("ndi: sending as %r", self.full_name)
+
+    def _write(self, item) -> None:
+        frame, event = item
+        pixels = frame.pixels  # [H, W, 3] uint8 on the render device
+        if self._readback is None or not self._readback.fits(pixels):
+            if self._readback is not None:
+                self._readback.synchronize()  # no copy may still use the buffers we drop
+            self._readback = RgbaReadback(pixels)
+        rgbx = self._readback.wait(self._readback.start(pixels, event))
+        video = self._video
+        video.data = rgbx  # sets the size and the line stride too
+        video.picture_aspect_ratio = rgbx.shape[1] / rgbx.shape[0]
+        self._ndi.send_send_video_v2(self._sender, video)
+
+    @property
+    def connections(self) -> int:
+        """How many receivers are connected now (0 before the sender started)."""
+        ndi, sender = self._ndi, self._sender
+        return int(ndi.send_get_no_connections(sender, 0)) if sender is not None else 0
+
+    def _finish(self) -> None:
+        sender, self._sender = self._sender, None
+        if self._readback is not None:
+            self._readback.synchronize()
+        if sender is not None:
+            self._ndi.send_destroy(sender)
