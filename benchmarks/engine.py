@@ -13,8 +13,9 @@ from their NVlabs constructor arguments) the real Engine runs the instrument wit
   is the same ring, callback and feature worker as a live input, on a feeder thread; its
   low-band onsets pulse z.0 through the mapping's modulation;
 - sinks: null, null-host (null that also copies the frame to the host, as every CPU-side sink
-  must), record (H.264 to a temporary mp4) and preview (only where a display exists:
-  DISPLAY, or run under `xvfb-run`).
+  must), record (H.264 to a temporary mp4), preview (only where a display exists:
+  DISPLAY, or run under `xvfb-run`), ndi (an NDI source, where ndi-python is installed; nobody
+  need receive it) and spout (Windows).
 
 Measured, on the engine thread unless said otherwise:
 
@@ -565,6 +566,15 @@ def open_sinks(names, width, height, fps, tmpdir, config, rec):
             from ganinstrument.outputs.preview import PreviewSink
 
             sink = PreviewSink(title=f"engine benchmark: {config}")
+        elif name in ("ndi", "spout"):
+            reason = unavailable_reason(name)
+            if reason:
+                notes.append(reason)
+                continue
+            from ganinstrument.outputs.spec import make_sink, parse_output_spec
+
+            (item,) = parse_output_spec(f"{name}:engine-benchmark")
+            sink = make_sink(item)
         else:
             raise SystemExit(f"unknown sink {name!r}")
         try:
@@ -901,7 +911,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-jack", action="store_true", help="inject ControlEvents instead of JACK MIDI")
     p.add_argument("--server", default=None, help="use this running JACK server (default: a private one)")
     p.add_argument("--sinks", default=None,
-                   help="comma-separated from null,null-host,record,preview (default: all that can run here)")
+                   help="comma-separated from null,null-host,record,preview,ndi,spout (default: all that can run here)")
     p.add_argument("--engine-thread", choices=("main", "worker"), default="main",
                    help="run the engine on the main thread, as `perform` does (default), or a worker thread")
     p.add_argument("--soak-minutes", type=float, default=0.0, help="memory soak after the runs (default: none)")
@@ -941,7 +951,8 @@ def main(argv=None) -> int:
     if args.sinks:
         sink_names = args.sinks.split(",")
     else:
-        sink_names = ["null", "null-host", "record"] + (["preview"] if unavailable_reason("preview") is None else [])
+        sink_names = ["null", "null-host", "record"] + [k for k in ("preview", "ndi", "spout")
+                                                        if unavailable_reason(k) is None]
     print(f"load at start: {machine_load()}")
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
           f"{os.cpu_count()} CPUs, OpenMP: " + ", ".join(f"{k}={os.environ[k]}" for k in
