@@ -188,6 +188,7 @@ def _perform(args) -> int:
     engine_box: list[Engine] = []
     spec = args.output or default_output_spec()
     sinks = open_sinks(spec, width, height, args.fps or 60.0, required=args.output is not None,
+                       resume_takes=restart > 0,  # a take the crash ended goes on
                        on_action=lambda action: engine_box[0].key_action(action) if engine_box else None)
     midi = osc = audio = session = feedback = None
     try:

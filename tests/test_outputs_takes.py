@@ -170,3 +170,25 @@ def test_without_a_takes_output_the_toggle_says_what_to_add():
     engine.frame()
     assert "add takes to --output" in engine.messages[-1]
     engine.close()
+
+
+def test_after_a_crash_a_take_goes_on_only_if_one_was_recording(tmp_path):
+    from ganinstrument.outputs.takes import MARKER
+
+    takes = TakeRecorder(tmp_path, codec="libx264")
+    takes.open(64, 48, 30)
+    takes.toggle()
+    assert _eventually(lambda: (tmp_path / MARKER).is_file())  # a take is recording: marked
+    # (the show dies here: nothing is closed, the marker stays)
+    resumed = TakeRecorder(tmp_path, codec="libx264", resume=True)
+    resumed.open(64, 48, 30)  # the supervisor's restart
+    assert resumed.recording and "recording goes on" in resumed.messages[-1]
+    assert _eventually(lambda: resumed.status() is not None and resumed.status().startswith("REC"))
+    resumed.submit(_frame(0, 0.0))
+    assert resumed.close() and not (tmp_path / MARKER).exists() and len(resumed.saved) == 1
+    takes.close()
+    (tmp_path / MARKER).write_text("take-old.mp4\n")  # left by a show that died unsupervised
+    fresh = TakeRecorder(tmp_path, codec="libx264", resume=False)
+    fresh.open(64, 48, 30)
+    assert not fresh.recording and not (tmp_path / MARKER).exists()
+    assert fresh.close()

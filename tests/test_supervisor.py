@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from ganinstrument.supervisor import CHILD_ENV, crashed, restarted_name, supervise
@@ -146,8 +147,9 @@ def test_perform_killed_by_sigsegv_comes_back_with_its_look(tmp_path, monkeypatc
     monkeypatch.delenv(CHILD_ENV, raising=False)
     port = free_udp_port()
     log = tmp_path / "params.jsonl"
+    takes = tmp_path / "takes"
     argv = ["perform", "--model", "demo", "--device", "cpu", "--mapping", "generic", "--midi-port", "none",
-            "--audio-device", "none", "--osc-port", str(port), "--output", "null", "--fps", "20",
+            "--audio-device", "none", "--osc-port", str(port), "--output", f"null,takes:{takes}", "--fps", "20",
             "--presets-dir", str(tmp_path), "--log-params", str(log)]
     stop = threading.Event()
     result = {}
@@ -159,7 +161,9 @@ def test_perform_killed_by_sigsegv_comes_back_with_its_look(tmp_path, monkeypatc
         # move psi over OSC until the log shows it (and an autosave has had time to follow)
         assert wait_for(lambda: (send_osc(port, "/ganinstrument/psi", 0.25) or True)
                         and rows(log)[-1]["values"]["psi"] < 0.26, 30, step=0.2)
-        time.sleep(2.5)
+        send_osc(port, "/ganinstrument/record.toggle", 1.0)  # start a take (as R or a pad would)
+        assert wait_for(lambda: (takes / ".recording").is_file(), 30), "no take started"
+        time.sleep(2.5)  # two keyframes (fragments) into the take, and an autosave of the look
         children = [p for p in performers_under(os.getpid()) if p in first]
         assert len(children) == 1
         os.kill(children[0], signal.SIGSEGV)
@@ -168,6 +172,11 @@ def test_perform_killed_by_sigsegv_comes_back_with_its_look(tmp_path, monkeypatc
         again = rows(restarted)
         assert again[0]["values"]["psi"] == pytest.approx(0.25, abs=0.01)   # the look it had
         assert rows(log)[0]["values"]["psi"] == 1.0                         # the old log is kept
+        # the take the crash cut plays up to its last fragment; recording went on in a new take
+        assert wait_for(lambda: len(list(takes.glob("take-*.mp4"))) == 2, 30), "the take did not go on"
+        cut = sorted(takes.glob("take-*.mp4"))[0]
+        with av.open(str(cut)) as c:
+            assert sum(1 for _ in c.decode(video=0)) >= 20  # >= 1 s at 20 fps
     finally:
         stop.set()
         runner.join(30)

@@ -166,9 +166,10 @@ def default_output_spec() -> str:
 def make_sink(item: SinkSpec, *, offline: bool = False,
               hud: Callable[[], Mapping[str, object]] | None = None,
               on_action: Callable[[str], None] | None = None, audio=None,
-              audio_sample_rate: int | None = None) -> Sink:
+              audio_sample_rate: int | None = None, resume_takes: bool = False) -> Sink:
     """Build (not open) the sink an item describes. `offline`: recorders wait instead of
-    dropping (for `render`; never for live use)."""
+    dropping (for `render`; never for live use). `resume_takes`: after a crash, a take the
+    crash ended goes on in a new file (outputs/takes.py)."""
     on_full = "wait" if offline else "drop"
     if item.kind == "null":
         from .null import NullSink
@@ -182,7 +183,7 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
     if item.kind == "takes":
         from .takes import TakeRecorder
 
-        return TakeRecorder(item.option("directory"))
+        return TakeRecorder(item.option("directory"), resume=resume_takes)
     if item.kind == "frames":
         from .recorder import FrameDirSink
 
@@ -213,7 +214,7 @@ def open_sinks(spec: str, width: int, height: int, fps: float, *, required: bool
     `required=True` (the user named these outputs): anything unavailable or failing to open
     raises `SinkUnavailableError`/`SinkError` listing every problem, and nothing stays open.
     `required=False` (defaults): those are skipped with a warning. `options` go to
-    `make_sink` (offline, hud, on_action, audio, audio_sample_rate).
+    `make_sink` (offline, hud, on_action, audio, audio_sample_rate, resume_takes).
     """
     items = parse_output_spec(spec)
     reasons = {item.kind: unavailable_reason(item.kind) for item in items}

@@ -8,6 +8,10 @@ crash-safe, so even a take the show died in plays up to its last second.
 Starting a take opens an encoder (NVENC or libx264: tens of milliseconds) and ending one
 flushes it, so both happen on a helper thread: the frame loop never waits for them. Frames
 that arrive while a take is starting are not in it.
+
+While a take records, a marker file (`takes/.recording`) says so. A show restarted after a
+crash (`perform`'s supervisor) opens the output with `resume=True`: if the marker is there,
+the crash ended a take, and a new one starts at once.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .recorder import VideoRecorder, _import_av
 log = logging.getLogger(__name__)
 
 DEFAULT_DIR = "takes"
+MARKER = ".recording"  # in the takes folder while a take records
 
 
 class TakeRecorder(Sink):
@@ -32,11 +37,12 @@ class TakeRecorder(Sink):
     VideoRecorder (codec, crf, threads, nice...)."""
 
     def __init__(self, directory: str | Path = DEFAULT_DIR, *, prefix: str = "take-", name: str = "takes",
-                 close_timeout_s: float = 30.0, **recorder_kwargs):
+                 close_timeout_s: float = 30.0, resume: bool = False, **recorder_kwargs):
         self.name = name
         self.directory = Path(directory)
         self.prefix = prefix
         self.close_timeout_s = close_timeout_s
+        self.resume = resume  # after a crash: start a take at once if one was recording
         self.recorder_kwargs = {"crash_safe": True, **recorder_kwargs}
         self.width = self.height = 0
         self.fps = 0.0
@@ -61,6 +67,15 @@ class TakeRecorder(Sink):
             raise SinkError(f"{self.name}: {self.directory} is a file, not a folder for takes")
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         self._open = True
+        marker = self.directory / MARKER
+        if marker.is_file():
+            if self.resume:
+                self.messages.append(f"a take ended with the crash ({marker.read_text().strip()}); "
+                                     "recording goes on in a new one")
+                log.warning("%s", self.messages[-1])
+                self.toggle()
+            else:
+                marker.unlink(missing_ok=True)  # left by a show that died unsupervised
 
     def submit(self, frame) -> bool:
         take = self._current
@@ -156,9 +171,21 @@ class TakeRecorder(Sink):
         if stop:
             self._finish(take, self.close_timeout_s)
         else:
+            self._mark(path)
             log.info("take: recording %s", path)
 
+    def _mark(self, path: Path | None) -> None:
+        marker = self.directory / MARKER
+        try:
+            if path is None:
+                marker.unlink(missing_ok=True)
+            else:
+                marker.write_text(f"{path.name}\n")
+        except OSError as exc:
+            log.debug("take: marker %s: %s", marker, exc)
+
     def _finish(self, take: VideoRecorder, timeout_s: float) -> bool:
+        self._mark(None)
         ok = take.close(timeout_s)
         st = take.stats
         with self._lock:
