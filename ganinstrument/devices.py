@@ -75,8 +75,11 @@ def output_lines() -> list[str]:
     why = _imports("glfw", "moderngl")
     lines.append("    preview: available (needs a display to open)" if why is None
                  else f"    preview: unavailable ({why}; pip install glfw moderngl)")
+    why = _imports("NDIlib")
+    lines.append("    ndi: available" if why is None else f"    ndi: unavailable ({why}; pip install ndi-python)")
     why = _imports("av")
-    lines.append("    record: available" if why is None else f"    record: unavailable ({why}; pip install av)")
+    for kind in ("record", "takes"):
+        lines.append(f"    {kind}: available" if why is None else f"    {kind}: unavailable ({why}; pip install av)")
     return lines
 
 
