@@ -198,11 +198,12 @@ def test_named_encoder_that_will_not_open_is_an_error(tmp_path, monkeypatch):
 PATCHES = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "grey": (128, 128, 128)}
 
 
-def test_colour_is_bt709_and_tagged(tmp_path):
+@pytest.mark.parametrize("convert", ["host", "device"])  # swscale, or outputs/yuv.py (CUDA frames' path)
+def test_colour_is_bt709_and_tagged(tmp_path, convert):
     img = np.zeros((48, 64, 3), np.uint8)
     for k, rgb in enumerate(PATCHES.values()):
         img[:, 16 * k: 16 * (k + 1)] = rgb
-    record(tmp_path / "colour.mp4", [frame(i, i / 30, img) for i in range(3)])
+    record(tmp_path / "colour.mp4", [frame(i, i / 30, img) for i in range(3)], convert=convert)
     with av.open(str(tmp_path / "colour.mp4")) as c:
         cc = c.streams.video[0].codec_context
         # AVCOL_PRI_BT709, AVCOL_TRC_BT709, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG (limited)
@@ -287,3 +288,17 @@ def test_live_outputs_record_crash_safe_and_renders_plain(tmp_path):
     at = [i for i, k in enumerate(keys) if k] + [len(keys)]
     assert len(frames) == 45 and at[0] == 0
     assert max(b - a for a, b in zip(at, at[1:])) <= 30  # a keyframe at least every second (x264 alone: 250)
+
+
+def test_device_conversion_crops_odd_sizes_and_follows_a_size_change(tmp_path):
+    """The on-device path (what CUDA frames take) with odd sizes and a frame of another size
+    (which goes through swscale to be scaled)."""
+    odd = [frame(i, i / 30, pattern(i, 49, 65)) for i in range(4)]
+    other = [frame(4 + i, (4 + i) / 30, pattern(i, 24, 32)) for i in range(2)]
+    rec = record(tmp_path / "odd.mp4", odd + other, size=(65, 49), convert="device")
+    assert rec.stats.written == 6
+    info = probe(tmp_path / "odd.mp4")
+    assert info["size"] == (64, 48) and len(info["times"]) == 6
+    with av.open(str(tmp_path / "odd.mp4")) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(first - odd[0].image[:48, :64]).mean() < 6

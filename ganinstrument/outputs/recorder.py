@@ -13,9 +13,10 @@ cropped. The encoder opens when the recording starts; with `codec="auto"`, an NV
 probed fine but will not open now (e.g. the GeForce limit on concurrent sessions, with OBS
 encoding too) falls back to libx264 with a warning.
 
-Colour: RGB is converted to YUV with the BT.709 matrix, limited range, and the stream is tagged
-BT.709 (primaries, transfer, matrix) and limited range, which is what players assume for HD
-anyway; untagged BT.601 YUV would play with a slight colour shift.
+Colour: RGB is converted to YUV with the BT.709 matrix, limited range (CUDA frames on the GPU,
+outputs/yuv.py: half the download and no conversion on the host; CPU frames by swscale), and
+the stream is tagged BT.709 (primaries, transfer, matrix) and limited range, which is what
+players assume for HD anyway; untagged BT.601 YUV would play with a slight colour shift.
 
 Crash-safe (`crash_safe=True`, what `perform` uses): an .mp4/.mov is written as fragmented MP4
 with a keyframe and a fragment every second, so a show that dies (a driver crash, the power)
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SinkError, SinkUnavailableError, ThreadedSink
+from .readback import producer_event
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,8 @@ class VideoRecorder(ThreadedSink):
     `audio` (a file path, or a float32 array [samples] / [samples, channels] in [-1, 1] with
     `audio_sample_rate`) is muxed in as AAC when the recording closes.
 
+    `convert`: where RGB becomes YUV: "auto" (on the GPU for CUDA frames, on the host for CPU
+    frames), "device" (always with outputs/yuv.py) or "host" (always swscale).
     `crash_safe`: fragmented MP4 with a keyframe every second, playable after a crash (see
     the module's docstring). `threads`: the encoder's threads (None: the encoder's own choice, ~1.5 per core for
     libx264). `nice`: on Linux, lower this sink's thread, and the encoder's threads it starts,
@@ -144,7 +148,7 @@ class VideoRecorder(ThreadedSink):
     def __init__(self, path: str | os.PathLike, *, codec: str = "auto", crf: int = 18,
                  preset: str = "veryfast", audio=None, audio_sample_rate: int | None = None,
                  queue_size: int = 32, on_full: str = "drop", name: str = "record",
-                 threads: int | None = None, nice: int = 0, crash_safe: bool = False):
+                 threads: int | None = None, nice: int = 0, crash_safe: bool = False, convert: str = "auto"):
         super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
         self.path = Path(path)
         self.codec_request = codec
@@ -152,6 +156,9 @@ class VideoRecorder(ThreadedSink):
         self.crf, self.preset = crf, preset
         self.threads, self.nice = threads, nice
         self.crash_safe = crash_safe
+        if convert not in ("auto", "device", "host"):
+            raise ValueError(f"convert must be 'auto', 'device' or 'host', got {convert!r}")
+        self.convert = convert
         self.audio, self.audio_sample_rate = audio, audio_sample_rate
         # Owned by the sink thread:
         self._container = self._stream = None
@@ -161,6 +168,7 @@ class VideoRecorder(ThreadedSink):
         self._held = None  # the newest packet: muxed once the next one tells its duration
         self._frames = 0
         self._reformatter = None
+        self._i420 = None  # I420Download: CUDA frames converted on their device
 
     def _start(self) -> None:
         av = _import_av()
@@ -224,18 +232,14 @@ class VideoRecorder(ThreadedSink):
             return self.path
         return self.path.with_name(self.path.stem + ".video-only" + self.path.suffix)
 
-    def _write(self, frame) -> None:
-        import av
+    def _prepare(self, frame):
+        # On the engine thread: where a CUDA frame's pixels are complete (see readback.py)
+        return frame, producer_event(frame.pixels)
 
-        img = frame.image  # [H, W, 3] uint8
+    def _write(self, item) -> None:
+        frame, event = item
         stream = self._stream
-        if img.shape[0] == self.height and img.shape[1] == self.width:
-            img = img[: stream.height, : stream.width]  # crop odd sizes to even
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        # Scale if the size changed, and convert with BT.709 (limited range is swscale's
-        # default for YUV); left to the encoder, PyAV would use BT.601.
-        vf = self._reformatter.reformat(vf, stream.width, stream.height, "yuv420p",
-                                        dst_colorspace="itu709")
+        vf = self._video_frame(frame, event, stream.width, stream.height)
         if self._t0 is None:
             self._t0 = frame.timestamp
         pts = round((frame.timestamp - self._t0) / TIME_BASE)
@@ -249,6 +253,31 @@ class VideoRecorder(ThreadedSink):
             self._mux(packet)
         self._frames += 1
 
+    def _video_frame(self, frame, event, width: int, height: int):
+        """The frame as yuv420p of the stream's size, converted on its device (CUDA frames;
+        outputs/yuv.py) or on the host (swscale)."""
+        import av
+
+        pixels = frame.pixels  # [H, W, 3] uint8 on the render device
+        same_size = (int(pixels.shape[0]), int(pixels.shape[1])) == (self.height, self.width)
+        on_device = self.convert == "device" or (self.convert == "auto" and pixels.is_cuda)
+        if on_device and same_size:
+            pixels = pixels[:height, :width]  # crop odd sizes to even
+            if self._i420 is None or not self._i420.fits(pixels):
+                from .yuv import I420Download
+
+                if self._i420 is not None:
+                    self._i420.synchronize()
+                self._i420 = I420Download(pixels)
+            return av.VideoFrame.from_ndarray(self._i420(pixels, event), format="yuv420p")
+        img = frame.image  # [H, W, 3] uint8
+        if same_size:
+            img = img[:height, :width]  # crop odd sizes to even
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        # Scale if the size changed, and convert with BT.709 (limited range is swscale's
+        # default for YUV); left to the encoder, PyAV would use BT.601.
+        return self._reformatter.reformat(vf, width, height, "yuv420p", dst_colorspace="itu709")
+
     def _mux(self, packet) -> None:
         held, self._held = self._held, packet
         if held is not None:
@@ -256,6 +285,9 @@ class VideoRecorder(ThreadedSink):
             self._container.mux(held)
 
     def _finish(self) -> None:
+        if self._i420 is not None:
+            self._i420.synchronize()  # no conversion may still use the buffers we drop
+            self._i420 = None
         container = self._container
         if container is None:
             return
