@@ -247,8 +247,9 @@ def add_perform_parser(sub) -> None:
                    help="audio input name (substring) or index; default: the system input; 'none'")
     p.add_argument("--osc-port", default="9000", help="UDP port for OSC input (default 9000; 'off')")
     p.add_argument("--output", default=None,
-                   help="comma-separated: spout[:NAME], preview[:fullscreen][:monitor=N], record:FILE.mp4, "
-                        "null (default: preview and Spout where available)")
+                   help="comma-separated: spout[:NAME], ndi[:NAME], preview[:fullscreen][:monitor=N], "
+                        "record:FILE.mp4, takes[:DIR] (R records), null (default: preview and Spout where "
+                        "available, and takes)")
     p.add_argument("--fps", type=float, default=60.0, help="frame rate to pace at (0: as fast as possible)")
     p.add_argument("--device", default=None, help="torch device: cuda, cuda:1, mps, cpu (default: automatic)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames (headless runs, tests)")
