@@ -48,6 +48,7 @@ class NdiSink(ThreadedSink):
         self._sender = None
         self._video = None
         self._readback: RgbaReadback | None = None
+        self._connections = 0  # counted on the sink thread after each send
 
     def _prepare(self, frame):
         return frame, producer_event(frame.pixels)  # engine thread: no waiting, see readback.py
@@ -87,15 +88,17 @@ class NdiSink(ThreadedSink):
         video.data = rgbx  # sets the size and the line stride too
         video.picture_aspect_ratio = rgbx.shape[1] / rgbx.shape[0]
         self._ndi.send_send_video_v2(self._sender, video)
+        self._connections = int(self._ndi.send_get_no_connections(self._sender, 0))
 
     @property
     def connections(self) -> int:
-        """How many receivers are connected now (0 before the sender started)."""
-        ndi, sender = self._ndi, self._sender
-        return int(ndi.send_get_no_connections(sender, 0)) if sender is not None else 0
+        """How many receivers were connected at the last send (any thread: the sender itself is
+        only ever touched on the sink's thread, so a failing sink cannot free it under us)."""
+        return self._connections
 
     def _finish(self) -> None:
         sender, self._sender = self._sender, None
+        self._connections = 0
         if self._readback is not None:
             self._readback.synchronize()
         if sender is not None:
