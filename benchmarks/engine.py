@@ -97,7 +97,6 @@ CONTROL_CCS = [1, 2, 3, 4, 24]  # generic mapping: z.1..z.4, psi (z.0 is left to
 KICK_TARGET = "z.0"  # the generic mapping's `kick` route: onset.low pulses z.0
 SAMPLE_RATE, BLOCK = 48000, 256
 JACK = None  # the ServerInfo in use
-RECORD_OPTIONS: dict = {}  # --record-threads / --record-nice
 
 
 def late_cycles() -> tuple[int, int] | None:
@@ -557,7 +556,7 @@ def open_sinks(names, width, height, fps, tmpdir, config, rec):
             if reason:
                 notes.append(reason)
                 continue
-            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"), **RECORD_OPTIONS)
+            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"))
         elif name == "preview":
             reason = unavailable_reason("preview")
             if reason:
@@ -927,15 +926,7 @@ def main(argv=None) -> int:
     p.add_argument("--trace-memory", action="store_true",
                    help="soak under tracemalloc and print the allocation sites that grew over its second "
                         "half (slows every frame: for finding a leak, not for timing)")
-    p.add_argument("--record-threads", type=int, default=None,
-                   help="the recorder's encoder threads (default: as perform chooses)")
-    p.add_argument("--record-nice", type=int, default=None,
-                   help="lower the recorder's threads by this nice value (default: as perform chooses)")
     args = p.parse_args(argv)
-    if args.record_threads is not None:
-        RECORD_OPTIONS["threads"] = args.record_threads
-    if args.record_nice is not None:
-        RECORD_OPTIONS["nice"] = args.record_nice
     faulthandler.enable()  # a crash in a native library (rtmidi, torch) prints every thread's stack
 
     from ganinstrument.models.device import pick_device

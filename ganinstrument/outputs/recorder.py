@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -113,20 +111,6 @@ def pick_video_codec(codec: str, width: int, height: int, fps: float) -> str:
     return codec
 
 
-def lower_this_thread(nice: int) -> bool:
-    """Raise the calling thread's nice value by `nice` (Linux; threads it starts inherit it).
-    False where that is not possible here."""
-    if not sys.platform.startswith("linux") or nice <= 0:
-        return False
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-        return True
-    except (OSError, AttributeError) as err:
-        log.debug("could not lower the priority of %s: %s", threading.current_thread().name, err)
-        return False
-
-
 def _even(n: int) -> int:
     return n - n % 2
 
@@ -140,21 +124,18 @@ class VideoRecorder(ThreadedSink):
     `convert`: where RGB becomes YUV: "auto" (on the GPU for CUDA frames, on the host for CPU
     frames), "device" (always with outputs/yuv.py) or "host" (always swscale).
     `crash_safe`: fragmented MP4 with a keyframe every second, playable after a crash (see
-    the module's docstring). `threads`: the encoder's threads (None: the encoder's own choice, ~1.5 per core for
-    libx264). `nice`: on Linux, lower this sink's thread, and the encoder's threads it starts,
-    by this much (0..19), so that the encoder only takes CPU the frame loop leaves.
+    the module's docstring).
     """
 
     def __init__(self, path: str | os.PathLike, *, codec: str = "auto", crf: int = 18,
                  preset: str = "veryfast", audio=None, audio_sample_rate: int | None = None,
                  queue_size: int = 32, on_full: str = "drop", name: str = "record",
-                 threads: int | None = None, nice: int = 0, crash_safe: bool = False, convert: str = "auto"):
+                 crash_safe: bool = False, convert: str = "auto"):
         super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
         self.path = Path(path)
         self.codec_request = codec
         self.codec: str | None = None  # the encoder chosen at open
         self.crf, self.preset = crf, preset
-        self.threads, self.nice = threads, nice
         self.crash_safe = crash_safe
         if convert not in ("auto", "device", "host"):
             raise ValueError(f"convert must be 'auto', 'device' or 'host', got {convert!r}")
@@ -178,8 +159,6 @@ class VideoRecorder(ThreadedSink):
         if width < 2 or height < 2:
             raise SinkError(f"record: {self.width}x{self.height} is too small to encode")
         self.codec = pick_video_codec(self.codec_request, width, height, self.fps)
-        if self.nice:
-            lower_this_thread(self.nice)  # before the encoder starts its threads: they inherit it
         target = self._video_path()
         while True:
             try:
@@ -214,8 +193,6 @@ class VideoRecorder(ThreadedSink):
             stream.time_base = TIME_BASE
             cc.options = {**_encoder_options(self.codec, self.crf, self.preset),
                           **COLOR_OPTIONS}
-            if self.threads:
-                cc.thread_count = self.threads
             if self.crash_safe:
                 cc.gop_size = max(1, round(self.fps))  # a keyframe, so a fragment, every second
             try:
