@@ -718,7 +718,8 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         print_gc_garbage()
     trimmer = engine.heap_trimmer
     if trimmer is not None:
-        print(f"  heap trims by the engine (every {trimmer.interval_s:g} s): {trimmer.trims}, "
+        print(f"  heap checks by the engine (every {trimmer.interval_s:g} s): {trimmer.checks}; trims "
+              f"(resident size {trimmer.slack_bytes >> 20} MiB past where it settled): {trimmer.trims}, "
               f"last {trimmer.last_ms:.1f} ms, longest {trimmer.max_ms:.1f} ms")
     if sender is not None:
         print(f"  MIDI input process: {midi_process}")

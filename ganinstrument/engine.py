@@ -40,6 +40,11 @@ ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "record.toggle", "quit", "mi
 UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
 
 
+class News(str):
+    """A message for the HUD. Each is its own object, so the HUD (which shows a source's newest
+    message once it changes) shows "frozen" again the second time it happens."""
+
+
 @dataclass
 class EngineStats:
     frames: int = 0
@@ -119,8 +124,8 @@ class Engine:
         objects for the demo) is frozen out of Python's cyclic garbage collector for the run:
         a full collection walks every object and took 50..150 ms here, a stall of several
         frames at a random moment. Collections of what the show itself allocates stay cheap.
-        Freed heap memory goes back to the system every `trim_heap_s` (heap.HeapTrimmer), so
-        the show's memory stays flat.
+        Every `trim_heap_s` the heap is checked, and freed memory goes back to the system once
+        it has grown (heap.HeapTrimmer), so the show's memory stays flat.
         """
         gc.collect()
         gc.freeze()
@@ -246,9 +251,9 @@ class Engine:
 
     def _engine_action(self, action: str) -> None:
         if self.panic.handles(action):
-            self.messages.append(self.panic.toggle(action))
+            self.messages.append(News(self.panic.toggle(action)))
         elif action == "record.toggle":
-            self.messages.append(self._toggle_takes())
+            self.messages.append(News(self._toggle_takes()))
         elif action == "quit":
             self.request_stop()
         elif action == "midi.reconnected":  # a controller came back: its faders are anywhere

@@ -1,4 +1,4 @@
-"""heap.HeapTrimmer: freed heap memory goes back to the system on a timer (glibc)."""
+"""heap.HeapTrimmer: freed heap memory goes back to the system once it has grown (glibc)."""
 
 from __future__ import annotations
 
@@ -38,19 +38,49 @@ def test_a_trim_returns_freed_memory_the_raised_threshold_kept():
         libc.mallopt(m_mmap_threshold, 128 * 1024)
 
 
-def test_the_thread_trims_on_its_interval_and_stops():
-    trimmer = HeapTrimmer(interval_s=0.02)
+def test_it_trims_only_once_the_heap_has_grown_past_the_slack():
+    """Steady memory: checks never trim (a trim would make the frames fault their reused blocks
+    back in). Freed memory kept by the raised threshold: the next check trims it."""
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    assert libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30)
+    try:
+        trimmer = HeapTrimmer(slack_bytes=64 * 2**20)
+        assert trimmer.check() is False  # notes where it settled
+        for _ in range(3):
+            scratch = [np.ones(4096 * 16, np.uint8) for _ in range(200)]  # 12.5 MiB a "frame"
+            del scratch
+            assert trimmer.check() is False
+        assert trimmer.trims == 0
+        blocks = [np.ones(4096 * 16, np.uint8) for _ in range(4000)]  # 256 MiB in 64 KiB blocks
+        keep = blocks[::64]
+        del blocks
+        before = rss_bytes()
+        assert trimmer.check() is True
+        assert before - rss_bytes() > 100 * 2**20 and trimmer.trims == 1
+        assert trimmer.check() is False  # settles again before it trims again
+        assert trimmer.checks == 6
+        del keep
+    finally:
+        libc.mallopt(m_trim_threshold, 128 * 1024)
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+
+
+def test_the_thread_checks_on_its_interval_and_stops():
+    trimmer = HeapTrimmer(interval_s=0.02, slack_bytes=0)
     assert trimmer.start()
     deadline = time.monotonic() + 5
-    while trimmer.trims < 3 and time.monotonic() < deadline:
+    while trimmer.checks < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert trimmer.trims >= 3
+    assert trimmer.checks >= 4 and trimmer.trims >= 1  # one trim at the start, then checks
     assert trimmer.stop(timeout=2.0)
-    done = trimmer.trims
+    done = trimmer.checks
     time.sleep(0.1)
-    assert trimmer.trims == done
+    assert trimmer.checks == done
 
 
 def test_bad_interval():
     with pytest.raises(ValueError, match="interval_s"):
         HeapTrimmer(0)
+    with pytest.raises(ValueError, match="slack_bytes"):
+        HeapTrimmer(slack_bytes=-1)
