@@ -42,8 +42,9 @@ class BlockSource:
         ring = RingBuffer(max(2 * self.block_size, 2 * self._chunk) + self.block_size, x.shape[1])
         self._capture = _Capture(ring, self.clock)
         factory = extractor or _default_extractor
+        rate = self.sample_rate  # (not `self` in the lambda: that cycle left every BlockSource to the GC)
         self.worker = FeatureWorker(ring, factory(self.sample_rate, self.block_size), self.block_size,
-                                    channels=channels, time_of=lambda f: f / self.sample_rate,
+                                    channels=channels, time_of=lambda f: f / rate,
                                     sample_rate=self.sample_rate)
         self._fed = 0
         padded = -(-len(self.samples) // self.block_size) * self.block_size
