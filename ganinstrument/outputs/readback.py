@@ -54,10 +54,7 @@ class RgbaReadback:
 
         stream = self.stream
         with torch.cuda.stream(stream):
-            if producer_event is not None:
-                stream.wait_event(producer_event)
-            else:
-                stream.wait_stream(torch.cuda.default_stream(pixels.device))
+            wait_for_producer(stream, pixels, producer_event)
             self.staging[..., :3].copy_(pixels)
             self.host_t[slot].copy_(self.staging, non_blocking=True)
             self.events[slot].record(stream)
@@ -86,3 +83,14 @@ def producer_event(pixels):
     event = torch.cuda.Event()
     event.record(torch.cuda.current_stream(pixels.device))
     return event
+
+
+def wait_for_producer(stream, pixels, producer_event) -> None:
+    """Make a sink's private CUDA `stream` wait for the work that produces `pixels`: their
+    producer event, or without one everything queued on the device's default stream."""
+    import torch
+
+    if producer_event is not None:
+        stream.wait_event(producer_event)
+    else:
+        stream.wait_stream(torch.cuda.default_stream(pixels.device))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .readback import wait_for_producer
+
 KR, KB = 0.2126, 0.0722
 KG = 1.0 - KR - KB
 
@@ -67,10 +69,7 @@ class I420Download:
             return rgb_to_i420(pixels).numpy()
         stream = self.stream
         with torch.cuda.stream(stream):
-            if producer_event is not None:
-                stream.wait_event(producer_event)
-            else:
-                stream.wait_stream(torch.cuda.default_stream(pixels.device))
+            wait_for_producer(stream, pixels, producer_event)
             planes = rgb_to_i420(pixels)
             self.host_t.copy_(planes, non_blocking=True)
             self.event.record(stream)
