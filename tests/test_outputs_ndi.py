@@ -95,6 +95,10 @@ def test_frames_reach_an_ndi_receiver():
         assert got.shape == (48, 64, 4)
         error = np.abs(got[..., :3].astype(int) - frame.image.astype(int))
         assert error.mean() < 4 and np.percentile(error, 99) < 16
+        deadline = time.monotonic() + 10  # counted after each send: the next sends see the receiver
+        while sink.connections != 1 and time.monotonic() < deadline:
+            sink.submit(frame.again(time.monotonic()))
+            time.sleep(0.02)
         assert sink.connections == 1
         from ganinstrument.clock import FakeClock
         from ganinstrument.engine import Engine
