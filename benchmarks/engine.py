@@ -376,19 +376,18 @@ class BenchEngine(Engine):
                 if r.route.feature == "onset.low" and r.route.mode not in ("replace", "multiply")]
         self.kick_depth = kick[0].offset + kick[0].depth if len(routes) == 1 and kick else None
 
-    def _take_input(self, t):
+    def _timed(self, phase: str, step, *args):
         a = time.perf_counter()
         try:
-            return super()._take_input(t)
+            return step(*args)
         finally:
-            self._phase["input"] = time.perf_counter() - a
+            self._phase[phase] = time.perf_counter() - a
+
+    def _take_input(self, t):
+        return self._timed("input", super()._take_input, t)
 
     def _render(self, dt):
-        a = time.perf_counter()
-        try:
-            return super()._render(dt)
-        finally:
-            self._phase["render"] = time.perf_counter() - a
+        return self._timed("render", super()._render, dt)
 
     def frame(self):
         rec, sinks = self.rec, self.sinks

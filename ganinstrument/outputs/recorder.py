@@ -210,8 +210,9 @@ class VideoRecorder(ThreadedSink):
         return self.path.with_name(self.path.stem + ".video-only" + self.path.suffix)
 
     def _prepare(self, frame):
-        # On the engine thread: where a CUDA frame's pixels are complete (see readback.py)
-        return frame, producer_event(frame.pixels)
+        # On the engine thread: where a CUDA frame's pixels are complete (see readback.py), for
+        # the conversion on the device; the host path needs none
+        return frame, (None if self.convert == "host" else producer_event(frame.pixels))
 
     def _write(self, item) -> None:
         frame, event = item

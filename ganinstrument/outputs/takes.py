@@ -145,7 +145,7 @@ class TakeRecorder(Sink):
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.directory / f"{self.prefix}{stamp}.mp4"
         n = 2
-        while path.exists() or any(p == path for p in self.saved):
+        while path.exists() or path in self.saved:
             path = self.directory / f"{self.prefix}{stamp}-{n}.mp4"
             n += 1
         return path
