@@ -32,11 +32,10 @@ from .clock import Clock, MonotonicClock
 from .events import ControlEvent, ParamUpdate
 from .frame import Frame
 from .hud import Hud
-from .show import Panic
+from .show import Panic, apply_controls
 
 log = logging.getLogger(__name__)
 
-ENGINE_ACTIONS = ("panic.freeze", "panic.blackout", "record.toggle", "quit", "midi.reconnected")
 UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
 
 
@@ -196,10 +195,11 @@ class Engine:
         return frame
 
     def _take_input(self, t: float) -> None:
-        for action in self._drain_keys():
-            if self.session is not None and action not in UNRECORDED_ACTIONS:
-                self.session.update(t, ParamUpdate(action, action=True, source="key"))
-            self._engine_action(action)
+        keys = self._drain_keys()
+        if self.session is not None:
+            for action in keys:
+                if action not in UNRECORDED_ACTIONS:
+                    self.session.update(t, ParamUpdate(action, action=True, source="key"))
         events: list[ControlEvent] = []
         direct: list[ParamUpdate] = []
         if self.midi is not None:
@@ -218,11 +218,9 @@ class Engine:
         if self.router is not None and events:
             updates.extend(self.router.route(events))
         self.stats.events += len(events)
-        for update in updates:
-            if update.target in ENGINE_ACTIONS:  # even when frozen: the pad that froze unfreezes
-                self._engine_action(update.target)
-            elif not self.frozen and self.inst.apply(update):
-                self.stats.last_touched = f"{update.target} {update.value:.3g}"
+        touched = apply_controls(self.inst, self.panic, keys, updates, self._engine_action)
+        if touched:
+            self.stats.last_touched = touched
         if self.audio is not None and self.inst.modulation is not None:
             features, onsets = self.audio.latest(), self.audio.drain_onsets()
             if self.session is not None and (features is not None or onsets):
@@ -249,7 +247,8 @@ class Engine:
                       self.stats.errors, "".join(traceback.format_exception(exc)))
         return self._last_good
 
-    def _engine_action(self, action: str) -> None:
+    def _engine_action(self, action: str) -> bool:
+        """The engine's own actions (show.apply_controls calls this first); False: not one."""
         if self.panic.handles(action):
             self.messages.append(News(self.panic.toggle(action)))
         elif action == "record.toggle":
@@ -261,8 +260,9 @@ class Engine:
                 self.router.rearm(forget_position=True)
             if self.feedback is not None:
                 self.feedback.resend_all()
-        elif action in self.inst.actions():
-            self.inst.apply(ParamUpdate(action, action=True, source="key"))
+        else:
+            return False
+        return True
 
     def _toggle_takes(self) -> str:
         takes = [s for s in (self.sinks or ()) if callable(getattr(s, "toggle", None))]

@@ -169,21 +169,26 @@ def run_render(args) -> int:
 
 
 def _apply_controls(inst, router, panic: Panic, items) -> None:
-    """One frame's recorded controls, in the live engine's order: keys first (they act even
-    while frozen), then direct updates (OSC) and MIDI through the mapping, which are dropped
-    while frozen except the panic toggles themselves."""
-    keys = [i.update for i in items if i.update is not None and i.update.source == "key"]
+    """One frame's recorded controls: keys, then OSC's direct updates and MIDI through the
+    mapping, applied as the live engine did (show.apply_controls). Takes are the live show's."""
+    from .show import apply_controls
+
+    keys = [i.update.target for i in items if i.update is not None and i.update.source == "key"]
     direct = [i.update for i in items if i.update is not None and i.update.source != "key"]
     events = [i.event for i in items if i.event is not None]
-    for update in keys:
-        if not panic.toggle(update.target):
-            inst.apply(update)
     routed = router.route(events) if events else []
-    for update in direct + list(routed):
-        if panic.handles(update.target):
-            panic.toggle(update.target)
-        elif not panic.frozen:
-            inst.apply(update)
+    apply_controls(inst, panic, keys, direct + list(routed), _render_action(panic))
+
+
+def _render_action(panic: Panic):
+    from .show import SHOW_ACTION_NAMES
+
+    def act(action: str) -> bool:
+        if panic.handles(action):
+            panic.toggle(action)
+            return True
+        return action in SHOW_ACTION_NAMES  # record.toggle: takes are the live show's
+    return act
 
 
 def _feed_session_features(modulation, items) -> None:

@@ -8,8 +8,9 @@ Panic: hold the picture, or black it out, from a key, a controller pad or a reco
 Both are toggles. `panic.freeze` holds the last picture and ignores every input (controls,
 audio) until pressed again, so the look comes back exactly as it was. `panic.blackout` sends
 black while the scene goes on playing underneath; pressed again, the live picture returns.
-The live engine and `render` share this, so a session recorded with a blackout in it renders
-with the blackout in the same place.
+The live engine and `render` share this, and the order a frame's controls are applied in
+(`apply_controls`), so a session recorded with a blackout in it renders with the blackout in the
+same place, and every move lands on the same frame.
 
 `record.toggle` starts a take on the `takes` output, or ends the one recording
 (outputs/takes.py); `render` ignores it.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from .events import ParamUpdate
 from .frame import Frame
 from .params import ActionSpec
 
@@ -61,3 +63,27 @@ class Panic:
                 or self._black.pixels.device != frame.pixels.device:
             self._black = Frame(torch.zeros_like(frame.pixels), frame.timestamp, -1)
         return self._black.again(frame.timestamp)
+
+
+def apply_controls(inst, panic: Panic, keys, updates, act) -> str:
+    """Apply one frame's controls in the order the live engine and `render` share.
+
+    `keys`: action names from the preview's keyboard, applied first; they act even while frozen
+    (preset next/prev chosen while the picture is held shows when it is let go).
+    `updates`: ParamUpdates (OSC's direct ones, then the mapping's), in arrival order. While
+    frozen they are dropped, except the show's own actions: the pad that froze unfreezes.
+    `act(action) -> bool`: the caller's handler for the show's actions (panic, takes, and the
+    engine's own); True if it took the action, False to hand it to the instrument.
+
+    Returns what was touched last ("target value"), for the HUD; "" when nothing was.
+    """
+    touched = ""
+    for action in keys:
+        if not act(action) and action in inst.actions():
+            inst.apply(ParamUpdate(action, action=True, source="key"))
+    for update in updates:
+        if update.action and act(update.target):
+            continue
+        if not panic.frozen and inst.apply(update):
+            touched = f"{update.target} {update.value:.3g}"
+    return touched
