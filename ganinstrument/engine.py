@@ -179,7 +179,9 @@ class Engine:
         if dt > 0:
             self.stats.fps = 0.9 * self.stats.fps + 0.1 / dt if self.stats.fps else 1.0 / dt
         if frame is not None and self.sinks is not None:
-            self.sinks.submit(self.panic.output(frame))
+            # Stamped with the show clock: a held (frozen) picture keeps time moving in a
+            # recording, and the live audio input is stamped on the same clock.
+            self.sinks.submit(self.panic.output(frame).again(now))
         if self.feedback is not None:
             try:
                 self.feedback.update()  # LEDs and motor faders follow the values, throttled

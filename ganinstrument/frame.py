@@ -11,7 +11,9 @@ import torch
 @dataclass(eq=False)
 class Frame:
     """One picture: `pixels` is uint8 RGB [H, W, 3] on the render device (no host copy is
-    made until someone asks for `image`); `timestamp` is the instrument's time in seconds;
+    made until someone asks for `image`); `timestamp` is the instrument's time in seconds
+    (what sinks get from the live engine: the show clock's time the frame was made for, on the
+    clock audio input and controls are stamped with; from `render`: frame number / fps);
     `index` counts rendered frames (a frame reused because nothing moved keeps its index)."""
 
     pixels: torch.Tensor

@@ -105,7 +105,7 @@ def _open_osc(args, inst, clock):
     return osc
 
 
-def _open_audio(args, clock):
+def _open_audio(args, clock, tap=None):
     if args.audio_device == "none":
         return None
     from .sources.audio import AudioInput
@@ -114,7 +114,7 @@ def _open_audio(args, clock):
     if device is not None and device.isdigit():
         device = int(device)
     try:
-        audio = AudioInput(device, clock=clock)
+        audio = AudioInput(device, clock=clock, tap=tap)
         if not audio.start():
             return None  # AudioInput has said why
     except (GanInstrumentError, OSError, ImportError, ValueError) as exc:
@@ -159,6 +159,7 @@ def _perform(args) -> int:
     from .autosave import Autosave
     from .engine import Engine
     from .instrument import Instrument
+    from .outputs.live_audio import AudioTap
     from .outputs.spec import default_output_spec, open_sinks
     from .sources.replay import SessionWriter
     from .wiring import connect_mapping
@@ -187,15 +188,18 @@ def _perform(args) -> int:
 
     engine_box: list[Engine] = []
     spec = args.output or default_output_spec()
+    wants_audio = controls.modulation is not None and args.audio_device != "none"
+    tap = AudioTap() if wants_audio else None  # the audio input, into recordings and takes
     sinks = open_sinks(spec, width, height, args.fps or 60.0, required=args.output is not None,
                        resume_takes=restart > 0,  # a take the crash ended goes on
+                       live_audio=tap,
                        on_action=lambda action: engine_box[0].key_action(action) if engine_box else None)
     midi = osc = audio = session = feedback = None
     try:
         midi = _open_midi(args, controls, clock, engine_box)
         feedback = _open_feedback(args, inst, controls, clock)
         osc = _open_osc(args, inst, clock)
-        audio = _open_audio(args, clock) if controls.modulation is not None else None
+        audio = _open_audio(args, clock, tap) if wants_audio else None
         if args.record_session:
             session = SessionWriter(args.record_session, model=str(args.model), model_b=args.model_b,
                                     mapping=str(args.mapping), preset=args.preset, fps=args.fps)

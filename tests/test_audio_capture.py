@@ -408,3 +408,29 @@ def test_a_block_source_is_freed_without_the_cycle_collector():
         assert [ref() for ref in gone] == [None, None]
     finally:
         gc.enable()
+
+
+def test_a_recording_hears_the_analysed_channels_stamped_with_their_arrival():
+    from ganinstrument.clock import FakeClock
+    from ganinstrument.outputs.live_audio import AudioTap
+
+    clock, tap = FakeClock(), AudioTap()
+    inp, stream = started(FakeBackend(), channels=[1, 0], clock=clock, tap=tap)  # swapped, on purpose
+    try:
+        assert (tap.sample_rate, tap.channels) == (RATE, 2)
+        feed = tap.subscribe()
+        blocks = 8
+        for k in range(blocks):
+            clock.set(10.0 + (k + 1) * 256 / RATE)  # each callback runs as its block ends
+            stream.push(np.stack([np.full(256, k, np.float32), np.full(256, -k, np.float32)], axis=1) / 10)
+        assert wait_until(lambda: inp.status().blocks == blocks, 5.0)
+        got = feed.drain()
+        assert [round(t, 9) for t, _, _ in got] == [round(10.0 + k * 256 / RATE, 9) for k in range(blocks)]
+        assert all(rate == RATE for _, rate, _ in got)
+        for k, (_, _, block) in enumerate(got):
+            np.testing.assert_allclose(block, np.tile([-k / 10, k / 10], (256, 1)), atol=1e-7)  # [1, 0]
+        tap.unsubscribe(feed)
+        stream.push(np.zeros((256, 2), np.float32))
+        assert wait_until(lambda: inp.status().blocks == blocks + 1, 5.0) and feed.drain() == []
+    finally:
+        assert inp.stop(timeout=2.0)

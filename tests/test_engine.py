@@ -241,3 +241,24 @@ def test_the_hud_shows_each_panic_as_news_even_when_it_repeats(inst):
         clock.advance(NEWS_S + 1)
         assert "news" not in engine.hud_values(clock.now())
     engine.close()
+
+
+def test_a_frozen_picture_is_held_in_a_recording_for_as_long_as_it_was_frozen(inst, tmp_path):
+    import av
+
+    from ganinstrument.outputs.recorder import VideoRecorder
+
+    rec = VideoRecorder(tmp_path / "frozen.mp4", on_full="wait", crash_safe=True)
+    rec.open(256, 256, 10)
+    clock = FakeClock(500.0)
+    engine = Engine(inst, sinks=Sinks([rec]), clock=clock, fps=None)
+    for k in range(20):
+        if k in (5, 15):
+            engine.key_action("panic.freeze")
+        engine.frame()
+        clock.advance(0.1)
+    engine.close()
+    with av.open(str(tmp_path / "frozen.mp4")) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    # the sinks get the show clock's time: a held picture does not stop the recording's clock
+    assert len(times) == 20 and times[-1] - times[0] == pytest.approx(1.9, abs=1e-3)

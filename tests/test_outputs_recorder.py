@@ -242,9 +242,15 @@ import os, signal, sys
 import numpy as np, torch
 from ganinstrument.frame import Frame
 from ganinstrument.outputs.recorder import VideoRecorder
-rec = VideoRecorder(sys.argv[1], codec="libx264", crash_safe=sys.argv[2] == "1", on_full="wait")
+from ganinstrument.outputs.live_audio import AudioTap
+tap = AudioTap()
+tap.configure(48000, 1)
+rec = VideoRecorder(sys.argv[1], codec="libx264", crash_safe=sys.argv[2] == "1", on_full="wait",
+                    live_audio=tap if sys.argv[3:] == ["audio"] else None)
 rec.open(64, 48, 30)
 for i in range(100):
+    for k in range(1600 * i, 1600 * (i + 1), 320):  # the audio input: a tone, 320-sample blocks
+        tap.push(0.5 * np.sin(2 * np.pi * 440 * (k + np.arange(320)) / 48000)[:, None], k / 48000)
     rec.submit(Frame(torch.full((48, 64, 3), (7 * i) % 256, dtype=torch.uint8), i / 30, i))
 assert rec.wait_idle(30)
 os.kill(os.getpid(), signal.SIGKILL)  # the show dies: no close, no trailer
@@ -273,6 +279,25 @@ def test_a_live_recording_survives_the_show_dying(tmp_path):
     assert 55 <= len(decoded[True]) <= 100
     assert all(abs(int(v) - (7 * i) % 256) <= 3 for i, v in enumerate(decoded[True]))
     assert decoded[False] == []  # a plain MP4 without its trailer does not open at all
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs SIGKILL")
+def test_a_live_recording_with_sound_survives_the_show_dying(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "take.mp4"
+    done = subprocess.run([sys.executable, "-c", _DIE_WHILE_RECORDING, str(path), "1", "audio"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    with av.open(str(path)) as c:
+        pictures = sum(1 for _ in c.decode(video=0))
+    with av.open(str(path)) as c:
+        sound = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)[0]
+    assert 55 <= pictures <= 100
+    # the sound up to about the same second plays too (the muxer holds at most 1 s back)
+    assert abs(sound.size / 48000 - pictures / 30) < 1.0
+    assert np.abs(sound[4800:-4800]).max() == pytest.approx(0.5, abs=0.05)
 
 
 def test_live_outputs_record_crash_safe_and_renders_plain(tmp_path):

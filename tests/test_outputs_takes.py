@@ -192,3 +192,44 @@ def test_after_a_crash_a_take_goes_on_only_if_one_was_recording(tmp_path):
     fresh.open(64, 48, 30)
     assert not fresh.recording and not (tmp_path / MARKER).exists()
     assert fresh.close()
+
+
+def test_each_take_has_the_sound_of_its_own_time(tmp_path):
+    from ganinstrument.outputs.live_audio import AudioTap
+
+    tap = AudioTap()
+    tap.configure(48000, 1)
+    takes = TakeRecorder(tmp_path / "takes", codec="libx264", live_audio=tap)
+    takes.open(64, 48, 30)
+    pushed = 0  # audio blocks so far, 256 samples each; a tone whose level counts the takes
+
+    def play(until_s, level):
+        nonlocal pushed
+        while (pushed + 1) * 256 / 48000 <= until_s:
+            t = pushed * 256 / 48000
+            tap.push(level * np.sin(2 * np.pi * 500 * (t + np.arange(256) / 48000))[:, None], t)
+            pushed += 1
+
+    i = 0
+    for level in (0.2, 0.6):
+        takes.toggle()
+        assert _eventually(lambda: takes.status() is not None)
+        for _ in range(30):
+            play(i / 30, level)
+            takes.submit(_frame(i, i / 30))
+            i += 1
+            time.sleep(0.002)
+        takes.toggle()
+        assert _eventually(lambda: len(takes.saved) == (1 if level == 0.2 else 2))
+        play(i / 30 + 0.5, 0.0)  # between takes: heard by nobody
+        i += 15
+    assert takes.close()
+    assert not tap.wanted  # every take stopped listening
+    for path, level in zip(takes.saved, (0.2, 0.6)):
+        with av.open(str(path)) as c:
+            (stream,) = c.streams.audio
+            sound = np.concatenate([f.to_ndarray() for f in c.decode(stream)], axis=1)
+        picture_s = len(_decoded(path)) / 30
+        # as long as the take's picture (which misses a frame or two while its encoder opens)
+        assert stream.channels == 1 and sound.shape[1] / 48000 == pytest.approx(picture_s, abs=0.07)
+        assert np.abs(sound[0][4800:-4800]).max() == pytest.approx(level, abs=0.05)

@@ -49,8 +49,11 @@ COLOR_OPTIONS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace":
 _codec_probe: dict[tuple[str, int, int], bool] = {}
 # The mp4 muxer's options for a file that plays after a crash: the index up front (empty), a
 # fragment at every keyframe, each fragment self-contained, and every packet handed to the
-# file at once (else up to 32 KiB waits in FFmpeg's buffer and dies with the process).
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+# file at once (else up to 32 KiB waits in FFmpeg's buffer and dies with the process). With a
+# live audio track, the muxer holds video packets until the audio of their time arrives: at
+# most 1 s (not FFmpeg's 10), should the audio input go quiet (unplugged).
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1",
+                  "max_interleave_delta": "1000000"}
 FRAGMENTABLE = (".mp4", ".mov", ".m4v")
 
 
@@ -119,7 +122,8 @@ class VideoRecorder(ThreadedSink):
     """Writes frames to an H.264 file on its own thread, through a bounded FIFO.
 
     `audio` (a file path, or a float32 array [samples] / [samples, channels] in [-1, 1] with
-    `audio_sample_rate`) is muxed in as AAC when the recording closes.
+    `audio_sample_rate`) is muxed in as AAC when the recording closes. `live_audio` (an
+    outputs/live_audio.AudioTap) records the live audio input alongside, as it arrives.
 
     `convert`: where RGB becomes YUV: "auto" (on the GPU for CUDA frames, on the host for CPU
     frames), "device" (always with outputs/yuv.py) or "host" (always swscale).
@@ -130,7 +134,7 @@ class VideoRecorder(ThreadedSink):
     def __init__(self, path: str | os.PathLike, *, codec: str = "auto", crf: int = 18,
                  preset: str = "veryfast", audio=None, audio_sample_rate: int | None = None,
                  queue_size: int = 32, on_full: str = "drop", name: str = "record",
-                 crash_safe: bool = False, convert: str = "auto"):
+                 crash_safe: bool = False, convert: str = "auto", live_audio=None):
         super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
         self.path = Path(path)
         self.codec_request = codec
@@ -141,6 +145,9 @@ class VideoRecorder(ThreadedSink):
             raise ValueError(f"convert must be 'auto', 'device' or 'host', got {convert!r}")
         self.convert = convert
         self.audio, self.audio_sample_rate = audio, audio_sample_rate
+        if audio is not None and live_audio is not None:
+            raise ValueError("record: an audio file or the live audio input, not both")
+        self.live_audio = live_audio
         # Owned by the sink thread:
         self._container = self._stream = None
         self._t0: float | None = None
@@ -150,6 +157,8 @@ class VideoRecorder(ThreadedSink):
         self._frames = 0
         self._reformatter = None
         self._i420 = None  # I420Download: CUDA frames converted on their device
+        self._feed = None  # live_audio.Feed: the audio input's blocks since the recording opened
+        self.audio_track = None  # live_audio.LiveAudioTrack, from the first frame
 
     def _start(self) -> None:
         av = _import_av()
@@ -172,6 +181,8 @@ class VideoRecorder(ThreadedSink):
                             self.codec, err.__cause__, FALLBACK_CODEC)
                 self.codec = FALLBACK_CODEC
         self._reformatter = av.video.reformatter.VideoReformatter()
+        if self.live_audio is not None:
+            self._feed = self.live_audio.subscribe()  # from now, so the first frame has its sound
         self._interval = round(1 / (self.fps * TIME_BASE))
         log.info("record: %s, %s %dx%d", self.path, self.codec, width, height)
 
@@ -220,6 +231,7 @@ class VideoRecorder(ThreadedSink):
         vf = self._video_frame(frame, event, stream.width, stream.height)
         if self._t0 is None:
             self._t0 = frame.timestamp
+            self._start_audio_track()
         pts = round((frame.timestamp - self._t0) / TIME_BASE)
         if pts <= self._last_pts:  # a repeated or backwards timestamp: keep time moving
             pts = self._last_pts + 1
@@ -230,6 +242,41 @@ class VideoRecorder(ThreadedSink):
         for packet in stream.encode(vf):
             self._mux(packet)
         self._frames += 1
+        if self.audio_track is not None:
+            self._audio_step(self.audio_track.write)
+
+    def _start_audio_track(self) -> None:
+        feed, tap = self._feed, self.live_audio
+        if feed is None:
+            return
+        if not tap.sample_rate:
+            log.info("record: %s: no audio input is running; recording the picture only", self.path)
+            self._drop_feed()
+            return
+        from .live_audio import LiveAudioTrack
+
+        try:
+            self.audio_track = LiveAudioTrack(_import_av(), self._container, feed, tap.sample_rate,
+                                              tap.channels, self._t0)
+        except Exception as err:  # av raises OSError/ValueError flavours
+            log.warning("record: %s: the audio track did not open (%s); recording the picture only",
+                        self.path, err)
+            self._drop_feed()
+
+    def _audio_step(self, step, *args) -> None:
+        """An audio track that fails is dropped (said once); the picture goes on."""
+        try:
+            step(*args)
+        except Exception as err:
+            log.warning("record: %s: writing the audio failed (%s); the rest is picture only",
+                        self.path, err)
+            self.audio_track = None
+            self._drop_feed()
+
+    def _drop_feed(self) -> None:
+        if self._feed is not None:
+            self.live_audio.unsubscribe(self._feed)
+            self._feed = None
 
     def _video_frame(self, frame, event, width: int, height: int):
         """The frame as yuv420p of the stream's size, converted on its device (CUDA frames;
@@ -268,6 +315,7 @@ class VideoRecorder(ThreadedSink):
             self._i420 = None
         container = self._container
         if container is None:
+            self._drop_feed()
             return
         try:
             if self._frames:
@@ -277,7 +325,10 @@ class VideoRecorder(ThreadedSink):
                     self._held.duration = max(1, self._interval)
                     container.mux(self._held)
                     self._held = None
+                if self.audio_track is not None:
+                    self._audio_step(self.audio_track.finish, float((self._last_pts + self._interval) * TIME_BASE))
         finally:
+            self._drop_feed()
             self._container = None
             container.close()
         target = self._video_path()

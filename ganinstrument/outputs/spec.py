@@ -166,10 +166,13 @@ def default_output_spec() -> str:
 def make_sink(item: SinkSpec, *, offline: bool = False,
               hud: Callable[[], Mapping[str, object]] | None = None,
               on_action: Callable[[str], None] | None = None, audio=None,
-              audio_sample_rate: int | None = None, resume_takes: bool = False) -> Sink:
+              audio_sample_rate: int | None = None, resume_takes: bool = False,
+              live_audio=None) -> Sink:
     """Build (not open) the sink an item describes. `offline`: recorders wait instead of
-    dropping (for `render`; never for live use). `resume_takes`: after a crash, a take the
-    crash ended goes on in a new file (outputs/takes.py)."""
+    dropping (for `render`; never for live use). `audio`: a file muxed into a recording (render).
+    `live_audio` (outputs/live_audio.AudioTap): the live audio input, recorded alongside by
+    `record` and `takes`. `resume_takes`: after a crash, a take the crash ended goes on in a
+    new file (outputs/takes.py)."""
     on_full = "wait" if offline else "drop"
     if item.kind == "null":
         from .null import NullSink
@@ -179,11 +182,12 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
         from .recorder import VideoRecorder
 
         return VideoRecorder(item.option("path"), on_full=on_full, audio=audio,
-                             audio_sample_rate=audio_sample_rate, crash_safe=not offline)
+                             audio_sample_rate=audio_sample_rate, crash_safe=not offline,
+                             live_audio=live_audio)
     if item.kind == "takes":
         from .takes import TakeRecorder
 
-        return TakeRecorder(item.option("directory"), resume=resume_takes)
+        return TakeRecorder(item.option("directory"), resume=resume_takes, live_audio=live_audio)
     if item.kind == "frames":
         from .recorder import FrameDirSink
 
@@ -214,7 +218,7 @@ def open_sinks(spec: str, width: int, height: int, fps: float, *, required: bool
     `required=True` (the user named these outputs): anything unavailable or failing to open
     raises `SinkUnavailableError`/`SinkError` listing every problem, and nothing stays open.
     `required=False` (defaults): those are skipped with a warning. `options` go to
-    `make_sink` (offline, hud, on_action, audio, audio_sample_rate, resume_takes).
+    `make_sink` (offline, hud, on_action, audio, audio_sample_rate, resume_takes, live_audio).
     """
     items = parse_output_spec(spec)
     reasons = {item.kind: unavailable_reason(item.kind) for item in items}

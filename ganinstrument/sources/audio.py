@@ -158,6 +158,7 @@ class AudioInput:
     default and the extractor is built for the rate actually running (`status().message` says so).
     `block_size`: frames per analysis block. `extractor`: factory (sample_rate, block_size) ->
     extractor, default `features.FeatureExtractor`. `backend`: the sounddevice module or a stand-in.
+    `tap` (outputs/live_audio.AudioTap): the analysed channels, for live recordings.
 
     `start()` returns False, and the instrument goes on without audio, when there is no input
     device at all or PortAudio is missing; a named device that does not exist raises
@@ -169,7 +170,7 @@ class AudioInput:
                  sample_rate: int | None = None, block_size: int = 256, extractor: Callable | None = None,
                  clock: Clock | None = None, backend: Any = None, ring_s: float = 1.0,
                  retry_s: float = 2.0, stall_s: float = 1.0, latency: str | float = "low",
-                 max_onsets: int = 256):
+                 max_onsets: int = 256, tap=None):
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1 frames, got {block_size}")
         self.device = device
@@ -195,6 +196,7 @@ class AudioInput:
         self._next_retry = 0.0
         self._poll_s = 0.002
         self._sensitivity: float | None = None
+        self.tap = tap
 
     # -- engine side ----------------------------------------------------------------------
     def latest(self) -> Any:
@@ -320,6 +322,9 @@ class AudioInput:
                 max_onsets=self._max_onsets)
             if self._sensitivity is not None:
                 self.set_sensitivity(self._sensitivity)
+        self._worker.tap = self.tap
+        if self.tap is not None:
+            self.tap.configure(rate, len(sel))
         capture = self._capture
         capture.failed = False
         capture.stamps = 0  # a reopened stream starts a new time line (the callback is not running)

@@ -172,7 +172,8 @@ class FeatureWorker:
     """Blocks from a ring -> sanitised mono -> extractor -> latest slot + onset events.
 
     `channels`: indices into the ring's channels to mix (mean), or one index to pick.
-    `time_of(frame)`: the clock time of a ring frame. Everything here runs on one thread (the
+    `time_of(frame)`: the clock time of a ring frame. `tap` (outputs/live_audio.AudioTap): gets
+    every block's chosen channels, while a recording listens. Everything here runs on one thread (the
     features thread, or the caller for `BlockSource`); `latest()` and `drain_onsets()` may be
     called from any one other thread.
     """
@@ -199,6 +200,7 @@ class FeatureWorker:
         self.extractor_errors = 0
         self.onsets_dropped = 0
         self.last_error = ""
+        self.tap = None
 
     # engine side
     def latest(self) -> Any:
@@ -244,6 +246,10 @@ class FeatureWorker:
             np.clip(mono, -1.0, 1.0, out=mono)
         self.blocks += 1
         frame_end = self.ring.read
+        tap = self.tap
+        if tap is not None and tap.wanted:
+            chosen = block if self._sel == list(range(block.shape[1])) else block[:, self._sel]
+            tap.push(chosen, self._time_of(frame_end - self.block_size))
         try:
             feats = self.extractor.process(mono)
         except Exception as exc:  # one bad block must not end the features thread
