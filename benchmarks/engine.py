@@ -13,7 +13,8 @@ from their NVlabs constructor arguments) the real Engine runs the instrument wit
   is the same ring, callback and feature worker as a live input, on a feeder thread; its
   low-band onsets pulse z.0 through the mapping's modulation;
 - sinks: null, null-host (null that also copies the frame to the host, as every CPU-side sink
-  must), record (H.264 to a temporary mp4), preview (only where a display exists:
+  must), record (H.264 to a temporary mp4, with the click track as its live audio track, as
+  `perform` records the audio input), preview (only where a display exists:
   DISPLAY, or run under `xvfb-run`), ndi (an NDI source, where ndi-python is installed; nobody
   need receive it) and spout (Windows).
 
@@ -193,8 +194,12 @@ class LiveClicks:
     live input's callback + feature worker, in one thread). Onset times come out on the
     instrument's clock; `drained` tells, per drained onset, (onset time, click time, kind)."""
 
-    def __init__(self, clock, *, bpm: float = 120.0, loop_s: float = 8.0):
+    def __init__(self, clock, *, bpm: float = 120.0, loop_s: float = 8.0, tap=None):
         self.clock = clock
+        self.tap = tap  # outputs/live_audio.AudioTap: the blocks, for the recorder's audio track
+        self._base = 0.0
+        if tap is not None:
+            tap.configure(SAMPLE_RATE, 1)
         self.samples, self.beats = click_track(loop_s, bpm)
         self.loop_s = len(self.samples) / SAMPLE_RATE
         self._latest = None
@@ -210,14 +215,15 @@ class LiveClicks:
         return self
 
     def _run(self) -> None:
-        base = self.clock.now()
-        src = BlockSource(self.samples, SAMPLE_RATE, block_size=BLOCK)
+        base = self._base = self.clock.now()
+        src = self._source()
         period = BLOCK / SAMPLE_RATE
         while not self._stop.is_set():
             now = self.clock.now()
             if now - base >= self.loop_s and src.done:
                 base += self.loop_s
-                src = BlockSource(self.samples, SAMPLE_RATE, block_size=BLOCK)
+                self._base = base
+                src = self._source()
             a = time.perf_counter()
             self.blocks += src.advance_to(now - base)
             if self.spans is not None:
@@ -230,6 +236,19 @@ class LiveClicks:
             if latest is not None:
                 self._latest = latest
             self._stop.wait(period)
+
+    def _source(self) -> BlockSource:
+        src = BlockSource(self.samples, SAMPLE_RATE, block_size=BLOCK)
+        if self.tap is not None:
+            src.worker.tap = self  # BlockSource's times are the loop's: `push` moves them onto the clock
+        return src
+
+    @property
+    def wanted(self) -> bool:
+        return self.tap.wanted
+
+    def push(self, block, time_s: float) -> None:
+        self.tap.push(block, self._base + time_s)
 
     def latest(self):
         return self._latest
@@ -538,7 +557,7 @@ def build_instrument(config: str, device: str | None):
     return Instrument(G, device=device)
 
 
-def open_sinks(names, width, height, fps, tmpdir, config, rec):
+def open_sinks(names, width, height, fps, tmpdir, config, rec, tap=None):
     from ganinstrument.outputs.null import NullSink
     from ganinstrument.outputs.spec import unavailable_reason
 
@@ -555,7 +574,7 @@ def open_sinks(names, width, height, fps, tmpdir, config, rec):
             if reason:
                 notes.append(reason)
                 continue
-            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"))
+            sink = VideoRecorder(os.path.join(tmpdir, f"{config}.mp4"), crash_safe=True, live_audio=tap)
         elif name == "preview":
             reason = unavailable_reason("preview")
             if reason:
@@ -598,8 +617,11 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
     seconds = minutes * 60.0
     rec = Recorder(maxlen=20_000 if soak else 5_000_000)
     tmpdir = tempfile.mkdtemp(prefix="engine-bench-")
-    sinks, notes = open_sinks(sink_names, width, height, args.fps or 60.0, tmpdir, config, rec)
-    audio = LiveClicks(clock, bpm=args.bpm).start()
+    from ganinstrument.outputs.live_audio import AudioTap
+
+    tap = AudioTap()
+    sinks, notes = open_sinks(sink_names, width, height, args.fps or 60.0, tmpdir, config, rec, tap)
+    audio = LiveClicks(clock, bpm=args.bpm, tap=tap).start()
 
     sender = midi_in = injected = None
     if args.no_jack:
@@ -722,6 +744,12 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
               f"last {trimmer.last_ms:.1f} ms, longest {trimmer.max_ms:.1f} ms")
     if sender is not None:
         print(f"  MIDI input process: {midi_process}")
+    for sink in sinks:
+        track = getattr(sink, "audio_track", None)
+        if track is not None:
+            print(f"  {sink.name}'s audio track: {track.seconds:.1f} s; re-aligned {track.resyncs} times "
+                  f"({track.silence_s:.3f} s of silence, {track.cut_s:.3f} s cut), {track.slips} samples "
+                  f"slipped, {track.feed.dropped} blocks dropped by its feed")
     load_end = load_end[0] or machine_load()
     late1 = late_cycles()
     if late0 is not None and late1 is not None:

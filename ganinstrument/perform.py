@@ -202,7 +202,8 @@ def _perform(args) -> int:
         audio = _open_audio(args, clock, tap) if wants_audio else None
         if args.record_session:
             session = SessionWriter(args.record_session, model=str(args.model), model_b=args.model_b,
-                                    mapping=str(args.mapping), preset=args.preset, fps=args.fps)
+                                    mapping=str(args.mapping), preset=args.preset, fps=args.fps,
+                                    presets_dir=str(args.presets_dir))
     except BaseException:
         for part in (midi, osc, getattr(feedback, "output", None)):
             if part is not None:

@@ -91,6 +91,30 @@ def _session_inputs(path):
     return header, controls, features
 
 
+# What `perform --record-session` writes in the session's header, and render's own defaults:
+# what the command line leaves out is taken from the session, so a performance renders again
+# with the model, second model, mapping, starting preset and presets folder it was played with.
+SESSION_DEFAULTS = (("model", "demo"), ("model_b", None), ("mapping", "generic"), ("preset", None),
+                    ("presets_dir", "presets"))
+
+
+def _defaults_from_session(args, header: dict) -> None:
+    taken = []
+    for name, default in SESSION_DEFAULTS:
+        if getattr(args, name) is None:
+            value = header.get(name)
+            if value is not None:
+                taken.append(f"{name.replace('_', '-')} {value}")
+            setattr(args, name, value if value is not None else default)
+    if args.fps is None:
+        fps = header.get("fps")
+        args.fps = float(fps) if isinstance(fps, (int, float)) and fps > 0 else 30.0
+        if fps:
+            taken.append(f"fps {args.fps:g}")
+    if taken:
+        log.info("from the session %s: %s", args.session, ", ".join(taken))
+
+
 def run_render(args) -> int:
     from .instrument import Instrument
     from .outputs.spec import open_sinks
@@ -100,6 +124,9 @@ def run_render(args) -> int:
     from .sources.replay import Timeline, midi_file_events
     from .wiring import connect_mapping
 
+    session_header, session_controls, session_features = (
+        _session_inputs(args.session) if args.session else ({}, [], None))
+    _defaults_from_session(args, session_header)
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
@@ -122,10 +149,7 @@ def run_render(args) -> int:
     timed = []
     if args.midi:
         timed += midi_file_events(args.midi)
-    session_features = None
-    if args.session:
-        _, session_controls, session_features = _session_inputs(args.session)
-        timed += session_controls
+    timed += session_controls
     controls_timeline = Timeline(timed)
     feature_timeline = Timeline(session_features) if session_features else None
     audio = BlockSource(samples, rate) if feature_timeline is None else None
@@ -204,17 +228,18 @@ def _feed_session_features(modulation, items) -> None:
 
 def add_render_parser(sub) -> None:
     p = sub.add_parser("render", help="render an audio-reactive video from a music file (offline)")
-    p.add_argument("--model", default="demo", help="model file or 'demo' (default)")
-    p.add_argument("--model-b", default=None, help="a second model, for blend.* targets")
-    p.add_argument("--mapping", default="generic", help="mapping file or shipped name: its audio routes "
-                   "and the bindings MIDI files and sessions go through (default: generic)")
+    p.add_argument("--model", default=None, help="model file or 'demo' (default: the session's, else demo)")
+    p.add_argument("--model-b", default=None, help="a second model, for blend.* targets (default: the session's)")
+    p.add_argument("--mapping", default=None, help="mapping file or shipped name: its audio routes "
+                   "and the bindings MIDI files and sessions go through (default: the session's, else generic)")
     p.add_argument("--audio", required=True, help="the music (any format libsndfile reads: wav, flac, ogg, mp3)")
     p.add_argument("--midi", default=None, help="a MIDI file of controller automation, played through the mapping")
-    p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`")
+    p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`; "
+                   "what the other options leave out (model, mapping, preset, fps) is taken from it")
     p.add_argument("--preset", default=None, help="preset file, name or slot to start from")
-    p.add_argument("--presets-dir", default="presets")
+    p.add_argument("--presets-dir", default=None, help="folder of presets (default: the session's, else presets)")
     p.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for PNG frames")
-    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the session's, else 30)")
     p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
     p.set_defaults(func=run_render)

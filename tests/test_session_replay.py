@@ -130,8 +130,9 @@ def test_a_recorded_performance_renders_again_frame_for_frame(tmp_path):
                    if "update" in x and x["update"]["source"] == "key"]
     assert logged_keys == [(k, a) for k, a in sorted(keys.items()) if a != "quit"]
 
-    assert main(["render", "--audio", str(wav), "--session", str(session_path), "--mapping", str(mapping),
-                 "--out", f"{render_dir}/", "--fps", str(FPS), "--device", "cpu"]) == 0
+    # the model, mapping and frame rate come from the session's header
+    assert main(["render", "--audio", str(wav), "--session", str(session_path),
+                 "--out", f"{render_dir}/", "--device", "cpu"]) == 0
     rendered = _pngs(render_dir)
     assert len(rendered) == n
     different = [k for k in range(n) if not np.array_equal(live[k], rendered[k])]
@@ -164,3 +165,21 @@ def test_quit_is_not_recorded(tmp_path):
     engine.close()
     lines = (tmp_path / "s.jsonl").read_text().splitlines()[1:]
     assert [json.loads(x)["update"]["target"] for x in lines] == ["panic.blackout"]
+
+
+def test_what_the_command_line_gives_wins_over_the_session(tmp_path):
+    import argparse
+
+    from ganinstrument.render import _defaults_from_session
+
+    header = {"model": "show.pkl", "mapping": "akai-midimix", "preset": "03 storm", "fps": 60,
+              "presets_dir": "gig/presets"}
+    args = argparse.Namespace(session="s.jsonl", model=None, model_b=None, mapping="generic", preset=None,
+                              presets_dir=None, fps=24.0)
+    _defaults_from_session(args, header)
+    assert (args.model, args.model_b, args.mapping, args.preset, args.presets_dir, args.fps) == \
+        ("show.pkl", None, "generic", "03 storm", "gig/presets", 24.0)
+    bare = argparse.Namespace(session=None, model=None, model_b=None, mapping=None, preset=None,
+                              presets_dir=None, fps=None)
+    _defaults_from_session(bare, {})  # no session: render's own defaults
+    assert (bare.model, bare.mapping, bare.presets_dir, bare.fps) == ("demo", "generic", "presets", 30.0)

@@ -143,6 +143,11 @@ class LiveAudioTrack:
         self.cut_s = 0.0  # audio left out where blocks overlapped the track
         self.wrong_rate_blocks = 0
 
+    @property
+    def seconds(self) -> float:
+        """The track's length so far (what went to the encoder)."""
+        return self._encoded / self.sample_rate
+
     def write(self) -> None:
         """Place every block waiting in the feed, and encode whole AAC frames."""
         for time_s, rate, block in self.feed.drain():
@@ -158,7 +163,7 @@ class LiveAudioTrack:
             self.container.mux(packet)
         log.info("record: audio %.1f s; re-aligned %d times (%.3f s of silence, %.3f s cut), %d "
                  "samples slipped, %d blocks dropped by the feed, %d at another sample rate",
-                 self._encoded / self.sample_rate, self.resyncs, self.silence_s, self.cut_s,
+                 self.seconds, self.resyncs, self.silence_s, self.cut_s,
                  self.slips, self.feed.dropped, self.wrong_rate_blocks)
 
     # -- inside ---------------------------------------------------------------------------
