@@ -232,7 +232,8 @@ def add_render_parser(sub) -> None:
     p.add_argument("--model-b", default=None, help="a second model, for blend.* targets (default: the session's)")
     p.add_argument("--mapping", default=None, help="mapping file or shipped name: its audio routes "
                    "and the bindings MIDI files and sessions go through (default: the session's, else generic)")
-    p.add_argument("--audio", required=True, help="the music (any format libsndfile reads: wav, flac, ogg, mp3)")
+    p.add_argument("--audio", required=True, help="the music: wav, flac, ogg, mp3, m4a, or the sound of a "
+                   "video (a take's .mp4)")
     p.add_argument("--midi", default=None, help="a MIDI file of controller automation, played through the mapping")
     p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`; "
                    "what the other options leave out (model, mapping, preset, fps) is taken from it")

@@ -319,7 +319,7 @@ def analyse_file(path: str | os.PathLike, *, block_size: int = 256,
                  sample_rate: float | None = None, **extractor_kwargs) -> list[Features]:
     """Run a `FeatureExtractor` over an audio file, block by block, as live.
 
-    Reads any format soundfile (libsndfile) reads; channels are averaged to mono. The
+    Reads what `audiofile.read_audio` reads (libsndfile, else FFmpeg); channels are averaged to mono. The
     extractor runs at the file's own rate unless `sample_rate` is given or the file's rate
     is outside 22050..96000 (then 48000): the signal is resampled with
     `scipy.signal.resample_poly` (polyphase FIR, Kaiser window, exact rational ratio).
