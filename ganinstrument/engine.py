@@ -153,6 +153,8 @@ class Engine:
         now = self.clock.now()
         if self._start_t is None:
             self._start_t = now
+            if self.session is not None:
+                self.session.start(now)
         dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
         self._last_t = now
         t = now - self._start_t

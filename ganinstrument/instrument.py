@@ -167,6 +167,23 @@ class Instrument:
     # -- the frame --------------------------------------------------------------------
     def step(self, dt: float) -> Frame:
         """Advance smoothing (and any morph) by `dt` seconds, update the scene, render."""
+        values, changed = self._advance(dt)
+        noise = NOISE_MODES[int(values["noise"])]
+        if self._last is not None and not (changed or self._dirty or noise == "random"):
+            return self._last.again(self.time_s)
+        self._dirty = False
+        return self._render(values, noise)
+
+    def advance(self, dt: float) -> None:
+        """What `step` does, without the render: smoothing, morphs, audio modulation and its
+        actions move on by `dt` seconds (render's pre-roll before a take). The next `step`
+        renders. Weight edits (a function of the values alone) wait for that render."""
+        self._advance(dt, scene=False)
+        self._dirty = True
+
+    def _advance(self, dt: float, scene: bool = True) -> tuple[dict[str, float], bool]:
+        """Move every value on by `dt`; returns the values to play and whether any moved.
+        `scene`: also rewrite the weights the values edit."""
         dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
         self.time_s += dt
         moved = self.state.step(dt)
@@ -180,14 +197,12 @@ class Instrument:
             for update in self.modulation.pending_actions():
                 self.apply(update)
         self.last_values = values  # what this frame plays (modulated): logs and the HUD read it
+        if not scene:
+            return values, bool(moved)
         rewritten = self.bender.apply(values)
         if any(key.startswith("mapping.") for key in rewritten):
             self.latent.invalidate()
-        noise = NOISE_MODES[int(values["noise"])]
-        if self._last is not None and not (moved or rewritten or self._dirty or noise == "random"):
-            return self._last.again(self.time_s)
-        self._dirty = False
-        return self._render(values, noise)
+        return values, bool(moved or rewritten)
 
     def redraw(self) -> None:
         """Render the next frame even if no value moved (after changing the scene behind the
@@ -249,7 +264,13 @@ class Instrument:
         A broken file raises PresetError and the current look stays. Targets the preset names
         that this instrument lacks, and models whose content changed, become `warnings`.
         """
-        preset = load_preset_file(path)
+        preset = self.recall(load_preset_file(path), path, morph_s)
+        self.bank.mark(path)
+        return preset
+
+    def recall(self, preset: Preset, source, morph_s: float = 0.0) -> Preset:
+        """Recall a parsed preset (`source` names where it came from, in errors and warnings)."""
+        path = source
         if preset.latent is not None and len(preset.latent) != self.latent.z_dim:
             raise PresetError(path, [f"latent.vector has {len(preset.latent)} values; this model's z has "
                                      f"{self.latent.z_dim}"])
@@ -269,7 +290,6 @@ class Instrument:
             self._morph_latent = preset.latent
         else:
             self._finish_recall(end, preset.latent)
-        self.bank.mark(path)
         self._dirty = True
         return preset
 

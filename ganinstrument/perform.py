@@ -160,8 +160,9 @@ def _perform(args) -> int:
     from .engine import Engine
     from .instrument import Instrument
     from .outputs.live_audio import AudioTap
+    from .presets import to_yaml_dict
     from .outputs.spec import default_output_spec, open_sinks
-    from .sources.replay import SessionWriter
+    from .sources.replay import ReplayError, SessionWriter
     from .wiring import connect_mapping
 
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
@@ -200,10 +201,20 @@ def _perform(args) -> int:
         feedback = _open_feedback(args, inst, controls, clock)
         osc = _open_osc(args, inst, clock)
         audio = _open_audio(args, clock, tap) if wants_audio else None
-        if args.record_session:
-            session = SessionWriter(args.record_session, model=str(args.model), model_b=args.model_b,
-                                    mapping=str(args.mapping), preset=args.preset, fps=args.fps,
-                                    presets_dir=str(args.presets_dir))
+        session_path, auto_session = _show_session_path(args, sinks)
+        if session_path is not None:
+            try:
+                session = SessionWriter(session_path, model=str(args.model), model_b=args.model_b,
+                                        mapping=str(args.mapping), preset=args.preset, fps=args.fps,
+                                        presets_dir=str(args.presets_dir), restart=restart,
+                                        look=to_yaml_dict(inst.snapshot("the look the show started with")))
+            except ReplayError as exc:
+                if not auto_session:
+                    raise
+                log.warning("%s; takes will not be renderable again", exc)
+                session_path = None
+        for takes in _takes_outputs(sinks) if session_path is not None else ():
+            takes.session_path = Path(session_path).resolve()  # named in each take's note
     except BaseException:
         for part in (midi, osc, getattr(feedback, "output", None)):
             if part is not None:
@@ -220,10 +231,57 @@ def _perform(args) -> int:
         signal.signal(signal.SIGTERM, lambda *_: engine.request_stop())
     log.info("playing: outputs %s; Ctrl-C to stop", ", ".join(s.name for s in sinks) or "none")
     stats = engine.run()
+    if auto_session and session_path is not None:
+        _keep_session_for_takes(session_path, _takes_outputs(sinks))
     dropped = {s.name: s.dropped for s in sinks.stats()}
     log.info("stopped after %d frames (%d rendered, %d errors); dropped per output: %s",
              stats.frames, stats.rendered, stats.errors, dropped)
     return 0 if stats.errors == 0 else 1
+
+
+def _takes_outputs(sinks) -> list:
+    from .outputs.takes import TakeRecorder
+
+    return [s for s in sinks if isinstance(s, TakeRecorder)]
+
+
+def _show_session_path(args, sinks) -> tuple[Path | None, bool]:
+    """(where the show's session goes, whether it was chosen here): `--record-session`; else,
+    with the takes output, `show-YYYYMMDD-HHMMSS.jsonl` in the takes folder, so every take can
+    be rendered again (`render --take`), kept only if a take was recorded."""
+    if args.record_session:
+        return Path(args.record_session), False
+    takes = _takes_outputs(sinks)
+    if not takes:
+        return None, False
+    from datetime import datetime
+
+    folder = takes[0].directory
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"show-{stamp}.jsonl"
+    n = 2
+    while path.exists():
+        path, n = folder / f"show-{stamp}-{n}.jsonl", n + 1
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("takes: cannot create %s (%s); takes will not be renderable again", folder, exc)
+        return None, False
+    return path, True
+
+
+def _keep_session_for_takes(path: Path, takes) -> None:
+    """The session chosen for the takes goes again if no take was recorded (with its folder,
+    if that is left empty)."""
+    if any(t.saved for t in takes):
+        log.info("the show's session, for rendering its takes again: %s", path)
+        return
+    try:
+        path.unlink(missing_ok=True)
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
+    except OSError as exc:
+        log.debug("could not tidy %s: %s", path, exc)
 
 
 def _leave_a_core() -> None:

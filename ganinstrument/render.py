@@ -93,7 +93,8 @@ def _session_inputs(path):
 
 # What `perform --record-session` writes in the session's header, and render's own defaults:
 # what the command line leaves out is taken from the session, so a performance renders again
-# with the model, second model, mapping, starting preset and presets folder it was played with.
+# with the model, second model, mapping, starting look (or preset) and presets folder it was
+# played with.
 SESSION_DEFAULTS = (("model", "demo"), ("model_b", None), ("mapping", "generic"), ("preset", None),
                     ("presets_dir", "presets"))
 
@@ -102,7 +103,8 @@ def _defaults_from_session(args, header: dict) -> None:
     taken = []
     for name, default in SESSION_DEFAULTS:
         if getattr(args, name) is None:
-            value = header.get(name)
+            # a session that holds its starting look starts from that, not from a preset file
+            value = None if name == "preset" and isinstance(header.get("look"), dict) else header.get(name)
             if value is not None:
                 taken.append(f"{name.replace('_', '-')} {value}")
             setattr(args, name, value if value is not None else default)
@@ -119,29 +121,60 @@ def run_render(args) -> int:
     from .instrument import Instrument
     from .outputs.spec import open_sinks
     from .perform import resolve_preset
+    from .presets import PresetError, parse_preset
     from .show import Panic
     from .sources.audio import BlockSource
-    from .sources.replay import Timeline, midi_file_events
+    from .sources.replay import ReplayError, Timeline, midi_file_events, read_take_note
     from .wiring import connect_mapping
 
-    session_header, session_controls, session_features = (
-        _session_inputs(args.session) if args.session else ({}, [], None))
+    take = None
+    try:
+        if args.take:
+            take, header, items = read_take_note(args.take)
+            args.session = str(take.session)
+            session_controls = [i for i in items if i.event is not None or i.update is not None]
+            session_features = [i for i in items if i.features is not None]
+            session_header = header
+        else:
+            session_header, session_controls, session_features = (
+                _session_inputs(args.session) if args.session else ({}, [], None))
+    except ReplayError as exc:
+        raise RenderError(str(exc)) from None
     _defaults_from_session(args, session_header)
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
-    try:
-        samples, rate = read_audio(args.audio)
-    except AudioFileError as exc:
-        raise RenderError(str(exc)) from None
-    duration_s = samples.shape[0] / rate
-    frames_total = int(math.floor(duration_s * args.fps + 1e-9))
-    if frames_total < 1:
-        raise RenderError(f"{args.audio}: {duration_s:.3f} s of audio is shorter than one frame")
+    if take is not None:
+        # The take's frames, from its first to its last; the show before it is played (not
+        # rendered) so every value is where it was. Its sound: the take's own, if it has one.
+        start_s = take.start_s
+        frames_total = int(round((take.end_s - take.start_s) * args.fps)) + 1
+        mux = args.audio or (os.fspath(take.video) if _has_sound(take.video) else None)
+        samples = None
+        log.info("take %s: %.2f s of the show from %.2f s; %d frames at %g fps", take.video.name,
+                 take.end_s - take.start_s, start_s, frames_total, args.fps)
+    else:
+        if not args.audio:
+            raise RenderError("render needs --audio FILE (the music), or --take FILE.mp4")
+        start_s, mux = 0.0, os.fspath(args.audio)
+        try:
+            samples, rate = read_audio(args.audio)
+        except AudioFileError as exc:
+            raise RenderError(str(exc)) from None
+        duration_s = samples.shape[0] / rate
+        frames_total = int(math.floor(duration_s * args.fps + 1e-9))
+        if frames_total < 1:
+            raise RenderError(f"{args.audio}: {duration_s:.3f} s of audio is shorter than one frame")
 
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
     if args.preset:
         inst.load_preset(resolve_preset(args.preset, args.presets_dir))
+    elif isinstance(session_header.get("look"), dict):  # the look the show started with
+        where = f"{args.session} (the look the show started with)"
+        try:
+            inst.recall(parse_preset(session_header["look"], where), where)
+        except PresetError as exc:
+            raise RenderError(str(exc)) from None
     clock = FakeClock()
     controls = connect_mapping(inst, args.mapping, clock)
     for warning in controls.warnings:
@@ -152,20 +185,22 @@ def run_render(args) -> int:
     timed += session_controls
     controls_timeline = Timeline(timed)
     feature_timeline = Timeline(session_features) if session_features else None
-    audio = BlockSource(samples, rate) if feature_timeline is None else None
+    audio = BlockSource(samples, rate) if feature_timeline is None and samples is not None else None
 
     out = os.fspath(args.out)
     spec = f"frames:{out}" if out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir() else f"record:{out}"
     width, height = size or (inst.G.img_resolution, inst.G.img_resolution)
     sinks = open_sinks(spec, width, height, args.fps, required=True, offline=True,
-                       **({"audio": os.fspath(args.audio)} if spec.startswith("record:") else {}))
+                       **({"audio": mux} if spec.startswith("record:") and mux else {}))
     progress = _Progress(frames_total)
     panic = Panic()  # freeze / blackout from the session, as the live engine did them
+    pre_roll = int(math.floor(start_s * args.fps + 1e-9))  # frames of the show before a take
     frame = None
     try:
-        for k in range(frames_total):
-            t = k / args.fps
-            clock.set(t)
+        for k in range(-pre_roll, frames_total):
+            t = start_s + k / args.fps
+            clock.set(max(t, 0.0))
+            dt = 0.0 if k == -pre_roll else 1.0 / args.fps
             _apply_controls(inst, controls.router, panic, controls_timeline.until(t))
             if inst.modulation is not None:
                 if audio is not None:
@@ -174,13 +209,17 @@ def run_render(args) -> int:
                         audio.drain_onsets()  # what the live engine drops while frozen
                     else:
                         inst.modulation.pull(audio)
-                else:
+                elif feature_timeline is not None:
                     recorded = feature_timeline.until(t)
                     if not panic.frozen:
                         _feed_session_features(inst.modulation, recorded)
+            if k < 0:  # before the take: values move, nothing is drawn
+                if not panic.frozen:
+                    inst.advance(dt)
+                continue
             if not (panic.frozen and frame is not None):
-                frame = inst.step(0.0 if k == 0 else 1.0 / args.fps)
-            sinks.submit(resize_frame(panic.output(frame).again(t), size))
+                frame = inst.step(dt)
+            sinks.submit(resize_frame(panic.output(frame).again(k / args.fps), size))
             progress.update(k + 1)
     finally:
         closed = sinks.close(timeout_s=120.0)
@@ -190,6 +229,16 @@ def run_render(args) -> int:
     log.info("wrote %s: %d frames at %g fps, %dx%d, %.2f s", out, frames_total, args.fps, width, height,
              frames_total / args.fps)
     return 0
+
+
+def _has_sound(video) -> bool:
+    import av
+
+    try:
+        with av.open(os.fspath(video)) as container:
+            return bool(container.streams.audio)
+    except Exception as exc:  # av raises FFmpegError flavours and OSError
+        raise RenderError(f"{video}: cannot read the take ({exc})") from None
 
 
 def _apply_controls(inst, router, panic: Panic, items) -> None:
@@ -232,8 +281,11 @@ def add_render_parser(sub) -> None:
     p.add_argument("--model-b", default=None, help="a second model, for blend.* targets (default: the session's)")
     p.add_argument("--mapping", default=None, help="mapping file or shipped name: its audio routes "
                    "and the bindings MIDI files and sessions go through (default: the session's, else generic)")
-    p.add_argument("--audio", required=True, help="the music: wav, flac, ogg, mp3, m4a, or the sound of a "
-                   "video (a take's .mp4)")
+    p.add_argument("--audio", default=None, help="the music: wav, flac, ogg, mp3, m4a, or the sound of a "
+                   "video (needed unless --take)")
+    p.add_argument("--take", default=None, metavar="TAKE.mp4",
+                   help="a take recorded by perform: its frames again, from the show's session kept "
+                        "beside it, at any --size, with its own sound")
     p.add_argument("--midi", default=None, help="a MIDI file of controller automation, played through the mapping")
     p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`; "
                    "what the other options leave out (model, mapping, preset, fps) is taken from it")

@@ -233,3 +233,18 @@ def test_each_take_has_the_sound_of_its_own_time(tmp_path):
         # as long as the take's picture (which misses a frame or two while its encoder opens)
         assert stream.channels == 1 and sound.shape[1] / 48000 == pytest.approx(picture_s, abs=0.07)
         assert np.abs(sound[0][4800:-4800]).max() == pytest.approx(level, abs=0.05)
+
+
+def test_perform_keeps_the_shows_session_beside_the_takes_only_when_a_take_was_recorded(tmp_path):
+    from ganinstrument.cli import main
+
+    takes = tmp_path / "takes"
+    args = ["perform", "--model", "demo", "--device", "cpu", "--midi-port", "none", "--audio-device", "none",
+            "--osc-port", "off", "--output", f"null,takes:{takes}", "--max-frames", "3", "--no-restart",
+            "--presets-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert not takes.exists()  # armed, nothing recorded: nothing left behind
+    (takes / "keep.txt").parent.mkdir()
+    (takes / "keep.txt").write_text("mine")
+    assert main(args) == 0
+    assert sorted(p.name for p in takes.iterdir()) == ["keep.txt"]  # the performer's files stay

@@ -163,8 +163,9 @@ def test_quit_is_not_recorded(tmp_path):
     engine.key_action("quit")
     engine.frame()
     engine.close()
-    lines = (tmp_path / "s.jsonl").read_text().splitlines()[1:]
-    assert [json.loads(x)["update"]["target"] for x in lines] == ["panic.blackout"]
+    lines = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()[1:]]
+    assert lines[0] == {"type": "start", "clock_s": 0.0}  # the show clock at the first frame
+    assert [x["update"]["target"] for x in lines[1:]] == ["panic.blackout"]
 
 
 def test_what_the_command_line_gives_wins_over_the_session(tmp_path):

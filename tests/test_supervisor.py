@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+from PIL import Image
 
+from ganinstrument.cli import main
 from ganinstrument.supervisor import CHILD_ENV, crashed, restarted_name, supervise
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and shell scripts")
@@ -181,6 +184,21 @@ def test_perform_killed_by_sigsegv_comes_back_with_its_look(tmp_path, monkeypatc
         stop.set()
         runner.join(30)
     assert not runner.is_alive() and result["rc"] == 0
+    # The take after the restart renders again from the session kept beside it, starting from
+    # the look the restarted show began with (psi 0.25), close to what was recorded live.
+    cut, resumed = sorted(takes.glob("take-*.mp4"))
+    assert not cut.with_suffix(".json").exists()  # (the crash gave it no note)
+    note = json.loads(resumed.with_suffix(".json").read_text())
+    assert (takes / note["session"]).is_file() and note["frames"] >= 2
+    again = tmp_path / "again"
+    assert main(["render", "--take", str(resumed), "--out", f"{again}/", "--device", "cpu"]) == 0
+    rendered = sorted(again.glob("*.png"))
+    assert abs(len(rendered) - note["frames"]) <= 2  # (live frame times jitter around 1/20 s)
+    with av.open(str(resumed)) as c:
+        live = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    middle = len(live) // 2
+    again_middle = np.asarray(Image.open(rendered[min(middle, len(rendered) - 1)]))
+    assert np.abs(again_middle.astype(int) - live[middle].astype(int)).mean() < 6  # (H.264 is lossy)
 
 
 def test_ctrl_c_lets_the_child_stop_by_itself(tmp_path):

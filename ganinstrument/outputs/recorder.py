@@ -158,6 +158,7 @@ class VideoRecorder(ThreadedSink):
         self._reformatter = None
         self._i420 = None  # I420Download: CUDA frames converted on their device
         self._feed = None  # live_audio.Feed: the audio input's blocks since the recording opened
+        self.first_timestamp = self.last_timestamp = None  # of the frames written (read after close)
         self.audio_track = None  # live_audio.LiveAudioTrack, from the first frame
 
     def _start(self) -> None:
@@ -230,8 +231,9 @@ class VideoRecorder(ThreadedSink):
         stream = self._stream
         vf = self._video_frame(frame, event, stream.width, stream.height)
         if self._t0 is None:
-            self._t0 = frame.timestamp
+            self._t0 = self.first_timestamp = frame.timestamp
             self._start_audio_track()
+        self.last_timestamp = frame.timestamp
         pts = round((frame.timestamp - self._t0) / TIME_BASE)
         if pts <= self._last_pts:  # a repeated or backwards timestamp: keep time moving
             pts = self._last_pts + 1

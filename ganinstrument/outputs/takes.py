@@ -12,12 +12,19 @@ that arrive while a take is starting are not in it.
 While a take records, a marker file (`takes/.recording`) says so. A show restarted after a
 crash (`perform`'s supervisor) opens the output with `resume=True`: if the marker is there,
 the crash ended a take, and a new one starts at once.
+
+With `session_path` (the show's session, which `perform` keeps beside the takes), each saved
+take gets a note beside it (`take-....json`): the session, and the show clock's times of the
+take's first and last frames, which is what `render --take` needs to play the take again from
+the session, at any size, with the take's own sound.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
+import os
 import threading
 import time
 from datetime import datetime
@@ -30,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DIR = "takes"
 MARKER = ".recording"  # in the takes folder while a take records
+TAKE_NOTE_SCHEMA = 1
 
 
 class TakeRecorder(Sink):
@@ -44,6 +52,7 @@ class TakeRecorder(Sink):
         self.close_timeout_s = close_timeout_s
         self.resume = resume  # after a crash: start a take at once if one was recording
         self.recorder_kwargs = {"crash_safe": True, **recorder_kwargs}
+        self.session_path: Path | None = None  # the show's session, named in each take's note
         self.width = self.height = 0
         self.fps = 0.0
         self.messages: collections.deque[str] = collections.deque(maxlen=16)  # for the HUD's news
@@ -195,12 +204,33 @@ class TakeRecorder(Sink):
                 self._last_error = st.last_error
         if st.written and take.path.is_file():
             self.saved.append(take.path)
+            self._write_note(take)
             seconds = st.written / self.fps if self.fps else 0.0
             log.info("take: saved %s (%d frames, ~%.0f s)", take.path, st.written, seconds)
             self.messages.append(f"take saved: {take.path} ({st.written} frames)")
         elif not ok or st.errors:
             self.messages.append(f"take failed: {st.last_error or 'the encoder did not finish'}"[:200])
         return ok
+
+    def _write_note(self, take: VideoRecorder) -> None:
+        """The take's note for `render --take` (see the module's docstring), written whole."""
+        if self.session_path is None or take.first_timestamp is None:
+            return
+        session = Path(self.session_path)
+        try:
+            session = Path(os.path.relpath(session, take.path.parent))
+        except ValueError:  # another drive (Windows): keep it absolute
+            pass
+        note = {"type": "take", "schema_version": TAKE_NOTE_SCHEMA, "video": take.path.name,
+                "session": session.as_posix(), "first_frame_clock_s": take.first_timestamp,
+                "last_frame_clock_s": take.last_timestamp, "frames": take.stats.written, "fps": self.fps}
+        path = take.path.with_suffix(".json")
+        try:
+            tmp = path.with_suffix(".json.part")
+            tmp.write_text(json.dumps(note, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("take: could not write %s (%s); the take plays, but cannot be rendered again", path, exc)
 
     def _helper(self, fn, *args) -> None:
         self._helpers = [h for h in self._helpers if h.is_alive()]

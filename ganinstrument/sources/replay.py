@@ -111,6 +111,11 @@ class SessionWriter:
     def _write(self, obj) -> None:
         self._f.write(json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar) + "\n")
 
+    def start(self, clock_s: float) -> None:
+        """The show clock's time of t = 0 (the first frame): what a take's frames, stamped with
+        the show clock, are found by in the session (`render --take`)."""
+        self._write({"type": "start", "clock_s": float(clock_s)})
+
     def event(self, t: float, event: ControlEvent) -> None:
         self._write({"t": round(float(t), 6), "event": asdict(event)})
 
@@ -164,7 +169,13 @@ def read_session(path) -> tuple[dict, list[Timed]]:
             if obj.get("schema_version", 0) > SESSION_SCHEMA:
                 raise ReplayError(f"{path}: session schema {obj.get('schema_version')} is newer than this "
                                   f"ganinstrument understands ({SESSION_SCHEMA})")
-            header = obj
+            header = {**obj, **({"clock_s": header["clock_s"]} if "clock_s" in header else {})}
+            continue
+        if obj.get("type") == "start":
+            clock_s = obj.get("clock_s")
+            if isinstance(clock_s, bool) or not isinstance(clock_s, (int, float)) or not math.isfinite(clock_s):
+                raise ReplayError(f"{path}:{lineno}: a start line needs the clock's time 'clock_s'")
+            header["clock_s"] = float(clock_s)  # (header: the session line, and this)
             continue
         t = obj.get("t")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
@@ -200,3 +211,47 @@ class Timeline:
     @property
     def end_s(self) -> float:
         return self._items[-1].t if self._items else 0.0
+
+
+# -- takes ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TakeNote:
+    """What `perform` notes beside a take (outputs/takes.py): its video, the show's session,
+    and where in the session the take's first and last frames are (seconds from its start)."""
+
+    video: Path
+    session: Path
+    start_s: float
+    end_s: float
+    frames: int
+
+
+def read_take_note(path) -> tuple[TakeNote, dict, list[Timed]]:
+    """A take (its .mp4 or its note, .json) -> (note, the session's header, its timed lines)."""
+    path = Path(path)
+    note_path = path if path.suffix.lower() == ".json" else path.with_suffix(".json")
+    try:
+        note = json.loads(note_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReplayError(f"{note_path}: not found. A take is rendered again from the note `perform` "
+                          "writes beside it (with the takes output, and a session); a take recorded "
+                          "without one can only be copied") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReplayError(f"{note_path}: not a take's note ({exc})") from None
+    fields = ("video", "session", "first_frame_clock_s", "last_frame_clock_s")
+    if not isinstance(note, dict) or note.get("type") != "take" or any(f not in note for f in fields):
+        raise ReplayError(f"{note_path}: not a take's note (it needs type: take and {', '.join(fields)})")
+    times = [note["first_frame_clock_s"], note["last_frame_clock_s"]]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in times) \
+            or times[1] < times[0]:
+        raise ReplayError(f"{note_path}: the take's frame times are not numbers in order: {times}")
+    session = note_path.parent / str(note["session"])
+    header, items = read_session(session)
+    clock_s = header.get("clock_s")
+    if clock_s is None:
+        raise ReplayError(f"{session}: has no start time (written by an older ganinstrument), so "
+                          f"{note_path.name}'s frames cannot be found in it")
+    frames = note.get("frames")
+    take = TakeNote(note_path.parent / str(note["video"]), session, float(times[0] - clock_s),
+                    float(times[1] - clock_s), int(frames) if isinstance(frames, int) else 0)
+    return take, header, items
