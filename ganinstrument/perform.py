@@ -318,7 +318,8 @@ def add_perform_parser(sub) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames (headless runs, tests)")
     p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame")
     p.add_argument("--record-session", default=None, metavar="FILE.jsonl",
-                   help="log every control and audio-feature event, for `render --session`")
+                   help="log every control and audio-feature event, for `render --session` (with the "
+                        "takes output, the show's session is kept in the takes folder anyway, for `render --take`)")
     p.add_argument("--no-restart", action="store_true",
                    help="do not restart after a crash (by default a crash restarts perform from the "
                         "look it autosaved, recording to a new file)")
