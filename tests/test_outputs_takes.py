@@ -248,3 +248,20 @@ def test_perform_keeps_the_shows_session_beside_the_takes_only_when_a_take_was_r
     (takes / "keep.txt").write_text("mine")
     assert main(args) == 0
     assert sorted(p.name for p in takes.iterdir()) == ["keep.txt"]  # the performer's files stay
+
+
+def test_the_hud_says_when_a_take_has_no_sound(tmp_path):
+    from ganinstrument.outputs.live_audio import AudioTap
+
+    for running in (False, True):
+        tap = AudioTap()
+        if running:
+            tap.configure(48000, 2)
+        takes = TakeRecorder(tmp_path / f"takes-{running}", codec="libx264", live_audio=tap)
+        takes.open(64, 48, 30)
+        takes.toggle()
+        assert _eventually(lambda: takes.status() is not None and takes.status().startswith("REC"))
+        takes.submit(_frame(0, 0.0))
+        assert _eventually(lambda: takes._current.first_timestamp is not None)
+        assert takes.status().endswith("(no sound)") is (not running)
+        assert takes.close()

@@ -143,12 +143,15 @@ class TakeRecorder(Sink):
         return f"take starting: {path.name}"
 
     def status(self, now: float | None = None) -> str | None:
-        """'REC 1:23 take-....mp4' while a take records, None otherwise."""
+        """'REC 1:23 take-....mp4' while a take records (with "(no sound)" when the audio input
+        is not in it), None otherwise."""
         take = self._current
         if take is None:
             return "starting a take" if self._starting else None
         seconds = int((time.monotonic() if now is None else now) - self._started_at)
-        return f"REC {seconds // 60}:{seconds % 60:02d} {take.path.name}"
+        # a take meant to carry the audio input says so when it has none (no input running)
+        deaf = take.live_audio is not None and take.first_timestamp is not None and take.audio_track is None
+        return f"REC {seconds // 60}:{seconds % 60:02d} {take.path.name}" + (" (no sound)" if deaf else "")
 
     def _next_path(self) -> Path:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
