@@ -231,8 +231,9 @@ class VideoRecorder(ThreadedSink):
         stream = self._stream
         vf = self._video_frame(frame, event, stream.width, stream.height)
         if self._t0 is None:
-            self._t0 = self.first_timestamp = frame.timestamp
+            self._t0 = frame.timestamp
             self._start_audio_track()
+            self.first_timestamp = frame.timestamp  # (after: the HUD reads the track once this is set)
         self.last_timestamp = frame.timestamp
         pts = round((frame.timestamp - self._t0) / TIME_BASE)
         if pts <= self._last_pts:  # a repeated or backwards timestamp: keep time moving
