@@ -109,3 +109,9 @@ def test_a_take_without_its_note_says_what_is_missing(tmp_path):
     with pytest.raises(ReplayError, match="no start time"):
         read_take_note(video)
     assert main(["render", "--take", str(video), "--out", str(tmp_path / "x.mp4")]) != 0
+    (tmp_path / "late.jsonl").write_text('{"type": "session", "schema_version": 1}\n'
+                                         '{"type": "start", "clock_s": 5.0}\n')
+    video.with_suffix(".json").write_text('{"type": "take", "video": "take-1.mp4", "session": "late.jsonl", '
+                                          '"first_frame_clock_s": 1.0, "last_frame_clock_s": 2.0}')
+    with pytest.raises(ReplayError, match="does not fit in its session"):
+        read_take_note(video)  # a take before its show started: not this show's session

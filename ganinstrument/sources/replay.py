@@ -214,6 +214,7 @@ class Timeline:
 
 
 # -- takes ----------------------------------------------------------------------------------
+MAX_TAKE_S = 24 * 3600.0  # longer than any show: a note saying more is broken
 @dataclass(frozen=True)
 class TakeNote:
     """What `perform` notes beside a take (outputs/takes.py): its video, the show's session,
@@ -251,7 +252,11 @@ def read_take_note(path) -> tuple[TakeNote, dict, list[Timed]]:
     if clock_s is None:
         raise ReplayError(f"{session}: has no start time (written by an older ganinstrument), so "
                           f"{note_path.name}'s frames cannot be found in it")
+    start_s, end_s = times[0] - clock_s, times[1] - clock_s
+    if start_s < -1e-3 or end_s - start_s > MAX_TAKE_S:
+        raise ReplayError(f"{note_path}: the take ({start_s:.3f} .. {end_s:.3f} s) does not fit in its session "
+                          f"{session.name}: is it the session of another show?")
     frames = note.get("frames")
-    take = TakeNote(note_path.parent / str(note["video"]), session, float(times[0] - clock_s),
-                    float(times[1] - clock_s), int(frames) if isinstance(frames, int) else 0)
+    take = TakeNote(note_path.parent / str(note["video"]), session, max(0.0, float(start_s)), float(end_s),
+                    int(frames) if isinstance(frames, int) else 0)
     return take, header, items
