@@ -92,6 +92,7 @@ class Engine:
         self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
         self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
         self._in_flight: collections.deque = collections.deque()  # CUDA events of frames not yet done
+        self._said_session_error = False
         self.hud = Hud()
 
     # -- control ------------------------------------------------------------------------
@@ -233,6 +234,10 @@ class Engine:
                 self.session.features(t, row)
             if not self.frozen:
                 self.inst.modulation.feed(features, onsets)
+        error = getattr(self.session, "error", None)
+        if error and not self._said_session_error:  # (the disk is full: the show goes on)
+            self._said_session_error = True
+            self.messages.append(News(error))
 
     def _render(self, dt: float) -> Frame:
         if self.frozen and self._last_good is not None:

@@ -92,3 +92,27 @@ def test_a_session_takes_numpy_scalars_and_audio_features(tmp_path):
         w.features(0.5, {"rms_db": np.float32(-6.5), "onset_mid": np.bool_(True), "n": np.int64(3)})
     _, items = read_session(path)
     assert items[0].features == {"rms_db": -6.5, "onset_mid": True, "n": 3}
+
+
+def test_a_session_that_cannot_be_written_never_stops_the_show(tmp_path):
+    from ganinstrument.clock import FakeClock
+    from ganinstrument.engine import Engine
+    from ganinstrument.instrument import Instrument
+
+    odd = SessionWriter(tmp_path / "odd.jsonl")
+    odd.features(0.5, {"thing": object()})  # not JSON: that line is left out, the rest goes on
+    odd.features(0.6, {"rms_db": -20.0})
+    odd.close()
+    assert odd.skipped == 1 and [i.t for i in read_session(tmp_path / "odd.jsonl")[1]] == [0.6]
+
+    full = SessionWriter("/dev/full")  # every write fails: no space left on the device
+    assert full.error is not None and "/dev/full" in full.error
+    clock = FakeClock()
+    engine = Engine(Instrument("demo", device="cpu"), clock=clock, fps=None, session=full, trim_heap_s=None)
+    for _ in range(3):
+        engine.key_action("seed.next")
+        engine.frame()
+        clock.advance(0.1)
+    engine.close()
+    assert engine.stats.errors == 0 and engine.stats.rendered >= 3
+    assert [m for m in engine.messages if "/dev/full" in m] == [full.error]  # said once, on the HUD

@@ -16,6 +16,7 @@ line number.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from ..errors import GanInstrumentError
 from ..events import ControlEvent, ParamUpdate
+
+log = logging.getLogger(__name__)
 
 SESSION_SCHEMA = 1
 
@@ -98,10 +101,17 @@ def _plain_scalar(obj):
 
 
 class SessionWriter:
-    """Appends timed events to a session file (line-buffered; survives a crash line by line)."""
+    """Appends timed events to a session file (line-buffered; survives a crash line by line).
+
+    Writing never stops the show: a line that cannot be written as JSON is left out (and
+    counted in `skipped`), and once the file cannot be written at all (the disk full, a
+    drive pulled), the session stops, saying so once in `error` and the log.
+    """
 
     def __init__(self, path, **header):
         self.path = Path(path)
+        self.error: str | None = None
+        self.skipped = 0
         try:
             self._f = open(self.path, "w", encoding="utf-8", buffering=1)
         except OSError as exc:
@@ -109,7 +119,20 @@ class SessionWriter:
         self._write({"type": "session", "schema_version": SESSION_SCHEMA, **header})
 
     def _write(self, obj) -> None:
-        self._f.write(json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar) + "\n")
+        if self.error is not None:
+            return
+        try:
+            line = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_plain_scalar) + "\n"
+        except (TypeError, ValueError) as exc:
+            self.skipped += 1
+            if self.skipped == 1 or self.skipped % 1000 == 0:
+                log.warning("session %s: a line left out (%d so far): %s", self.path, self.skipped, exc)
+            return
+        try:
+            self._f.write(line)
+        except OSError as exc:
+            self.error = f"{self.path}: cannot write the session any more ({exc.strerror or exc}); the show goes on"
+            log.error("%s", self.error)
 
     def start(self, clock_s: float) -> None:
         """The show clock's time of t = 0 (the first frame): what a take's frames, stamped with
@@ -127,7 +150,10 @@ class SessionWriter:
         self._write({"t": round(float(t), 6), "features": clean})
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError as exc:  # its last lines could not be flushed
+            log.error("session %s: closing it failed (%s)", self.path, exc.strerror or exc)
 
     def __enter__(self):
         return self
