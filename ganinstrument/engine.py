@@ -324,7 +324,13 @@ class Engine:
         if self._log is None:
             return
         row = {"frame": self.stats.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
-        self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
+        try:
+            self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
+        except (OSError, TypeError, ValueError) as exc:  # the disk is full: stop logging, play on
+            log.error("--log-params: cannot write any more (%s); the show goes on without it", exc)
+            self.messages.append(News(f"--log-params stopped: {exc}"))
+            log_file, self._log = self._log, None
+            _quietly(log_file.close)
 
     def _update_hud(self, now: float) -> None:
         preview = self.sinks.get("preview") if self.sinks is not None else None

@@ -262,3 +262,13 @@ def test_a_frozen_picture_is_held_in_a_recording_for_as_long_as_it_was_frozen(in
         times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
     # the sinks get the show clock's time: a held picture does not stop the recording's clock
     assert len(times) == 20 and times[-1] - times[0] == pytest.approx(1.9, abs=1e-3)
+
+
+def test_a_params_log_that_cannot_be_written_stops_and_the_show_goes_on(inst):
+    engine, sink, clock = _engine(inst, log_params="/dev/full")  # fails once its 64 KiB buffer fills
+    for _ in range(300):
+        engine.frame()
+        clock.advance(0.1)
+    engine.close()
+    assert engine.stats.errors == 0 and len(sink.frames) == 300
+    assert any("--log-params stopped" in m for m in engine.messages)
