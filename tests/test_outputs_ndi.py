@@ -131,3 +131,60 @@ def test_ndi_spec_and_availability(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "NDIlib" else real(name, *a))
     assert "pip install ganinstrument[ndi]" in unavailable_reason("ndi")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds the source's port in /proc")
+def test_the_audio_input_goes_out_with_the_picture_on_one_clock():
+    from ganinstrument.outputs.live_audio import AudioTap
+    from ganinstrument.outputs.ndi import NdiSink
+
+    tap = AudioTap()
+    tap.configure(48000, 2)
+    before = _listening_ports()
+    sink = NdiSink("ganinstrument-audio-test", live_audio=tap)
+    sink.open(64, 48, 30)
+    picture = torch.from_numpy(_picture(48, 64, 0))
+    block_times, frame_times = set(), set()
+    state = {"block": 0, "frame": 0}
+
+    def play():  # 1/30 s of a stereo tone (left = -right), then a frame, on the show clock from 100 s
+        k = state["frame"]
+        now = 100.0 + k / 30
+        while 100.0 + (state["block"] + 1) * 256 / 48000 <= now:
+            t = 100.0 + state["block"] * 256 / 48000
+            x = 0.25 * np.sin(2 * np.pi * 440 * (t + np.arange(256) / 48000)).astype(np.float32)
+            tap.push(np.stack([x, -x], axis=1), t)
+            block_times.add(round(t * 1e7))
+            state["block"] += 1
+        sink.submit(Frame(picture, now, k))
+        frame_times.add(round(now * 1e7))
+        state["frame"] += 1
+        time.sleep(0.005)
+
+    try:
+        deadline = time.monotonic() + 10
+        while not (_listening_ports() - before - {5960}) and time.monotonic() < deadline:
+            play()
+        receiver = Receiver(sorted(_listening_ports() - before - {5960})[0])
+        sounds, videos = [], []
+        deadline = time.monotonic() + 20
+        while (len(sounds) < 5 or not videos) and time.monotonic() < deadline:
+            play()
+            kind, video, audio, _ = ndi.recv_capture_v2(receiver.recv, 20)
+            if kind == ndi.FRAME_TYPE_AUDIO:
+                sounds.append((audio.timecode, audio.sample_rate, np.array(audio.data, copy=True)))
+                ndi.recv_free_audio_v2(receiver.recv, audio)
+            elif kind == ndi.FRAME_TYPE_VIDEO:
+                videos.append(video.timecode)
+                ndi.recv_free_video_v2(receiver.recv, video)
+        receiver.close()
+    finally:
+        assert sink.close(5)
+    assert len(sounds) >= 5 and videos, (len(sounds), len(videos))
+    for timecode, rate, data in sounds:
+        assert rate == 48000 and data.shape[0] == 2 and data.shape[1] % 256 == 0
+        assert timecode in block_times  # each audio frame: the time its first block was heard
+        assert np.abs(data[0]).max() == pytest.approx(0.25, abs=0.01)
+        assert np.abs(data[0] + data[1]).max() < 1e-3  # the channels in their order
+    assert set(videos) <= frame_times  # each picture: the time it was made, on the same clock
+    assert not tap.wanted  # it stopped listening when it closed

@@ -9,6 +9,12 @@ readback Spout uses, outputs/readback.py), then `send_send_video_v2`, which comp
 frame for the network before returning. The sender is not clocked (`clock_video=False`): the
 engine paces the frames, and latest wins when a send is slow.
 
+With `live_audio` (outputs/live_audio.AudioTap), the audio input goes out with the picture:
+after each frame, the blocks that arrived since, as one planar float audio frame. Then every
+frame carries its time on the show clock as its NDI timecode (100 ns units), sound and picture
+alike, so a receiver lines them up as they were heard and shown; without audio, NDI
+synthesizes the timecodes.
+
 Receivers find the source by mDNS (Avahi on Linux) as "HOST (NAME)". Where discovery does not
 work (no Avahi, another subnet), a receiver can connect by address, or use an NDI Discovery
 Server. NDI® is a registered trademark of Vizrt NDI AB (https://ndi.video).
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+
+import numpy as np
 
 from .base import SinkError, SinkUnavailableError, ThreadedSink
 from .readback import RgbaReadback, producer_event
@@ -39,9 +47,13 @@ def import_ndi():
 class NdiSink(ThreadedSink):
     """An NDI source named `source_name` (receivers see "HOST (source_name)"); latest wins."""
 
-    def __init__(self, source_name: str = "ganinstrument", *, name: str = "ndi"):
+    def __init__(self, source_name: str = "ganinstrument", *, name: str = "ndi", live_audio=None):
         super().__init__(name, queue_size=1)
         self.source_name = source_name
+        self.live_audio = live_audio
+        self._feed = None  # live_audio.Feed, while the sender runs
+        self._audio = None  # the NDI audio frame, reused
+        self.audio_frames = 0  # sent (sink thread)
         self.full_name: str | None = None  # "HOST (source_name)", once started
         # Owned by the sink thread:
         self._ndi = None
@@ -74,7 +86,10 @@ class NdiSink(ThreadedSink):
         rate = Fraction(self.fps).limit_denominator(1001)
         video.frame_rate_N, video.frame_rate_D = rate.numerator, rate.denominator
         self._video = video
-        log.info("ndi: sending as %r", self.full_name)
+        if self.live_audio is not None:
+            self._audio = ndi.AudioFrameV2()
+            self._feed = self.live_audio.subscribe()
+        log.info("ndi: sending as %r%s", self.full_name, " with the audio input" if self._feed else "")
 
     def _write(self, item) -> None:
         frame, event = item
@@ -87,8 +102,29 @@ class NdiSink(ThreadedSink):
         video = self._video
         video.data = rgbx  # sets the size and the line stride too
         video.picture_aspect_ratio = rgbx.shape[1] / rgbx.shape[0]
+        if self._feed is not None:
+            video.timecode = _timecode(frame.timestamp)
         self._ndi.send_send_video_v2(self._sender, video)
+        if self._feed is not None:
+            self._send_audio(self._feed.drain())
         self._connections = int(self._ndi.send_get_no_connections(self._sender, 0))
+
+    def _send_audio(self, blocks) -> None:
+        """The blocks since the last frame, as few audio frames as their rates and channel
+        counts allow, each stamped with its first block's time."""
+        while blocks:
+            time_s, rate, first = blocks[0]
+            same = 1
+            while same < len(blocks) and blocks[same][1] == rate and blocks[same][2].shape[1] == first.shape[1]:
+                same += 1
+            samples = np.concatenate([b[2] for b in blocks[:same]]) if same > 1 else first  # [n, ch]
+            audio = self._audio
+            audio.sample_rate = int(rate)
+            audio.data = np.ascontiguousarray(samples.T)  # planar [ch, n]; sets the counts and stride
+            audio.timecode = _timecode(time_s)
+            self._ndi.send_send_audio_v2(self._sender, audio)
+            self.audio_frames += 1
+            blocks = blocks[same:]
 
     @property
     def connections(self) -> int:
@@ -97,9 +133,17 @@ class NdiSink(ThreadedSink):
         return self._connections
 
     def _finish(self) -> None:
+        if self._feed is not None:
+            self.live_audio.unsubscribe(self._feed)
+            self._feed = None
         sender, self._sender = self._sender, None
         self._connections = 0
         if self._readback is not None:
             self._readback.synchronize()
         if sender is not None:
             self._ndi.send_destroy(sender)
+
+
+def _timecode(seconds: float) -> int:
+    """NDI's timecode: 100 ns units."""
+    return int(round(seconds * 1e7))

@@ -171,7 +171,7 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
     """Build (not open) the sink an item describes. `offline`: recorders wait instead of
     dropping (for `render`; never for live use). `audio`: a file muxed into a recording (render).
     `live_audio` (outputs/live_audio.AudioTap): the live audio input, recorded alongside by
-    `record` and `takes`. `resume_takes`: after a crash, a take the crash ended goes on in a
+    `record` and `takes`, sent alongside by `ndi`. `resume_takes`: after a crash, a take the crash ended goes on in a
     new file (outputs/takes.py)."""
     on_full = "wait" if offline else "drop"
     if item.kind == "null":
@@ -207,7 +207,7 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
     if item.kind == "ndi":
         from .ndi import NdiSink
 
-        return NdiSink(item.option("source_name"))
+        return NdiSink(item.option("source_name"), live_audio=live_audio)
     raise ValueError(f"unknown output kind {item.kind!r}")
 
 
