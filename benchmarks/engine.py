@@ -619,7 +619,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
     tmpdir = tempfile.mkdtemp(prefix="engine-bench-")
     from ganinstrument.outputs.live_audio import AudioTap
 
-    tap = AudioTap()
+    tap = None if args.no_record_audio else AudioTap()
     sinks, notes = open_sinks(sink_names, width, height, args.fps or 60.0, tmpdir, config, rec, tap)
     audio = LiveClicks(clock, bpm=args.bpm, tap=tap).start()
 
@@ -941,6 +941,8 @@ def main(argv=None) -> int:
                    help="comma-separated from null,null-host,record,preview,ndi,spout (default: all that can run here)")
     p.add_argument("--engine-thread", choices=("main", "worker"), default="main",
                    help="run the engine on the main thread, as `perform` does (default), or a worker thread")
+    p.add_argument("--no-record-audio", action="store_true",
+                   help="record the picture only (A/B the live audio track's cost)")
     p.add_argument("--soak-minutes", type=float, default=0.0, help="memory soak after the runs (default: none)")
     p.add_argument("--soak-config", default="demo")
     p.add_argument("--soak-sinks", default="null,record")
