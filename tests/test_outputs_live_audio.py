@@ -154,3 +154,16 @@ def test_without_a_running_audio_input_the_recording_is_picture_only(tmp_path, c
     assert "no audio input is running" in caplog.text
     with av.open(str(path)) as c:
         assert not c.streams.audio and c.streams.video[0].frames == 15
+
+
+def test_an_input_that_never_delivers_gives_a_silent_track_as_long_as_the_picture(tmp_path):
+    tap = AudioTap()
+    tap.configure(RATE, 1)  # running, but no block ever comes (a stalled device)
+    rec = VideoRecorder(tmp_path / "stalled.mp4", live_audio=tap, on_full="wait")
+    rec.open(64, 64, FPS)
+    for k in range(30):
+        rec.submit(Frame(torch.zeros(64, 64, 3, dtype=torch.uint8), T0 + k / FPS, k))
+    assert rec.close(10)
+    times, audio, start, rate = _decode(tmp_path / "stalled.mp4")
+    assert audio.shape[0] == 1 and audio.shape[1] / rate == pytest.approx(1.0, abs=0.03)
+    assert np.abs(audio).max() < 1e-4

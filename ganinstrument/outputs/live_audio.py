@@ -158,7 +158,10 @@ class LiveAudioTrack:
         """Write what is left, up to `end_s` on the track's time line, and flush the encoder."""
         for time_s, rate, block in self.feed.drain():
             self._place(time_s, rate, block)
-        self._encode(limit=max(0, round(end_s * self.sample_rate)), final=True)
+        limit = max(0, round(end_s * self.sample_rate))
+        if self._placed == 0:  # no sound ever came (the input stalled): silence, not an empty track
+            self._silence(limit)
+        self._encode(limit=limit, final=True)
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         log.info("record: audio %.1f s; re-aligned %d times (%.3f s of silence, %.3f s cut), %d "
