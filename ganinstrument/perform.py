@@ -273,8 +273,11 @@ def _show_session_path(args, sinks) -> tuple[Path | None, bool]:
 def _keep_session_for_takes(path: Path, takes) -> None:
     """The session chosen for the takes goes again if no take was recorded (with its folder,
     if that is left empty)."""
-    if any(t.saved for t in takes):
-        log.info("the show's session, for rendering its takes again: %s", path)
+    saved = [p for t in takes for p in t.saved]
+    if saved:
+        log.info("the show's session, for rendering its takes again: %s (e.g. ganinstrument render "
+                 "--take %s --size 1920x1080 --out %s)", path, saved[-1], saved[-1].with_name(
+                     saved[-1].stem + "-again.mp4"))
         return
     try:
         path.unlink(missing_ok=True)
