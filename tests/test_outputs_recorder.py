@@ -155,11 +155,30 @@ def test_nvenc_is_constant_quality_without_a_bit_rate_cap():
     assert "b" not in recorder._encoder_options("libx264", 18, "veryfast")  # crf rules there
 
 
+def test_an_encoder_that_did_not_open_is_tried_again_a_minute_later(monkeypatch):
+    if "libx264rgb" not in av.codecs_available:
+        pytest.skip("libx264rgb is not in this PyAV")
+    now = [1000.0]
+    monkeypatch.setattr(recorder, "_clock", lambda: now[0])
+    monkeypatch.setattr(recorder, "_codec_probe", {})
+    assert not codec_opens("libx264rgb", 64, 48)  # (it never opens for yuv420p)
+    assert recorder._codec_probe[("libx264rgb", 64, 48)] == (False, 1000.0)
+    now[0] += 30.0
+    assert not codec_opens("libx264rgb", 64, 48)
+    assert recorder._codec_probe[("libx264rgb", 64, 48)] == (False, 1000.0)  # still the first answer
+    now[0] += 31.0
+    assert not codec_opens("libx264rgb", 64, 48)
+    assert recorder._codec_probe[("libx264rgb", 64, 48)] == (False, 1061.0)  # asked again
+    assert codec_opens("libx264", 64, 48)
+    now[0] += 1e6
+    assert codec_opens("libx264", 64, 48) and recorder._codec_probe[("libx264", 64, 48)][1] == 1061.0
+
+
 def pretend_it_probed_fine(monkeypatch, codec: str) -> None:
     """`codec` comes first for "auto" and its (cached) probe says it opens, as when NVENC
     probed fine earlier and now hits the GeForce session limit."""
     monkeypatch.setattr(recorder, "AUTO_CODECS", (codec, "libx264"))
-    monkeypatch.setitem(recorder._codec_probe, (codec, 64, 48), True)
+    monkeypatch.setitem(recorder._codec_probe, (codec, 64, 48), (True, 0.0))
 
 
 # libx264rgb is in PyAV everywhere and never opens for yuv420p; h264_nvenc is the real case

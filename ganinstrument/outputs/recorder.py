@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -46,7 +47,12 @@ FALLBACK_CODEC = "libx264"  # what an "auto" choice falls back to when it will n
 # into the H.264 VUI and the muxer into the mp4's colr box.
 COLOR_OPTIONS = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709",
                  "color_range": "tv"}
-_codec_probe: dict[tuple[str, int, int], bool] = {}
+# What each encoder said when tried, and when: (opened, time). An encoder that did not open is
+# tried again after PROBE_RETRY_S (NVENC refuses while other programs hold its sessions, and
+# takes later in the show should get it back once they let go).
+_codec_probe: dict[tuple[str, int, int], tuple[bool, float]] = {}
+PROBE_RETRY_S = 60.0
+_clock = time.monotonic
 # The mp4 muxer's options for a file that plays after a crash: the index up front (empty), a
 # fragment at every keyframe, each fragment self-contained, and every packet handed to the
 # file at once (else up to 32 KiB waits in FFmpeg's buffer and dies with the process). With a
@@ -83,7 +89,8 @@ def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
 def codec_opens(codec: str, width: int, height: int, fps: float = 30.0) -> bool:
     """True if `codec` can encode `width` x `height` here (NVENC needs an NVIDIA driver)."""
     key = (codec, width, height)
-    if key not in _codec_probe:
+    tried = _codec_probe.get(key)
+    if tried is None or (not tried[0] and _clock() - tried[1] >= PROBE_RETRY_S):
         av = _import_av()
         ok = codec in av.codecs_available
         if ok:
@@ -96,8 +103,8 @@ def codec_opens(codec: str, width: int, height: int, fps: float = 30.0) -> bool:
             except Exception as err:  # av raises OSError/PermissionError/ValueError flavours
                 log.debug("encoder %s does not open here: %s", codec, err)
                 ok = False
-        _codec_probe[key] = ok
-    return _codec_probe[key]
+        _codec_probe[key] = (ok, _clock())
+    return _codec_probe[key][0]
 
 
 def pick_video_codec(codec: str, width: int, height: int, fps: float) -> str:
