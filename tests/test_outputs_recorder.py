@@ -14,8 +14,9 @@ import torch
 from ganinstrument.frame import Frame
 from ganinstrument.outputs import SinkError, SinkUnavailableError
 from ganinstrument.outputs import recorder
-from ganinstrument.outputs.recorder import (FrameDirSink, VideoRecorder, codec_opens, mux_audio,
-                                            pick_video_codec)
+from ganinstrument.outputs.frames import FrameDirSink
+from ganinstrument.outputs.mux import mux_audio
+from ganinstrument.outputs.recorder import VideoRecorder, codec_opens, pick_video_codec
 
 
 def pattern(i: int, height: int = 48, width: int = 64) -> np.ndarray:

@@ -15,7 +15,7 @@ from ganinstrument.engine import Engine
 from ganinstrument.events import ControlEvent
 from ganinstrument.instrument import Instrument
 from ganinstrument.outputs.base import Sinks
-from ganinstrument.outputs.recorder import FrameDirSink
+from ganinstrument.outputs.frames import FrameDirSink
 from ganinstrument.sources.audio import BlockSource, write_wav
 from ganinstrument.sources.replay import SessionWriter
 from ganinstrument.wiring import connect_mapping

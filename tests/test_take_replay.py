@@ -16,7 +16,7 @@ from ganinstrument.clock import FakeClock
 from ganinstrument.engine import Engine
 from ganinstrument.instrument import Instrument
 from ganinstrument.outputs.base import Sinks
-from ganinstrument.outputs.recorder import FrameDirSink
+from ganinstrument.outputs.frames import FrameDirSink
 from ganinstrument.outputs.takes import TakeRecorder
 from ganinstrument.presets import to_yaml_dict
 from ganinstrument.sources.replay import ReplayError, SessionWriter, read_take_note

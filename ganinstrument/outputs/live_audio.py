@@ -31,12 +31,13 @@ from fractions import Fraction
 
 import numpy as np
 
+from .mux import AUDIO_BIT_RATE
+
 log = logging.getLogger(__name__)
 
 DEADBAND_S = 0.010  # the track may be this far off the blocks' clock times before it slips samples
 RESYNC_S = 0.050  # further off than this, it re-aligns at once (silence, or a cut)
 FEED_BLOCKS = 1024  # a feed holds this many blocks (~5 s of 256-frame blocks at 48 kHz)
-AUDIO_BIT_RATE = 192_000
 
 
 class Feed:

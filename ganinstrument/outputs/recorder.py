@@ -1,4 +1,5 @@
-"""Recording: H.264 video files (PyAV), PNG frame folders, and muxing an audio track in.
+"""Recording: H.264 video files (PyAV), with the live audio input (live_audio.py) or a sound
+file muxed in at the end (mux.py). PNG frame folders are frames.py.
 
 The recording's frame rate is the real one. Each frame's presentation time is its own
 `frame.timestamp` (relative to the first frame) on a 1/90000 s time base, so a live take whose
@@ -35,12 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from .base import SinkError, SinkUnavailableError, ThreadedSink
+from .mux import import_av, mux_audio
 from .readback import producer_event
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # MPEG's clock: fine enough for any frame rate
-AUDIO_BIT_RATE = 192_000
 AUTO_CODECS = ("h264_nvenc", "libx264")  # what codec="auto" tries, in order
 FALLBACK_CODEC = "libx264"  # what an "auto" choice falls back to when it will not open
 # BT.709, limited ("tv") range: generic AVCodecContext options, so every encoder writes them
@@ -67,15 +68,6 @@ class _EncoderOpenError(Exception):
     """The video encoder did not open (the reason is the `__cause__`)."""
 
 
-def _import_av():
-    try:
-        import av
-    except ImportError as err:
-        raise SinkUnavailableError(
-            "record: PyAV is not installed (pip install av)") from err
-    return av
-
-
 def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     if codec == "h264_nvenc":
         # Constant quality: the target bit rate must be 0, or VBR caps at it (PyAV < 18 sets
@@ -91,7 +83,7 @@ def codec_opens(codec: str, width: int, height: int, fps: float = 30.0) -> bool:
     key = (codec, width, height)
     tried = _codec_probe.get(key)
     if tried is None or (not tried[0] and _clock() - tried[1] >= PROBE_RETRY_S):
-        av = _import_av()
+        av = import_av()
         ok = codec in av.codecs_available
         if ok:
             try:
@@ -169,7 +161,7 @@ class VideoRecorder(ThreadedSink):
         self.audio_track = None  # live_audio.LiveAudioTrack, from the first frame
 
     def _start(self) -> None:
-        av = _import_av()
+        av = import_av()
         if not self.path.parent.is_dir():
             raise SinkError(f"record: the folder {self.path.parent} does not exist")
         width, height = _even(self.width), _even(self.height)
@@ -266,7 +258,7 @@ class VideoRecorder(ThreadedSink):
         from .live_audio import LiveAudioTrack
 
         try:
-            self.audio_track = LiveAudioTrack(_import_av(), self._container, feed, tap.sample_rate,
+            self.audio_track = LiveAudioTrack(import_av(), self._container, feed, tap.sample_rate,
                                               tap.channels, self._t0)
         except Exception as err:  # av raises OSError/ValueError flavours
             log.warning("record: %s: the audio track did not open (%s); recording the picture only",
@@ -351,151 +343,3 @@ class VideoRecorder(ThreadedSink):
                 mux_audio(target, self.audio, self.path, sample_rate=self.audio_sample_rate)
             finally:
                 target.unlink(missing_ok=True)
-
-
-def mux_audio(video_path: str | os.PathLike, audio, out_path: str | os.PathLike, *,
-              sample_rate: int | None = None, shortest: bool = False,
-              bit_rate: int = AUDIO_BIT_RATE) -> Path:
-    """Copy the video of `video_path` (no re-encode) and add `audio` as AAC into `out_path`.
-
-    `audio`: a file PyAV can read, or a float32 array [samples] or [samples, channels] in
-    [-1, 1] with `sample_rate`. Audio starts at time 0, like the video. With `shortest`, audio
-    past the video's end is cut. Raises `SinkError` naming the unreadable input.
-    """
-    av = _import_av()
-    video_path, out_path = Path(video_path), Path(out_path)
-    if Path(out_path).resolve() == video_path.resolve():
-        raise ValueError("mux_audio: out_path must differ from video_path")
-    try:
-        src = av.open(str(video_path))
-    except Exception as err:
-        raise SinkError(f"{video_path}: cannot read the video: {err}") from err
-    with src:
-        vin = src.streams.video[0]
-        video_s = float(vin.duration * vin.time_base) if vin.duration else None
-        frames, rate, layout = _audio_frames(av, audio, sample_rate)
-        with av.open(str(out_path), "w") as out:
-            vout = out.add_stream_from_template(vin)
-            aout = out.add_stream("aac", rate=rate)
-            aout.layout = layout
-            aout.bit_rate = bit_rate
-            for packet in src.demux(vin):
-                if packet.dts is None:  # the demuxer's empty end-of-stream packet
-                    continue
-                packet.stream = vout
-                out.mux(packet)
-            limit = round(video_s * rate) if (shortest and video_s) else None
-            _encode_audio(av, frames, aout, out, rate, layout, limit)
-    return out_path
-
-
-def _audio_frames(av, audio, sample_rate):
-    """(iterator of AudioFrames, sample rate, layout name) from a path or an array."""
-    if isinstance(audio, (str, os.PathLike)):
-        try:
-            container = av.open(os.fspath(audio))
-            stream = container.streams.audio[0]
-        except Exception as err:
-            raise SinkError(f"{audio}: cannot read audio: {err}") from err
-        rate = sample_rate or stream.rate
-        layout = "mono" if stream.channels == 1 else "stereo"
-
-        def decoded():
-            with container:
-                yield from container.decode(stream)
-
-        return decoded(), rate, layout
-    samples = np.asarray(audio, dtype=np.float32)
-    if samples.ndim == 1:
-        samples = samples[:, None]
-    if samples.ndim != 2 or samples.shape[1] not in (1, 2) or not len(samples):
-        raise ValueError(f"audio must be [samples] or [samples, 1|2] with samples, got "
-                         f"shape {np.shape(audio)}")
-    if not sample_rate:
-        raise ValueError("an audio array needs its sample_rate")
-    layout = "mono" if samples.shape[1] == 1 else "stereo"
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T), format="fltp",
-                                       layout=layout)
-    frame.sample_rate = int(sample_rate)
-    return iter([frame]), int(sample_rate), layout
-
-
-def _encode_audio(av, frames, aout, out, rate, layout, limit) -> None:
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    fifo = av.AudioFifo()
-    written = 0
-
-    def drain(final: bool) -> None:
-        nonlocal written
-        size = aout.codec_context.frame_size or 1024
-        while fifo.samples >= size or (final and fifo.samples):
-            chunk = fifo.read(min(size, fifo.samples))
-            if limit is not None and written + chunk.samples > limit:
-                if written >= limit:
-                    return
-                chunk = fifo_trim(av, chunk, limit - written, layout, rate)
-            chunk.pts, chunk.time_base = written, Fraction(1, rate)
-            written += chunk.samples
-            for packet in aout.encode(chunk):
-                out.mux(packet)
-
-    for frame in frames:
-        frame.pts = None  # the fifo re-times everything from 0
-        for converted in resampler.resample(frame):
-            fifo.write(converted)
-        drain(False)
-    for converted in resampler.resample(None):
-        fifo.write(converted)
-    drain(True)
-    for packet in aout.encode(None):
-        out.mux(packet)
-
-
-def fifo_trim(av, chunk, keep: int, layout: str, rate: int):
-    """The first `keep` samples of an fltp AudioFrame."""
-    data = chunk.to_ndarray()[:, :keep]  # [channels, samples]
-    trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp",
-                                         layout=layout)
-    trimmed.sample_rate = rate
-    return trimmed
-
-
-class FrameDirSink(ThreadedSink):
-    """Writes each frame as a PNG file (`frame_000000.png`, ...) into a folder.
-
-    Numbered by arrival, not by `frame.index`, so an unchanged picture still takes its slot.
-    Each file appears whole (written beside, then renamed).
-    """
-
-    def __init__(self, directory: str | os.PathLike, *, prefix: str = "frame_",
-                 queue_size: int = 32, on_full: str = "drop", name: str = "frames"):
-        super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
-        self.directory = Path(directory)
-        self.prefix = prefix
-        self._count = 0  # sink thread
-
-    def _start(self) -> None:
-        _import_av()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise SinkError(f"frames: cannot create {self.directory}: {err}") from err
-
-    def _write(self, frame) -> None:
-        path = self.directory / f"{self.prefix}{self._count:06d}.png"
-        tmp = path.with_suffix(".png.part")
-        tmp.write_bytes(encode_png(frame.image))
-        os.replace(tmp, path)
-        self._count += 1
-
-
-def encode_png(img: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 RGB image [H, W, 3] (PyAV's encoder: no extra dependency)."""
-    import av
-
-    height, width = img.shape[:2]
-    cc = av.CodecContext.create("png", "w")
-    cc.width, cc.height, cc.pix_fmt = width, height, "rgb24"
-    cc.time_base = Fraction(1, 30)
-    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-    return b"".join(bytes(p) for p in cc.encode(vf)) + b"".join(bytes(p) for p in cc.encode(None))

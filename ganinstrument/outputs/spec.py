@@ -189,7 +189,7 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
 
         return TakeRecorder(item.option("directory"), resume=resume_takes, live_audio=live_audio)
     if item.kind == "frames":
-        from .recorder import FrameDirSink
+        from .frames import FrameDirSink
 
         return FrameDirSink(item.option("directory"), on_full=on_full)
     if item.kind == "preview":

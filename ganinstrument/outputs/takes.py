@@ -31,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .base import Sink, SinkError, SinkStats
-from .recorder import VideoRecorder, _import_av
+from .mux import import_av
+from .recorder import VideoRecorder
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class TakeRecorder(Sink):
     def open(self, width: int, height: int, fps: float) -> None:
         if width < 1 or height < 1 or fps <= 0:
             raise ValueError(f"{self.name}: bad frame format {width}x{height} @ {fps} fps")
-        _import_av()  # say now, not at the first take, that PyAV is missing
+        import_av()  # say now, not at the first take, that PyAV is missing
         if self.directory.exists() and not self.directory.is_dir():
             raise SinkError(f"{self.name}: {self.directory} is a file, not a folder for takes")
         self.width, self.height, self.fps = int(width), int(height), float(fps)
