@@ -160,8 +160,8 @@ def _perform(args) -> int:
     from .engine import Engine
     from .instrument import Instrument
     from .outputs.live_audio import AudioTap
-    from .presets import to_yaml_dict
     from .outputs.spec import default_output_spec, open_sinks
+    from .presets import to_yaml_dict
     from .sources.replay import ReplayError, SessionWriter
     from .wiring import connect_mapping
 

@@ -241,6 +241,8 @@ class Timeline:
 
 # -- takes ----------------------------------------------------------------------------------
 MAX_TAKE_S = 24 * 3600.0  # longer than any show: a note saying more is broken
+
+
 @dataclass(frozen=True)
 class TakeNote:
     """What `perform` notes beside a take (outputs/takes.py): its video, the show's session,
