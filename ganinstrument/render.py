@@ -85,7 +85,11 @@ class _Progress:
 def _session_inputs(path):
     from .sources.replay import read_session
 
-    header, items = read_session(path)
+    return _split_session(*read_session(path))
+
+
+def _split_session(header, items):
+    """(header, the control lines, the feature lines) of a session read by read_session."""
     controls = [i for i in items if i.event is not None or i.update is not None]
     features = [i for i in items if i.features is not None]
     return header, controls, features
@@ -132,9 +136,7 @@ def run_render(args) -> int:
         if args.take:
             take, header, items = read_take_note(args.take)
             args.session = str(take.session)
-            session_controls = [i for i in items if i.event is not None or i.update is not None]
-            session_features = [i for i in items if i.features is not None]
-            session_header = header
+            session_header, session_controls, session_features = _split_session(header, items)
         else:
             session_header, session_controls, session_features = (
                 _session_inputs(args.session) if args.session else ({}, [], None))
@@ -194,6 +196,7 @@ def run_render(args) -> int:
                        **({"audio": mux} if spec.startswith("record:") and mux else {}))
     progress = _Progress(frames_total)
     panic = Panic()  # freeze / blackout from the session, as the live engine did them
+    act = _render_action(panic)
     pre_roll = int(math.floor(start_s * args.fps + 1e-9))  # frames of the show before a take
     frame = None
     try:
@@ -201,7 +204,7 @@ def run_render(args) -> int:
             t = start_s + k / args.fps
             clock.set(max(t, 0.0))
             dt = 0.0 if k == -pre_roll else 1.0 / args.fps
-            _apply_controls(inst, controls.router, panic, controls_timeline.until(t))
+            _apply_controls(inst, controls.router, panic, controls_timeline.until(t), act)
             if inst.modulation is not None:
                 if audio is not None:
                     audio.advance_to(t)
@@ -241,7 +244,7 @@ def _has_sound(video) -> bool:
         raise RenderError(f"{video}: cannot read the take ({exc})") from None
 
 
-def _apply_controls(inst, router, panic: Panic, items) -> None:
+def _apply_controls(inst, router, panic: Panic, items, act) -> None:
     """One frame's recorded controls: keys, then OSC's direct updates and MIDI through the
     mapping, applied as the live engine did (show.apply_controls). Takes are the live show's."""
     from .show import apply_controls
@@ -250,7 +253,7 @@ def _apply_controls(inst, router, panic: Panic, items) -> None:
     direct = [i.update for i in items if i.update is not None and i.update.source != "key"]
     events = [i.event for i in items if i.event is not None]
     routed = router.route(events) if events else []
-    apply_controls(inst, panic, keys, direct + list(routed), _render_action(panic))
+    apply_controls(inst, panic, keys, direct + list(routed), act)
 
 
 def _render_action(panic: Panic):

@@ -27,11 +27,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from fractions import Fraction
 
 import numpy as np
 
-from .mux import AUDIO_BIT_RATE
+from .mux import AUDIO_BIT_RATE, AacWriter
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,6 @@ class LiveAudioTrack:
                  bit_rate: int = AUDIO_BIT_RATE, deadband_s: float = DEADBAND_S,
                  resync_s: float = RESYNC_S):
         self._av = av
-        self.container = container
         self.feed = feed
         self.sample_rate = int(sample_rate)
         self.channels = 1 if channels <= 1 else 2
@@ -129,15 +127,8 @@ class LiveAudioTrack:
         self.t0 = float(t0)
         self.deadband = round(deadband_s * self.sample_rate)
         self.resync = round(resync_s * self.sample_rate)
-        stream = container.add_stream("aac", rate=self.sample_rate)
-        stream.layout = self.layout
-        stream.bit_rate = bit_rate
-        stream.time_base = Fraction(1, self.sample_rate)
-        stream.codec_context.open()  # fail here, not at the first block
-        self.stream = stream
-        self._fifo = av.AudioFifo()
-        self._placed = 0  # samples put into the track (the fifo's end), from time 0
-        self._encoded = 0  # samples handed to the encoder
+        self.aac = AacWriter(av, container, self.sample_rate, self.layout, bit_rate)
+        self._placed = 0  # samples put into the track (the FIFO's end), from time 0
         self.resyncs = 0  # re-alignments after the first
         self.slips = 0  # samples gained or lost following the clock
         self.silence_s = 0.0  # silence written into gaps (and before a late first block)
@@ -147,13 +138,13 @@ class LiveAudioTrack:
     @property
     def seconds(self) -> float:
         """The track's length so far (what went to the encoder)."""
-        return self._encoded / self.sample_rate
+        return self.aac.encoded / self.sample_rate
 
     def write(self) -> None:
         """Place every block waiting in the feed, and encode whole AAC frames."""
         for time_s, rate, block in self.feed.drain():
             self._place(time_s, rate, block)
-        self._encode(limit=None)
+        self.aac.encode()
 
     def finish(self, end_s: float) -> None:
         """Write what is left, up to `end_s` on the track's time line, and flush the encoder."""
@@ -162,9 +153,7 @@ class LiveAudioTrack:
         limit = max(0, round(end_s * self.sample_rate))
         if self._placed == 0:  # no sound ever came (the input stalled): silence, not an empty track
             self._silence(limit)
-        self._encode(limit=limit, final=True)
-        for packet in self.stream.encode(None):
-            self.container.mux(packet)
+        self.aac.close(limit=limit)
         log.info("record: audio %.1f s; re-aligned %d times (%.3f s of silence, %.3f s cut), %d "
                  "samples slipped, %d blocks dropped by the feed, %d at another sample rate",
                  self.seconds, self.resyncs, self.silence_s, self.cut_s,
@@ -214,20 +203,5 @@ class LiveAudioTrack:
         frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T), format="fltp",
                                                  layout=self.layout)
         frame.sample_rate = self.sample_rate
-        frame.pts = None  # the fifo's output is timed by `_encoded`
-        self._fifo.write(frame)
+        self.aac.write(frame)
         self._placed += block.shape[0]
-
-    def _encode(self, limit: int | None, final: bool = False) -> None:
-        size = self.stream.codec_context.frame_size or 1024
-        while self._fifo.samples >= size or (final and self._fifo.samples):
-            n = min(size, self._fifo.samples)
-            if limit is not None:
-                n = min(n, limit - self._encoded)
-                if n <= 0:
-                    return
-            chunk = self._fifo.read(n)
-            chunk.pts, chunk.time_base = self._encoded, self.stream.time_base
-            self._encoded += chunk.samples
-            for packet in self.stream.encode(chunk):
-                self.container.mux(packet)

@@ -46,17 +46,70 @@ def mux_audio(video_path: str | os.PathLike, audio, out_path: str | os.PathLike,
         frames, rate, layout = _audio_frames(av, audio, sample_rate)
         with av.open(str(out_path), "w") as out:
             vout = out.add_stream_from_template(vin)
-            aout = out.add_stream("aac", rate=rate)
-            aout.layout = layout
-            aout.bit_rate = bit_rate
+            aac = AacWriter(av, out, rate, layout, bit_rate)
             for packet in src.demux(vin):
                 if packet.dts is None:  # the demuxer's empty end-of-stream packet
                     continue
                 packet.stream = vout
                 out.mux(packet)
             limit = round(video_s * rate) if (shortest and video_s) else None
-            _encode_audio(av, frames, aout, out, rate, layout, limit)
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+            for frame in frames:
+                for converted in resampler.resample(frame):
+                    aac.write(converted)
+                aac.encode(limit=limit)
+            for converted in resampler.resample(None):
+                aac.write(converted)
+            aac.close(limit=limit)
     return out_path
+
+
+class AacWriter:
+    """An AAC stream added to `container`, fed fltp frames of any length (at its rate and
+    layout): a FIFO hands the encoder whole AAC frames, each timed by the samples before it.
+    The live audio track and `mux_audio` both write through this."""
+
+    def __init__(self, av, container, rate: int, layout: str, bit_rate: int = AUDIO_BIT_RATE):
+        self.container = container
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = layout
+        stream.bit_rate = bit_rate
+        stream.time_base = Fraction(1, rate)
+        stream.codec_context.open()  # fail here, not at the first samples
+        self.stream = stream
+        self._fifo = av.AudioFifo()
+        self.encoded = 0  # samples handed to the encoder
+
+    @property
+    def queued(self) -> int:
+        """Samples written and not encoded yet."""
+        return self._fifo.samples
+
+    def write(self, frame) -> None:
+        frame.pts = None  # the FIFO's output is timed by `encoded`
+        self._fifo.write(frame)
+
+    def encode(self, *, limit: int | None = None, final: bool = False) -> None:
+        """Encode the whole AAC frames waiting (and, `final`, the rest), never past sample
+        `limit` of the stream."""
+        size = self.stream.codec_context.frame_size or 1024
+        while self._fifo.samples >= size or (final and self._fifo.samples):
+            n = min(size, self._fifo.samples)
+            if limit is not None:
+                n = min(n, limit - self.encoded)
+                if n <= 0:
+                    return
+            chunk = self._fifo.read(n)
+            chunk.pts, chunk.time_base = self.encoded, self.stream.time_base
+            self.encoded += chunk.samples
+            for packet in self.stream.encode(chunk):
+                self.container.mux(packet)
+
+    def close(self, *, limit: int | None = None) -> None:
+        """Encode what is left (up to `limit`) and flush the encoder."""
+        self.encode(limit=limit, final=True)
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
 
 
 def _audio_frames(av, audio, sample_rate):
@@ -88,43 +141,3 @@ def _audio_frames(av, audio, sample_rate):
                                        layout=layout)
     frame.sample_rate = int(sample_rate)
     return iter([frame]), int(sample_rate), layout
-
-
-def _encode_audio(av, frames, aout, out, rate, layout, limit) -> None:
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    fifo = av.AudioFifo()
-    written = 0
-
-    def drain(final: bool) -> None:
-        nonlocal written
-        size = aout.codec_context.frame_size or 1024
-        while fifo.samples >= size or (final and fifo.samples):
-            chunk = fifo.read(min(size, fifo.samples))
-            if limit is not None and written + chunk.samples > limit:
-                if written >= limit:
-                    return
-                chunk = fifo_trim(av, chunk, limit - written, layout, rate)
-            chunk.pts, chunk.time_base = written, Fraction(1, rate)
-            written += chunk.samples
-            for packet in aout.encode(chunk):
-                out.mux(packet)
-
-    for frame in frames:
-        frame.pts = None  # the fifo re-times everything from 0
-        for converted in resampler.resample(frame):
-            fifo.write(converted)
-        drain(False)
-    for converted in resampler.resample(None):
-        fifo.write(converted)
-    drain(True)
-    for packet in aout.encode(None):
-        out.mux(packet)
-
-
-def fifo_trim(av, chunk, keep: int, layout: str, rate: int):
-    """The first `keep` samples of an fltp AudioFrame."""
-    data = chunk.to_ndarray()[:, :keep]  # [channels, samples]
-    trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp",
-                                         layout=layout)
-    trimmed.sample_rate = rate
-    return trimmed

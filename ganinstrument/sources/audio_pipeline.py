@@ -189,6 +189,7 @@ class FeatureWorker:
         if not sel or any(c < 0 or c >= ring.channels for c in sel):
             raise ValueError(f"channels {channels} not in the ring's 0..{ring.channels - 1}")
         self._sel = sel
+        self._every_channel = sel == list(range(ring.channels))  # in order: the block as it is
         self._time_of = time_of
         self._block = np.zeros((self.block_size, ring.channels), np.float32)  # [frames, ch]
         self._mono = np.zeros(self.block_size, np.float32)  # [frames]
@@ -248,7 +249,7 @@ class FeatureWorker:
         frame_end = self.ring.read
         tap = self.tap
         if tap is not None and tap.wanted:
-            chosen = block if self._sel == list(range(block.shape[1])) else block[:, self._sel]
+            chosen = block if self._every_channel else block[:, self._sel]
             tap.push(chosen, self._time_of(frame_end - self.block_size))
         try:
             feats = self.extractor.process(mono)
