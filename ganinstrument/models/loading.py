@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-import pickletools
-
 from ..errors import ModelLoadError
+from ..textclip import clip
 from .model_data import ModelData
 
 log = logging.getLogger(__name__)
@@ -190,16 +189,19 @@ def _read_torch(path) -> ModelData:
     from . import convert_rosinality
     from .safe_pickle import weights_only_refusal
 
-    try:
-        # rosinality's train.py stores its argparse options next to the weights; a Namespace is
-        # plain data, so it is the one extra type allowed.
-        with torch.serialization.safe_globals([argparse.Namespace]):
+    # rosinality's train.py stores its argparse options next to the weights; a Namespace is
+    # plain data, so it is the one extra type allowed (for the refusal's list of globals too).
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelLoadError(path, f"refused to load the torch checkpoint: {weights_only_refusal(exc)}",
-                             "nothing from the file was run") from None
-    except Exception as exc:  # zip and storage errors come in many types
-        raise ModelLoadError(path, f"not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+        except pickle.UnpicklingError:
+            raise ModelLoadError(path, f"refused to load the torch checkpoint: {weights_only_refusal(path)}",
+                                 "nothing from the file was run") from None
+        except Exception as exc:  # zip and storage errors come in many types; torch's text is long
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelLoadError(path, f"not a readable torch checkpoint ({type(exc).__name__}: "
+                                 f"{clip(first.split('. ')[0], 120)})", "the file is damaged or truncated; "
+                                 "copy it again") from None
     if convert_rosinality.is_rosinality(obj):
         return convert_rosinality.convert(obj, path)
     raise ModelLoadError(
@@ -232,21 +234,11 @@ def _head(path, n: int = 64):
 
 def _first_global_module(path, max_ops: int = 10_000):
     """Module of the first global a pickle names, read with pickletools (nothing is executed)."""
-    strings = []
-    try:
-        with open(path, "rb") as f:
-            for i, (op, arg, _pos) in enumerate(pickletools.genops(f)):
-                if op.name in ("GLOBAL", "INST"):
-                    return str(arg).split(" ")[0]
-                if op.name == "STACK_GLOBAL":
-                    return strings[-2] if len(strings) >= 2 else None
-                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                    strings.append(arg)
-                if i >= max_ops:
-                    return None
-    except Exception:  # a damaged pickle: the real load reports it properly
-        return None
-    return None
+    from .safe_pickle import pickle_globals
+
+    with open(path, "rb") as f:
+        found = pickle_globals(f, max_pickles=1, max_ops=max_ops, first=True)
+    return found[0][0] if found and found[0][0] != "?" else None
 
 
 def _check_sizes(init_kwargs: dict, path) -> None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 import warnings
 
 from ..errors import ModelLoadError
+from ..textclip import clip
 
 
 class _Sealed(type):
@@ -155,25 +157,78 @@ def _load_storage(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             storage = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
-    except Exception as exc:  # the weights-only reader refused or could not parse the bytes
+    except Exception:  # the weights-only reader refused or could not parse the bytes
         raise _BadStructure(f"an embedded tensor storage was refused by the weights-only reader: "
-                            f"{weights_only_refusal(exc)}") from None
+                            f"{weights_only_refusal(data)}") from None
     if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
         raise _BadStructure(f"embedded storage holds a {type(storage).__name__}, not a tensor storage")
     return storage
 
 
-def weights_only_refusal(exc: BaseException) -> str:
-    """The useful part of a `torch.load(weights_only=True)` failure (without torch's advice to
-    retry with weights_only=False, which is exactly what must not be done with an unknown file)."""
-    import re
+def weights_only_refusal(source) -> str:
+    """Why `torch.load(source, weights_only=True)` refused `source` (a path or the bytes), in
+    words for the performer, naming the Python global(s) it would have had to import.
 
-    text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if found:
-        return f"it references {found.group(1)}, which is not plain tensor data"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else type(exc).__name__
+    The names come from `torch.serialization.get_unsafe_globals_in_checkpoint` (the zip format
+    every torch.save since 1.6 writes), or, for the old single-stream format that call does not
+    read, from the pickle's own GLOBAL opcodes (pickletools; nothing is executed). Torch's own
+    message is not used: its wording changes between releases and it advises
+    `weights_only=False`, which is exactly what must not be done with an unknown file.
+    """
+    names = refused_globals(source)
+    if not names:
+        return "it holds Python objects that are not plain tensor data"
+    shown = ", ".join(clip(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"it references {shown}, which {'is' if len(names) == 1 else 'are'} not plain tensor data"
+
+
+# Globals that plain tensor data is made of in the old torch.save format; what else the
+# pickle names is what the weights-only reader refused.
+_PLAIN_OLD_FORMAT = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set",
+                     "builtins.frozenset", "builtins.bytearray", "builtins.complex", "builtins.slice")
+
+
+def refused_globals(source) -> list[str]:
+    """The globals ("module.name") in a torch checkpoint that weights-only loading refuses."""
+    import torch
+
+    stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else None
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(stream or os.fspath(source)))
+    except Exception:  # not the zip format (or not readable): look at the pickle opcodes
+        pass
+    try:
+        with (stream or open(source, "rb")) as f:
+            f.seek(0)
+            found = [f"{module}.{name}" for module, name in pickle_globals(f)]
+    except OSError:
+        return []
+    return [g for g in dict.fromkeys(found) if not g.startswith(_PLAIN_OLD_FORMAT)]
+
+
+def pickle_globals(f, max_pickles: int = 4, max_ops: int = 1_000_000, first: bool = False) -> list[tuple[str, str]]:
+    """(module, name) of every global the first pickles in a stream name, read with pickletools
+    (nothing is executed); the old torch.save writes 4 pickles in a row. `first`: stop at one."""
+    import pickletools
+
+    found, ops = [], 0
+    for _ in range(max_pickles):
+        strings: list[str] = []
+        try:
+            for op, arg, _pos in pickletools.genops(f):
+                ops += 1
+                if op.name in ("GLOBAL", "INST"):
+                    module, _, name = str(arg).partition(" ")
+                    found.append((module, name))
+                elif op.name == "STACK_GLOBAL":
+                    found.append((strings[-2], strings[-1]) if len(strings) >= 2 else ("?", "?"))
+                elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                    strings.append(str(arg))
+                if (first and found) or ops > max_ops:
+                    return found
+        except Exception:  # damaged, or the raw storage bytes after the pickles
+            return found
+    return found
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
