@@ -36,7 +36,8 @@ from .show import Panic, apply_controls
 
 log = logging.getLogger(__name__)
 
-UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
+UNRECORDED_ACTIONS = ("quit", "midi.reconnected")
+LOG_FLUSH_S = 1.0  # --log-params reaches the disk at least this often  # a key's action a session does not replay
 
 
 class News(str):
@@ -86,6 +87,7 @@ class Engine:
         self._stop = threading.Event()
         self._keys: collections.deque[str] = collections.deque()  # from the preview thread
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
+        self._log_flushed_t = 0.0
         self._last_t: float | None = None
         self._start_t: float | None = None
         self._last_good: Frame | None = None
@@ -131,6 +133,7 @@ class Engine:
         gc.freeze()
         if self.heap_trimmer is not None:
             self.heap_trimmer.start()
+        self.inst.bank.start()  # preset files are read and written on its worker from now on
         try:
             next_t = self.clock.now()
             while not self._stop.is_set():
@@ -326,6 +329,9 @@ class Engine:
         row = {"frame": self.stats.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
         try:
             self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
+            if t - self._log_flushed_t >= LOG_FLUSH_S:  # readers see the show within a second
+                self._log_flushed_t = t
+                self._log.flush()
         except (OSError, TypeError, ValueError) as exc:  # the disk is full: stop logging, play on
             log.error("--log-params: cannot write any more (%s); the show goes on without it", exc)
             self.messages.append(News(f"--log-params stopped: {exc}"))
@@ -356,6 +362,7 @@ class Engine:
         if self.autosave is not None:
             ok = _quietly(self.autosave.close, timeout_s) and ok
             self.autosave = None
+        ok = _quietly(self.inst.bank.close, max(timeout_s, 5.0)) and ok  # the saves still queued
         for f in (self._log, self.session):
             if f is not None:
                 _quietly(f.close)

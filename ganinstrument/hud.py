@@ -2,12 +2,15 @@
 
 Pace (fps, frame time, dropped frames), the last control touched, takeover waiting for pickup,
 the audio level and onsets (or why there is no audio), a controller still awaited, the newest
-message of MIDI in/out, OSC, the engine and the takes output for NEWS_S seconds (a device lost
-or back, the MIDI process restarted, frozen, a take saved), a take recording, panic state and
-the last error.
+message of MIDI in/out, OSC, the engine and the outputs for NEWS_S seconds (a device lost
+or back, the MIDI process restarted, frozen, a take saved, an output failed and open again), a
+take recording, panic state and the newest error or warning, also for NEWS_S seconds. Every
+text is shortened and its control characters made visible (text.py); the preview wraps it.
 """
 
 from __future__ import annotations
+
+from .text import shorten
 
 NEWS_S = 8.0  # how long the HUD shows a source's newest message
 
@@ -18,6 +21,8 @@ class Hud:
     def __init__(self) -> None:
         self._seen: dict[int, object] = {}  # per source: the newest message already shown
         self._news: tuple[str, float] | None = None  # (text, since)
+        self._problem_key: tuple[int, object] | None = None  # (frame errors, newest warning)
+        self._problem: tuple[str, float] | None = None  # (text, since)
 
     def values(self, engine, now: float) -> dict[str, object]:
         stats, sinks = engine.stats, engine.sinks
@@ -44,21 +49,35 @@ class Hud:
             receivers = getattr(sink, "connections", None)  # NDI: who is watching
             if isinstance(receivers, int):
                 hud[sink.name] = f"{receivers} receiver{'' if receivers == 1 else 's'}"
-        takes = [s for s in sinks if callable(getattr(s, "status", None))] if sinks is not None else []
-        for sink in takes:
-            status = sink.status()
+        outputs = list(sinks) if sinks is not None else []
+        for sink in outputs:
+            status = sink.status() if callable(getattr(sink, "status", None)) else None
             if status:
                 hud["rec"] = status
-        news = self.news((midi, engine.osc, getattr(engine.feedback, "output", None), engine, *takes), now)
+        news = self.news((midi, engine.osc, getattr(engine.feedback, "output", None), engine, *outputs), now)
         if news:
-            hud["news"] = news[:120]
+            hud["news"] = shorten(news, 240)
         if engine.frozen or engine.blackout:
             hud["panic"] = "frozen" if engine.frozen else "blackout"
-        warnings = engine.inst.warnings
-        problem = stats.last_error or (warnings[-1] if warnings else "")
+        problem = self.problem(engine, now)
         if problem:
-            hud["error"] = problem[:120]
+            hud["error"] = shorten(problem, 240)
         return hud
+
+    def problem(self, engine, now: float) -> str | None:
+        """The newest error (a frame that failed) or warning (a preset, a mapping), for
+        NEWS_S seconds after it happened; a failure that repeats stays up while it does."""
+        stats, warnings = engine.stats, engine.inst.warnings
+        newest = warnings[-1] if warnings else None
+        seen = self._problem_key or (0, None)
+        if stats.errors != seen[0] or newest is not seen[1]:
+            self._problem_key = (stats.errors, newest)
+            text = stats.last_error if stats.errors != seen[0] else newest
+            if text:
+                self._problem = (text, now)
+        if self._problem is not None and now - self._problem[1] < NEWS_S:
+            return self._problem[0]
+        return None
 
     def news(self, sources, now: float) -> str | None:
         """The newest message any of `sources` (objects with a `messages` deque) has said,

@@ -14,11 +14,12 @@ moves, `step` returns the previous picture at no cost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from .models.ops import tune_cpu_allocator
 from .models.taps import image_to_uint8, tap_to_uint8
 from .morph import Morph
 from .params import ActionSpec, Registry, TargetSpec
-from .presets import ModelRef, Preset, PresetBank, PresetError, file_sha256, load_preset_file, save_preset_file
+from .preset_bank import PresetBank, slot_number
+from .presets import ModelRef, Preset, PresetError, file_sha256, load_preset_file
 from .scene.bending import Bender
 from .scene.latent import LatentConfig, LatentScene
 from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
@@ -63,7 +65,8 @@ class Instrument:
     for automatic (CUDA, MPS, CPU). `mapping`: a mapping file or shipped name; then `feed`
     routes ControlEvents through it and its audio routes modulate the targets. `latent`: z groups, seeds and directions (LatentConfig).
     `edits`: None for one default edit per layer/block, or a list of EditSpec.
-    `presets_dir`: the folder `preset.next/prev/recall/save` work in.
+    `presets_dir`: the folder `preset.next/prev/recall/save` work in (a preset_bank.PresetBank:
+    the live engine starts its worker, so those actions never wait on the disk).
     """
 
     def __init__(self, model="demo", model_b=None, device=None, mapping=None, *, latent: LatentConfig | None = None,
@@ -103,6 +106,8 @@ class Instrument:
         self.frames_rendered = 0
         self._morph: Morph | None = None
         self._morph_latent: tuple[float, ...] | None = None
+        self._wanted_recall: tuple[Path, float, str] | None = None  # (file, morph s, source): see batch()
+        self._batching = 0
         self._dirty = True
         self._last: Frame | None = None
         self.controls = None
@@ -185,6 +190,9 @@ class Instrument:
         """Move every value on by `dt`; returns the values to play and whether any moved.
         `scene`: also rewrite the weights the values edit."""
         dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
+        self._recall_wanted()
+        while self.bank.errors:  # saves the disk refused (the bank's worker)
+            self.warnings.append(self.bank.errors.popleft())
         self.time_s += dt
         moved = self.state.step(dt)
         if self._morph is not None:
@@ -254,9 +262,9 @@ class Instrument:
                       models=self.models, name=name)
 
     def save_preset(self, path, name: str | None = None) -> Path:
-        """Save the current look to `path` (YAML, atomic)."""
+        """Save the current look to `path` (YAML, atomic; on the bank's worker once started)."""
         path = Path(path)
-        return save_preset_file(path, self.snapshot(name if name is not None else path.stem))
+        return self.bank.save(path, self.snapshot(name if name is not None else path.stem))
 
     def load_preset(self, path, morph_s: float = 0.0) -> Preset:
         """Recall a preset file: at once, or morphing over `morph_s` seconds.
@@ -318,20 +326,52 @@ class Instrument:
         for callback in self.on_recall:
             callback()
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One frame's controls (show.apply_controls): preset recalls inside are played once, at
+        the end, the latest winning, so a burst of them (a flood of program changes) costs one."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self._recall_wanted()
+
     def _preset_action(self, action: str, value: float | None) -> None:
         if action in ("preset.next", "preset.prev"):
             path = self.bank.step(+1 if action == "preset.next" else -1)
             if path is None:
                 raise PresetError(self.bank.directory, ["no preset files in this folder"])
-            self.load_preset(path, morph_s=self.state.get("preset.morph"))
+        elif action == "preset.save":
+            self._recall_wanted()  # a recall earlier in the batch: save the look it makes
+            self.save_preset(self.bank.path_for_save(slot_number(value, action)))
             return
-        if value is None or not math.isfinite(value):
-            raise ValueError(f"{action} needs a slot number")
-        slot = int(round(value))
-        if action == "preset.save":
-            self.save_preset(self.bank.path_for_save(slot))
+        else:
+            slot = slot_number(value, action)
+            path = self.bank.slot_path(slot)
+            if path is None:
+                raise PresetError(self.bank.directory, [f"no preset in slot {slot}"])
+        self._wanted_recall = (path, self.state.get("preset.morph"), action)
+        if not self._batching:
+            self._recall_wanted(raise_errors=True)
+
+    def _recall_wanted(self, raise_errors: bool = False) -> None:
+        """Play the preset recall asked for, once its file is parsed (the bank's worker reads
+        files not read yet; until then, it waits here, a frame at a time). A file that does
+        not parse, or does not fit this model, is a warning (`raise_errors`: raised)."""
+        if self._wanted_recall is None:
             return
-        path = self.bank.slot_path(slot)
-        if path is None:
-            raise PresetError(self.bank.directory, [f"no preset in slot {slot}"])
-        self.load_preset(path, morph_s=self.state.get("preset.morph"))
+        path, morph_s, action = self._wanted_recall
+        try:
+            preset = self.bank.get(path)
+            if preset is None:
+                return
+            self._wanted_recall = None
+            self.recall(preset, path, morph_s)
+            self.bank.mark(path)
+        except (GanInstrumentError, ValueError) as exc:
+            self._wanted_recall = None
+            if raise_errors:
+                raise
+            self.warnings.append(f"{action}: {exc}")

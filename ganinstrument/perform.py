@@ -28,7 +28,7 @@ WARMUP_FRAMES = 3  # CPU convolution back ends set themselves up on the first ca
 
 def resolve_preset(name: str, presets_dir) -> Path:
     """A preset path as given, or a name / slot number in the presets folder."""
-    from .presets import PresetBank
+    from .preset_bank import PresetBank
 
     path = Path(name)
     if path.is_file():
@@ -184,6 +184,7 @@ def _perform(args) -> int:
     controls = connect_mapping(inst, args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
+    inst.bank.start()  # its worker reads the presets folder while the network warms up
     first = inst.warm_up(WARMUP_FRAMES)
     width, height = first.size
 

@@ -78,12 +78,13 @@ def apply_controls(inst, panic: Panic, keys, updates, act) -> str:
     Returns what was touched last ("target value"), for the HUD; "" when nothing was.
     """
     touched = ""
-    for action in keys:
-        if not act(action) and action in inst.actions():
-            inst.apply(ParamUpdate(action, action=True, source="key"))
-    for update in updates:
-        if update.action and act(update.target):
-            continue
-        if not panic.frozen and inst.apply(update):
-            touched = f"{update.target} {update.value:.3g}"
+    with inst.batch():  # a burst of preset recalls plays only the last one
+        for action in keys:
+            if not act(action) and action in inst.actions():
+                inst.apply(ParamUpdate(action, action=True, source="key"))
+        for update in updates:
+            if update.action and act(update.target):
+                continue
+            if not panic.frozen and inst.apply(update):
+                touched = f"{update.target} {update.value:.3g}"
     return touched

@@ -105,26 +105,87 @@ def test_close_gives_up_on_a_stuck_sink_within_its_timeout():
     sink.gate.set()
 
 
-def test_a_failing_sink_switches_off_alone_and_is_logged_once(caplog):
+def test_a_failing_sink_goes_down_alone_is_logged_once_and_opens_again(caplog):
     broken = GatedSink(queue_size=8, fail_at=2, name="broken")
     broken.gate.set()
     null = NullSink(queue_size=8)
     sinks = Sinks([broken, null])
     for s in sinks:
         s.open(8, 8, 30)
-    with caplog.at_level(logging.ERROR, logger="ganinstrument.outputs"):
+    with caplog.at_level(logging.DEBUG, logger="ganinstrument.outputs"):
         for i in range(5):
             sinks.submit(make_frame(i))
             broken.wait_idle(2)
             null.wait_idle(2)
-        assert sinks.submit(make_frame(5)) == 1  # only null takes it
+        assert sinks.submit(make_frame(5)) == 1  # broken is down: only null takes it
+        assert broken.stats.dropped >= 1  # ... and the frame it missed is counted
+        deadline = time.monotonic() + 2.0  # the promise: back within 2 s
+        while not broken.stats.enabled and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert broken.stats.enabled and broken.stats.restarts == 1
+        assert broken.submit(make_frame(6)) and broken.wait_idle(2)
     assert sinks.close(2)
     b, n = broken.stats, null.stats
-    assert (b.errors, b.enabled, b.written) == (1, False, 2)
+    assert (b.errors, b.written) == (1, 3) and broken.written == [0, 1, 6]
     assert "encoder exploded" in b.last_error
     assert n.written == 6 and n.errors == 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "broken" in errors[0].getMessage()
+    assert "\n" not in errors[0].getMessage() and errors[0].exc_info is None  # one line, no traceback
+    assert [m.split(":")[0] for m in broken.messages] == ["broken failed", "broken"]
+    assert "open again" in broken.messages[-1]
+
+
+def test_a_sink_that_will_not_open_again_backs_off_and_still_closes_at_once():
+    class Flaky(GatedSink):
+        starts = 0
+
+        def _start(self):
+            self.starts += 1
+            if self.starts > 1:
+                raise RuntimeError("device gone")
+
+    sink = Flaky(fail_at=0, name="flaky")
+    sink.gate.set()
+    sink.open(8, 8, 30)
+    sink.submit(make_frame(0))
+    time.sleep(1.2)  # back-offs 0.25, 0.5, ...: two or three tries, not hundreds
+    assert 2 <= sink.starts <= 5
+    assert not sink.stats.enabled and "device gone" in sink.stats.last_error
+    t0 = time.perf_counter()
+    assert sink.close(2)
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_a_sink_with_restart_off_stays_off():
+    class Once(GatedSink):
+        restart = False
+
+    sink = Once(fail_at=0, name="once")
+    sink.gate.set()
+    sink.open(8, 8, 30)
+    sink.submit(make_frame(0))
+    time.sleep(0.6)
+    assert not sink.stats.enabled and sink.stats.restarts == 0
+    assert not sink.submit(make_frame(1))
+    assert sink.close(1)
+
+
+def test_latest_wins_counts_a_lost_picture_not_a_repeat_of_the_same_one():
+    sink = GatedSink(queue_size=1)
+    sink.open(8, 8, 30)
+    first = make_frame(0)
+    sink.submit(first)
+    assert sink.writing.wait(5)  # the writer is stuck on frame 0
+    still = make_frame(1)
+    for k in range(20):  # an unchanged scene: the same picture, retimed, every frame
+        sink.submit(still.again(1 + k / 30))
+    assert sink.stats.dropped == 0
+    sink.submit(make_frame(2))  # a new picture replaces the one never shown
+    assert sink.stats.dropped == 1
+    sink.gate.set()
+    assert sink.wait_idle(5) and sink.close(2)
+    assert sink.written == [0, 2]
 
 
 def test_open_reports_a_sink_that_cannot_start():

@@ -11,10 +11,10 @@ import time
 import pytest
 import yaml
 
+from ganinstrument.preset_bank import PresetBank
 from ganinstrument.presets import (
     ModelRef,
     Preset,
-    PresetBank,
     PresetError,
     file_sha256,
     load_preset_file,

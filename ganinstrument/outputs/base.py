@@ -4,13 +4,19 @@ The engine thread calls `submit(frame)` once per frame on every sink. `submit` n
 it puts the frame in the sink's own bounded queue and returns, dropping the oldest queued frame
 when the queue is full (and counting the drop). Each sink does its real work (GL upload, encode,
 send) on its own thread, which also owns whatever must stay on one thread (a GL context, an
-encoder). A sink that fails logs once, counts the error and switches itself off; the other
-sinks and the engine go on.
+encoder). A sink that fails logs one line, counts the error and is down for a moment: its
+thread releases what it held and opens it again after a back-off (RESTART_BACKOFF_S, doubling
+up to RESTART_MAX_S while it keeps failing), and says so in its `messages` (the HUD's news).
+Frames submitted while it is down are counted as dropped. The other sinks and the engine go on.
+
+`dropped` counts pictures an output failed to show (or, for a recorder, frames it lost). A
+latest-wins sink that is handed a repeat of the picture it has queued (an unchanged scene is
+submitted again every frame, with a new time) replaces it without counting a drop.
 
     sink.open(width, height, fps)   # starts the thread; raises if the sink cannot start
     sink.submit(frame) -> bool      # never blocks; False once the sink is closed or failed
     sink.close(timeout_s=2.0)       # drains (FIFO sinks), flushes, joins with a timeout
-    sink.stats                      # SinkStats: submitted, written, dropped, errors, last_error
+    sink.stats                      # SinkStats: submitted, written, dropped, errors, last_error, restarts
 
 Two queue policies: latest-wins (`queue_size=1`: preview and Spout want the newest picture and
 nothing else) and a bounded FIFO (the recorder wants every frame, and drops only when the
@@ -32,6 +38,8 @@ from ..errors import GanInstrumentError
 log = logging.getLogger(__name__)
 
 ON_FULL = ("drop", "wait")
+RESTART_BACKOFF_S = 0.25  # the first wait before a failed sink opens again
+RESTART_MAX_S = 2.0  # ... doubling while it keeps failing, up to this
 
 
 class SinkError(GanInstrumentError, OSError):
@@ -58,6 +66,7 @@ class SinkStats:
     last_error: str | None
     enabled: bool
     queued: int
+    restarts: int = 0  # times the sink failed and opened again
 
 
 class Sink(ABC):
@@ -100,6 +109,7 @@ class ThreadedSink(Sink):
     """
 
     tick_s: float | None = None  # None: the thread sleeps until a frame or close arrives
+    restart = True  # a sink that fails opens again after a back-off (False: it stays off)
 
     def __init__(self, name: str, *, queue_size: int = 1, on_full: str = "drop",
                  drain_on_close: bool | None = None, open_timeout_s: float = 10.0):
@@ -121,9 +131,12 @@ class ThreadedSink(Sink):
         self._queue: collections.deque = collections.deque()
         self._submitted = self._written = self._dropped = self._errors = 0
         self._last_error: str | None = None
+        self._restarts = 0
         self._enabled = False
+        self._down = False  # failed, waiting to open again: frames are dropped and counted
         self._closing = False
         self._thread: threading.Thread | None = None
+        self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
 
     # -- engine side -------------------------------------------------------------------
 
@@ -152,6 +165,10 @@ class ThreadedSink(Sink):
 
     def submit(self, frame) -> bool:
         with self._cond:
+            if self._down and not self._closing:
+                self._submitted += 1
+                self._dropped += 1
+                return False
             if not self._enabled or self._closing:
                 return False
             item = self._prepare(frame)
@@ -164,8 +181,9 @@ class ThreadedSink(Sink):
                     if not self._enabled or self._closing:
                         return False
                 else:
-                    self._queue.popleft()
-                    self._dropped += 1
+                    replaced = self._queue.popleft()
+                    if self.queue_size > 1 or not _same_picture(replaced, item):
+                        self._dropped += 1
             self._queue.append(item)
             self._cond.notify_all()
             return True
@@ -189,7 +207,7 @@ class ThreadedSink(Sink):
         with self._cond:
             return SinkStats(self.name, self._submitted, self._written, self._dropped,
                              self._errors, self._last_error, self._enabled and not self._closing,
-                             len(self._queue))
+                             len(self._queue), self._restarts)
 
     @property
     def enabled(self) -> bool:
@@ -226,15 +244,50 @@ class ThreadedSink(Sink):
         with self._cond:
             self._enabled = True
         started.set()
-        try:
-            self._loop()
-        except Exception as err:
-            self._fail(err)
-        self._safe_finish()
+        while True:
+            try:
+                self._loop()
+                failed = False
+            except Exception as err:
+                self._fail(err)
+                failed = True
+            self._safe_finish()
+            if not (failed and self.restart and self._reopen()):
+                break
         with self._cond:
-            self._enabled = False
+            self._enabled = self._down = False
             self._queue.clear()
             self._cond.notify_all()
+
+    def _reopen(self) -> bool:
+        """After a failure: wait a back-off (doubling while `_start` keeps failing) and open
+        again. False if the sink was closed meanwhile."""
+        delay = RESTART_BACKOFF_S
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closing, timeout=delay)
+                if self._closing:
+                    return False
+            try:
+                self._before_reopen()
+                self._start()
+            except Exception as err:
+                log.debug("%s: does not open again yet: %s", self.name, err)
+                with self._cond:
+                    self._last_error = _one_line(err)
+                try:
+                    self._finish()
+                except Exception as finish_err:
+                    log.debug("%s: while releasing: %s", self.name, finish_err)
+                delay = min(2 * delay, RESTART_MAX_S)
+                continue
+            with self._cond:
+                self._restarts += 1
+                self._enabled, self._down = True, False
+                self._cond.notify_all()
+            log.warning("%s: open again after a failure", self.name)
+            self.messages.append(f"{self.name}: open again")
+            return True
 
     def _loop(self) -> None:
         while True:
@@ -257,13 +310,23 @@ class ThreadedSink(Sink):
                 self._cond.notify_all()
 
     def _fail(self, err: BaseException) -> None:
-        log.error("%s: %s; this output is switched off, the others go on", self.name, err,
-                  exc_info=err)
+        """One line for the log and the HUD (the traceback only at debug level)."""
+        text = _one_line(err)
+        again = self.restart and not self._closing
         with self._cond:
             self._errors += 1
-            self._last_error = f"{type(err).__name__}: {err}"
+            quiet = self._errors > 1 and text == self._last_error
+            self._last_error = text
             self._enabled = False
+            self._down = again
             self._busy = False
+            self._queue.clear()
+            self._cond.notify_all()
+        what = "opening it again in a moment" if again else "this output is switched off"
+        if not quiet:
+            log.error("%s: failed (%s); %s, the others go on", self.name, text, what)
+        log.debug("%s: the failure's traceback", self.name, exc_info=err)
+        self.messages.append(f"{self.name} failed: {text}; {what}")
 
     def _safe_finish(self) -> None:
         try:
@@ -280,8 +343,25 @@ class ThreadedSink(Sink):
     def _tick(self) -> None:
         pass
 
+    def _before_reopen(self) -> None:
+        """Called on the sink's thread before it opens again after a failure."""
+
     def _finish(self) -> None:
         pass
+
+
+def _same_picture(a, b) -> bool:
+    """Whether two queued items show the same picture (a frame submitted again, retimed)."""
+    a = a[0] if isinstance(a, tuple) else a
+    b = b[0] if isinstance(b, tuple) else b
+    index_a, index_b = getattr(a, "index", None), getattr(b, "index", None)
+    return index_a is not None and index_a == index_b and getattr(a, "pixels", None) is getattr(b, "pixels", 0)
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """`Type: message` on one line, cut to `limit` characters."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Sinks:

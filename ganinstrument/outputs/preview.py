@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ..text import visible
 from .base import SinkError, SinkUnavailableError, ThreadedSink
 
 log = logging.getLogger(__name__)
@@ -58,38 +59,78 @@ void main() { colour = texture(tex, uv); }
 _QUAD = np.array([-1, -1, 0, 1, 1, -1, 1, 1, -1, 1, 0, 0, 1, 1, 1, 0], dtype="f4")
 
 
+HUD_ENTRY_LINES = 3  # screen lines one HUD entry may wrap onto (the last ends in "…")
+HUD_MAX_ENTRIES = 16
+
+
 def format_hud(values: Mapping[str, object]) -> list[tuple[str, str]]:
-    """(key, text) lines: floats to 4 significant digits, None as '-'."""
+    """(key, text) lines: floats to 4 significant digits, None as '-', any other value as
+    text with control characters made visible (a newline in an OSC address is `\\n`)."""
     lines = []
-    for key, value in values.items():
+    for key, value in list(values.items())[:HUD_MAX_ENTRIES]:
         if value is None:
             text = "-"
         elif isinstance(value, float):
             text = f"{value:.4g}"
         else:
-            text = str(value)
-        lines.append((str(key), text))
+            text = visible(value)
+        lines.append((visible(key), text))
     return lines
 
 
-def render_hud(lines: list[tuple[str, str]], font=None) -> np.ndarray:
-    """The HUD as an RGBA image [H, W, 4]: text on a translucent dark box."""
+def render_hud(lines: list[tuple[str, str]], font=None, max_width: int | None = None) -> np.ndarray:
+    """The HUD as an RGBA image [H, W, 4]: text on a translucent dark box, at most
+    `max_width` pixels wide (long entries wrap onto up to HUD_ENTRY_LINES lines, then are cut)."""
     from PIL import Image, ImageDraw
 
     if font is None:
         font = hud_font()
-    texts = [f"{key}: {text}" for key, text in lines]
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    room = max(40, (max_width or 1 << 16) - 12)
+    rows = []  # (key, one screen line)
+    for key, text in lines:
+        for piece in wrap_text(f"{key}: {visible(text)}", lambda t: measure.textlength(t, font=font),
+                               room, HUD_ENTRY_LINES):
+            rows.append((key, piece))
     line_h = HUD_FONT_PX + 4
-    width = 12 + max(int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=font))
-                     for t in texts)
-    height = 8 + line_h * len(texts)
+    width = 12 + max(int(measure.textlength(t, font=font)) for _, t in rows)
+    height = 8 + line_h * len(rows)
     img = Image.new("RGBA", (width, height), (0, 0, 0, 170))
     draw = ImageDraw.Draw(img)
-    for i, ((key, _), text) in enumerate(zip(lines, texts)):
+    for i, (key, text) in enumerate(rows):
         colour = next((c for k, c in HUD_COLOURS.items() if key.startswith(k)),
                       (255, 255, 255, 255))
         draw.text((6, 4 + i * line_h), text, font=font, fill=colour)
     return np.asarray(img)
+
+
+def wrap_text(text: str, width_of: Callable[[str], float], room: float, max_lines: int) -> list[str]:
+    """`text` (one line, no control characters) broken into lines at most `room` wide by
+    `width_of`, at spaces where there is one in the second half of a line; at most
+    `max_lines`, the last one ending in "…" if text was left over."""
+    lines: list[str] = []
+    rest = text
+    while rest and len(lines) < max_lines:
+        if width_of(rest) <= room:
+            lines.append(rest)
+            return lines
+        low, high = 1, len(rest)  # the longest prefix that fits (at least one character)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if width_of(rest[:mid]) <= room:
+                low = mid
+            else:
+                high = mid - 1
+        space = rest.rfind(" ", 0, low + 1)
+        cut = space if space > low // 2 else low
+        lines.append(rest[:cut].rstrip())
+        rest = "  " + rest[cut:].lstrip()
+    if rest.strip():
+        last = lines[-1]
+        while last and width_of(last + "…") > room:
+            last = last[:-1]
+        lines[-1] = last + "…"
+    return lines
 
 
 def hud_font():
@@ -260,13 +301,13 @@ class PreviewSink(ThreadedSink):
         lines = format_hud(values)
         if not lines:
             return
-        if lines != self._hud_text:
-            rgba = render_hud(lines, self._font)
+        if (lines, fb_w) != self._hud_text:
+            rgba = render_hud(lines, self._font, max_width=fb_w)
             if self._hud_tex is not None:
                 self._hud_tex.release()
             self._hud_tex = self._texture(rgba.shape[1], rgba.shape[0], 4)
             self._hud_tex.write(rgba.tobytes())
-            self._hud_text = lines
+            self._hud_text = (lines, fb_w)
         w, h = self._hud_tex.size
         ctx = self._ctx
         ctx.viewport = (0, fb_h - h, w, h)  # top-left corner, 1:1 pixels
@@ -328,6 +369,8 @@ class PreviewSink(ThreadedSink):
             glfw.destroy_window(self._window)
         glfw.terminate()
         self._window = self._ctx = self._glfw = None
+        self._prog = self._frame_vao = self._frame_tex = self._hud_tex = None  # (a reopen makes new ones)
+        self._hud_text = None
 
 
 def _try_font():
