@@ -60,19 +60,20 @@ def _bursts(times, channel_of):
     return signal
 
 
-def _record(path, seconds, signal, *, crash_safe=False, card_speed=1.0, gap=None, tap=None):
-    """Record `seconds` of 64x64 frames at FPS from clock T0, with the audio input's blocks
-    pushed into the tap as they would arrive: from 0.1 s before the first frame, each stamped
-    with the clock time of its first sample. `card_speed` < 1: the card's clock runs slow (its
+def _record(path, seconds, signal, *, crash_safe=False, card_speed=1.0, gap=None, tap=None,
+            rate=RATE):
+    """Record `seconds` of 64x64 frames at FPS from clock T0, with the audio input's blocks (of
+    BLOCK samples at `rate`) pushed into the tap as they would arrive: from 0.1 s before the
+    first frame, each stamped with the clock time of its first sample. `card_speed` < 1: the card's clock runs slow (its
     blocks' clock times spread out); `gap` (start, end): blocks lost between those clock times.
     Returns the recorder (closed)."""
     if tap is None:
         tap = AudioTap()
-        tap.configure(RATE, 2)
+        tap.configure(rate, 2)
     rec = VideoRecorder(path, live_audio=tap, crash_safe=crash_safe, on_full="wait")
     rec.open(64, 64, FPS)
     pixels = torch.zeros(64, 64, 3, dtype=torch.uint8)
-    block_s = BLOCK / RATE / card_speed  # one block's length on the computer's clock
+    block_s = BLOCK / rate / card_speed  # one block's length on the computer's clock
     j, first = 0, T0 - 0.1
     for k in range(round(seconds * FPS)):
         now = T0 + k / FPS
@@ -81,7 +82,7 @@ def _record(path, seconds, signal, *, crash_safe=False, card_speed=1.0, gap=None
             j += 1
             if gap and gap[0] <= start < gap[1]:
                 continue
-            tap.push(signal(start + np.arange(BLOCK) / RATE * (1 / card_speed)), start)
+            tap.push(signal(start + np.arange(BLOCK) / rate * (1 / card_speed)), start)
         rec.submit(Frame(pixels, now, k))
         time.sleep(0.001)
     assert rec.close(30)

@@ -19,7 +19,8 @@ the track is more than `DEADBAND_S` off the clock, each block gains or loses one
 is back (a slip no one hears). A jump of more than `RESYNC_S` (blocks dropped in the ring, the
 device lost and reopened) re-aligns at once: silence fills a gap, an overlap is cut. Blocks at
 another sample rate than the track's (a device reopened at another rate) are left out, and said
-once.
+once. The input may run at any rate: the AAC track gets one the encoder takes (192 kHz becomes
+48 kHz; outputs/mux.AacWriter resamples), with the placing done at the input's rate.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class LiveAudioTrack:
         self.t0 = float(t0)
         self.deadband = round(deadband_s * self.sample_rate)
         self.resync = round(resync_s * self.sample_rate)
-        self.aac = AacWriter(av, container, self.sample_rate, self.layout, bit_rate)
+        self.aac = AacWriter(av, container, self.sample_rate, self.channels, bit_rate)
         self._placed = 0  # samples put into the track (the FIFO's end), from time 0
         self.resyncs = 0  # re-alignments after the first
         self.slips = 0  # samples gained or lost following the clock
@@ -138,7 +139,7 @@ class LiveAudioTrack:
     @property
     def seconds(self) -> float:
         """The track's length so far (what went to the encoder)."""
-        return self.aac.encoded / self.sample_rate
+        return self.aac.seconds
 
     def write(self) -> None:
         """Place every block waiting in the feed, and encode whole AAC frames."""
@@ -150,10 +151,9 @@ class LiveAudioTrack:
         """Write what is left, up to `end_s` on the track's time line, and flush the encoder."""
         for time_s, rate, block in self.feed.drain():
             self._place(time_s, rate, block)
-        limit = max(0, round(end_s * self.sample_rate))
         if self._placed == 0:  # no sound ever came (the input stalled): silence, not an empty track
-            self._silence(limit)
-        self.aac.close(limit=limit)
+            self._silence(max(0, round(end_s * self.sample_rate)))
+        self.aac.close(limit=max(0, round(end_s * self.aac.rate)))
         log.info("record: audio %.1f s; re-aligned %d times (%.3f s of silence, %.3f s cut), %d "
                  "samples slipped, %d blocks dropped by the feed, %d at another sample rate",
                  self.seconds, self.resyncs, self.silence_s, self.cut_s,

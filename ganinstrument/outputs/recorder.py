@@ -1,6 +1,8 @@
 """Recording: H.264 video files (PyAV), with the live audio input (live_audio.py) or a sound
 file muxed in at the end (mux.py). PNG frame folders are frames.py.
 
+A sound file that cannot be added leaves the video without sound at the path, and says so.
+
 The recording's frame rate is the real one. Each frame's presentation time is its own
 `frame.timestamp` (relative to the first frame) on a 1/90000 s time base, so a live take whose
 frame rate wandered plays back with the timing it had on stage, and the stream's average rate
@@ -339,7 +341,17 @@ class VideoRecorder(ThreadedSink):
             target.unlink(missing_ok=True)
             return
         if self.audio is not None:
-            try:
-                mux_audio(target, self.audio, self.path, sample_rate=self.audio_sample_rate)
-            finally:
-                target.unlink(missing_ok=True)
+            self._add_sound(target)
+
+    def _add_sound(self, video: Path) -> None:
+        """The sound file muxed into the finished `video` at `self.path`; where the sound
+        cannot be added, the picture is kept there without it (said in one line)."""
+        try:
+            mux_audio(video, self.audio, self.path, sample_rate=self.audio_sample_rate)
+        except Exception as err:  # av raises FFmpegError flavours; SinkError, ValueError
+            where = os.fspath(self.audio) if isinstance(self.audio, (str, os.PathLike)) else "the audio"
+            why = str(err) if where in str(err) else f"{where}: {err}"
+            log.warning("record: the sound could not be added (%s); the video is kept without sound", why)
+            os.replace(video, self.path)
+        finally:
+            video.unlink(missing_ok=True)  # (gone already where it was kept)
