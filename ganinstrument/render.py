@@ -9,6 +9,7 @@ into the video. Two runs with the same inputs give identical frames.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -62,8 +63,8 @@ def resize_frame(frame: Frame, size: tuple[int, int] | None) -> Frame:
 
 
 class _Progress:
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream = total, stream
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stderr  # (the one of the moment)
         self.start = time.monotonic()
         self._last = 0.0
         self.live = stream.isatty() if hasattr(stream, "isatty") else False
@@ -142,6 +143,7 @@ def run_render(args) -> int:
                 _session_inputs(args.session) if args.session else ({}, [], None))
     except ReplayError as exc:
         raise RenderError(str(exc)) from None
+    _refuse_out_among_inputs(args, take)
     _defaults_from_session(args, session_header)
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
@@ -190,48 +192,99 @@ def run_render(args) -> int:
     audio = BlockSource(samples, rate) if feature_timeline is None and samples is not None else None
 
     out = os.fspath(args.out)
-    spec = f"frames:{out}" if out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir() else f"record:{out}"
+    to_frames = out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir()
     width, height = size or (inst.G.img_resolution, inst.G.img_resolution)
-    sinks = open_sinks(spec, width, height, args.fps, required=True, offline=True,
-                       **({"audio": mux} if spec.startswith("record:") and mux else {}))
-    progress = _Progress(frames_total)
-    panic = Panic()  # freeze / blackout from the session, as the live engine did them
-    act = _render_action(panic)
-    pre_roll = int(math.floor(start_s * args.fps + 1e-9))  # frames of the show before a take
-    frame = None
-    try:
-        for k in range(-pre_roll, frames_total):
-            t = start_s + k / args.fps
-            clock.set(max(t, 0.0))
-            dt = 0.0 if k == -pre_roll else 1.0 / args.fps
-            _apply_controls(inst, controls.router, panic, controls_timeline.until(t), act)
-            if inst.modulation is not None:
-                if audio is not None:
-                    audio.advance_to(t)
-                    if panic.frozen:
-                        audio.drain_onsets()  # what the live engine drops while frozen
-                    else:
-                        inst.modulation.pull(audio)
-                elif feature_timeline is not None:
-                    recorded = feature_timeline.until(t)
+    # A video goes to a temporary file beside --out, which replaces --out once it is complete
+    with contextlib.nullcontext(out) if to_frames else _Partial(os.path.realpath(out)) as target:
+        sinks = open_sinks(f"frames:{target}" if to_frames else f"record:{target}", width, height,
+                           args.fps, required=True, offline=True,
+                           **({"audio": mux} if mux and not to_frames else {}))
+        progress = _Progress(frames_total)
+        panic = Panic()  # freeze / blackout from the session, as the live engine did them
+        act = _render_action(panic)
+        pre_roll = int(math.floor(start_s * args.fps + 1e-9))  # frames of the show before a take
+        frame = None
+        try:
+            for k in range(-pre_roll, frames_total):
+                t = start_s + k / args.fps
+                clock.set(max(t, 0.0))
+                dt = 0.0 if k == -pre_roll else 1.0 / args.fps
+                _apply_controls(inst, controls.router, panic, controls_timeline.until(t), act)
+                if inst.modulation is not None:
+                    if audio is not None:
+                        audio.advance_to(t)
+                        if panic.frozen:
+                            audio.drain_onsets()  # what the live engine drops while frozen
+                        else:
+                            inst.modulation.pull(audio)
+                    elif feature_timeline is not None:
+                        recorded = feature_timeline.until(t)
+                        if not panic.frozen:
+                            _feed_session_features(inst.modulation, recorded)
+                if k < 0:  # before the take: values move, nothing is drawn
                     if not panic.frozen:
-                        _feed_session_features(inst.modulation, recorded)
-            if k < 0:  # before the take: values move, nothing is drawn
-                if not panic.frozen:
-                    inst.advance(dt)
-                continue
-            if not (panic.frozen and frame is not None):
-                frame = inst.step(dt)
-            sinks.submit(resize_frame(panic.output(frame).again(k / args.fps), size))
-            progress.update(k + 1)
-    finally:
-        closed = sinks.close(timeout_s=120.0)
-    problems = [f"{s.name}: {s.last_error}" for s in sinks.stats() if s.errors]
-    if problems or not closed:
-        raise RenderError("writing the output failed: " + "; ".join(problems or ["the writer did not finish"]))
+                        inst.advance(dt)
+                    continue
+                if not (panic.frozen and frame is not None):
+                    frame = inst.step(dt)
+                sinks.submit(resize_frame(panic.output(frame).again(k / args.fps), size))
+                progress.update(k + 1)
+        finally:
+            closed = sinks.close(timeout_s=120.0)
+        problems = [f"{s.name}: {s.last_error}" for s in sinks.stats() if s.errors]
+        if problems or not closed:
+            raise RenderError("writing the output failed: " + "; ".join(problems or ["the writer did not finish"]))
     log.info("wrote %s: %d frames at %g fps, %dx%d, %.2f s", out, frames_total, args.fps, width, height,
              frames_total / args.fps)
     return 0
+
+
+def _refuse_out_among_inputs(args, take) -> None:
+    """--out must not be one of the files the render reads (the same file, through links too):
+    writing it would destroy the input."""
+    out = os.fspath(args.out)
+    if not os.path.exists(out):
+        return
+    inputs = [args.audio, args.take, args.session, args.midi, args.model, args.model_b, args.mapping,
+              args.preset]
+    if take is not None:
+        inputs += [take.video, take.session, Path(args.take).with_suffix(".json")]
+    for name in inputs:
+        if name is not None and os.path.isfile(name) and os.path.samefile(name, out):
+            raise RenderError(f"--out {out} is the input {name}: rendering would overwrite it; "
+                              "give --out another file")
+
+
+class _Partial:
+    """A temporary file beside `final`, named after it (hidden, with `.partial` before the
+    extension, so the muxer still knows the format): the render writes there, and it replaces
+    `final` only once the render has finished without an error. A render that fails or is
+    stopped (Ctrl-C) removes it and leaves what was at `final` untouched; one killed outright
+    leaves at most the hidden .partial file, never a half-written `final`."""
+
+    def __init__(self, final: str):
+        self.final = final
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        folder, name = os.path.split(self.final)
+        if not os.path.isdir(folder or "."):
+            raise RenderError(f"--out {self.final}: the folder {folder} does not exist")
+        stem, ext = os.path.splitext(name)
+        fd, self.path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder or ".")
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o666 & ~umask)  # what a new file gets (mkstemp makes it 0600)
+        return self.path
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is None:
+                os.replace(self.path, self.final)
+        finally:
+            Path(self.path).unlink(missing_ok=True)  # (gone already where it was moved)
 
 
 def _has_sound(video) -> bool:

@@ -1,0 +1,118 @@
+"""Issue 13, `render` against its own files: an --out that is one of its inputs is refused before
+anything is rendered; the video is written beside --out and moved there only when complete, so a
+render stopped or killed part way leaves the previous file; a WAV cut short is reported."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from ganinstrument.cli import main
+from ganinstrument.frame import Frame
+from ganinstrument.outputs.recorder import VideoRecorder
+from ganinstrument.sources.audio import write_wav
+from ganinstrument.sources.replay import SessionWriter
+
+FPS = 4
+RENDER = ["--fps", str(FPS), "--size", "32x32", "--device", "cpu"]
+
+
+def _wav(path, seconds=1.0, rate=8000):
+    write_wav(path, 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate), rate)
+    return path
+
+
+def _take(folder, seconds=7 / FPS):
+    """A take (without sound) as `perform` leaves it: its video (8 frames of 64x64), the show's
+    session and the note beside the video, which says the take lasted `seconds`."""
+    video = folder / "take-1.mp4"
+    rec = VideoRecorder(video, on_full="wait")
+    rec.open(64, 64, FPS)
+    for k in range(8):
+        rec.submit(Frame(torch.full((64, 64, 3), 30 * k, dtype=torch.uint8), 1.0 + k / FPS, k))
+    assert rec.close(10)
+    with SessionWriter(folder / "show.jsonl", model="demo", fps=FPS) as session:
+        session.start(0.0)
+    video.with_suffix(".json").write_text(json.dumps(
+        {"type": "take", "video": video.name, "session": "show.jsonl", "first_frame_clock_s": 1.0,
+         "last_frame_clock_s": 1.0 + seconds}))
+    return video
+
+
+@pytest.mark.parametrize("which", ["audio", "session", "take", "audio-link", "take-link"])
+def test_an_out_that_is_an_input_is_refused_before_rendering(tmp_path, capsys, which):
+    audio = _wav(tmp_path / "song.wav")
+    take = _take(tmp_path)
+    session = tmp_path / "show.jsonl"
+    args = {"audio": ["--audio", str(audio), "--session", str(session)],
+            "session": ["--audio", str(audio), "--session", str(session)],
+            "take": ["--take", str(take)]}[which.split("-")[0]]
+    victim = {"audio": audio, "session": session, "take": take}[which.split("-")[0]]
+    out = victim
+    if which.endswith("-link"):
+        out = tmp_path / "elsewhere" / "link.mp4"
+        out.parent.mkdir()
+        out.symlink_to(victim)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert main(["render", *args, "--out", str(out), *RENDER]) == 1
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if "error" in x]
+    assert f"--out {out} is the input" in line and victim.name in line
+    assert "frames" not in err  # nothing was rendered
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert after == before and out.is_symlink() == which.endswith("-link")
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_render_stopped_part_way_leaves_the_previous_out(tmp_path, how):
+    # A take without sound: the video is written straight to its file as the frames come
+    (tmp_path / "in").mkdir()
+    take = _take(tmp_path / "in", seconds=120.0)
+    out = tmp_path / "out" / "video.mp4"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous render")
+    proc = subprocess.Popen([sys.executable, "-m", "ganinstrument", "render", "--take", str(take),
+                             "--out", str(out), *RENDER], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stderr:  # the progress, "[###   ] 12/481 frames ...", when piped
+            done = re.search(r"(\d+)/\d+ frames", line)
+            if done and int(done[1]) >= 60:  # (past the encoder's look-ahead: packets written)
+                break
+        else:
+            pytest.fail("the render ended before it was stopped")
+        proc.send_signal(how)
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.read_bytes() == b"the previous render"
+    left = [p.name for p in out.parent.iterdir()]
+    if how == signal.SIGINT:  # stopped: everything tidied away
+        assert proc.returncode == 130 and left == ["video.mp4"]
+    else:  # killed: at most the hidden partial file beside it
+        assert all(name == "video.mp4" or (name.startswith(".video.") and ".partial" in name)
+                   for name in left)
+
+
+def test_a_wav_cut_short_is_reported_and_what_is_there_rendered(tmp_path, caplog):
+    full = _wav(tmp_path / "full.wav", seconds=10.0)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:44 + int(1.7 * 8000) * 2])  # the header still says 10 s
+    out = tmp_path / "cut.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["render", "--audio", str(cut), "--out", str(out), *RENDER]) == 0
+    (line,) = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert str(cut) in line and "10.00 s" in line and "1.70 s" in line
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames == int(1.7 * FPS) and c.streams.audio
