@@ -10,11 +10,14 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ganinstrument.cli import main
 from ganinstrument.outputs import mux
 from ganinstrument.outputs.live_audio import AudioTap
 from ganinstrument.sources.audio import write_wav
+from ganinstrument.sources.audiofile import _wav_declared_frames
 from test_outputs_live_audio import T0, _bursts, _decode, _onset, _record
 
 SECONDS, FPS = 1.0, 4
@@ -113,3 +116,19 @@ def test_music_that_stops_decoding_part_way_is_rendered_with_the_sound_there_is(
     assert str(cut) in line and "10.00 s" in line
     streams = _streams(out)
     assert 1.5 < streams["video"][0] < 3.5 and streams["audio"][0] == pytest.approx(streams["video"][0], abs=0.3)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.binary(max_size=200), cut=st.integers(0, 80), data_size=st.integers(0, 2**32 - 1))
+def test_a_wav_header_of_any_bytes_gives_a_length_or_none(tmp_path, tail, cut, data_size):
+    # The header's claim is read by hand (FFmpeg and libsndfile go by the file's size): hostile
+    # chunk sizes, cut headers and junk must give a length or None, never an error or a hang.
+    head = (b"RIFF\xff\xff\xff\xffWAVE" + b"JUNK\x03\x00\x00\x00abc\x00"
+            + b"fmt \x10\x00\x00\x00\x01\x00\x02\x00\x80\xbb\x00\x00\x00\xee\x02\x00\x04\x00\x10\x00"
+            + b"data" + data_size.to_bytes(4, "little"))
+    path = tmp_path / "x.wav"
+    path.write_bytes(head[:len(head) - cut] + tail)
+    frames = _wav_declared_frames(path)
+    assert frames is None or (isinstance(frames, int) and 0 <= frames < 2**32 // 4)
+    if cut == 0:  # the whole header: the odd-sized JUNK skipped with its pad byte, fmt read
+        assert frames == (None if data_size in (0, 2**32 - 1) else data_size // 4)
