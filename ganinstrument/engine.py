@@ -188,6 +188,8 @@ class Engine:
             # Stamped with the show clock: a held (frozen) picture keeps time moving in a
             # recording, and the live audio input is stamped on the same clock.
             self.sinks.submit(self.panic.output(frame).again(now))
+        if self.stats.frames == 1:
+            log.info("first frame out")  # (benchmarks/startup.py times launch to this line)
         if self.feedback is not None:
             try:
                 self.feedback.update()  # LEDs and motor faders follow the values, throttled

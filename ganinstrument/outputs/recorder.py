@@ -119,6 +119,14 @@ def _even(n: int) -> int:
     return n - n % 2
 
 
+def next_free_path(path: Path) -> Path:
+    """`path` with the first "-N" (N = 2, 3, ...) that names no existing file."""
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
 class VideoRecorder(ThreadedSink):
     """Writes frames to an H.264 file on its own thread, through a bounded FIFO.
 
@@ -129,13 +137,16 @@ class VideoRecorder(ThreadedSink):
     `convert`: where RGB becomes YUV: "auto" (on the GPU for CUDA frames, on the host for CPU
     frames), "device" (always with outputs/yuv.py) or "host" (always swscale).
     `crash_safe`: fragmented MP4 with a keyframe every second, playable after a crash (see
-    the module's docstring).
+    the module's docstring). `reopen`: after a failure (the disk, the encoder), the file so far
+    is kept and recording goes on in a new one (the live `record:` output); offline, a failure
+    ends the recording.
     """
 
     def __init__(self, path: str | os.PathLike, *, codec: str = "auto", crf: int = 18,
                  preset: str = "veryfast", audio=None, audio_sample_rate: int | None = None,
                  queue_size: int = 32, on_full: str = "drop", name: str = "record",
-                 crash_safe: bool = False, convert: str = "auto", live_audio=None):
+                 crash_safe: bool = False, convert: str = "auto", live_audio=None,
+                 reopen: bool = False):
         super().__init__(name, queue_size=queue_size, on_full=on_full, drain_on_close=True)
         self.path = Path(path)
         self.codec_request = codec
@@ -149,7 +160,12 @@ class VideoRecorder(ThreadedSink):
         if audio is not None and live_audio is not None:
             raise ValueError("record: an audio file or the live audio input, not both")
         self.live_audio = live_audio
-        # Owned by the sink thread:
+        self.restart = reopen
+        self._first_path = self.path
+        self._new_file()
+
+    def _new_file(self) -> None:
+        """The state of one file, owned by the sink thread."""
         self._container = self._stream = None
         self._t0: float | None = None
         self._last_pts = -1
@@ -161,6 +177,13 @@ class VideoRecorder(ThreadedSink):
         self._feed = None  # live_audio.Feed: the audio input's blocks since the recording opened
         self.first_timestamp = self.last_timestamp = None  # of the frames written (read after close)
         self.audio_track = None  # live_audio.LiveAudioTrack, from the first frame
+
+    def _before_reopen(self) -> None:
+        """After a failure (`reopen`): what was recorded is finished and kept; the recording
+        goes on in a new file beside it, "name-2.mp4" (or -3, ...), never over a file."""
+        self.path = next_free_path(self._first_path)
+        self._new_file()
+        self.messages.append(f"{self.name}: recording goes on in {self.path.name}")
 
     def _start(self) -> None:
         av = import_av()

@@ -183,7 +183,7 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
 
         return VideoRecorder(item.option("path"), on_full=on_full, audio=audio,
                              audio_sample_rate=audio_sample_rate, crash_safe=not offline,
-                             live_audio=live_audio)
+                             live_audio=live_audio, reopen=not offline)
     if item.kind == "takes":
         from .takes import TakeRecorder
 
