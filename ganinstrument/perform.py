@@ -320,7 +320,7 @@ def add_perform_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=60.0, help="frame rate to pace at (0: as fast as possible)")
     p.add_argument("--device", default=None, help="torch device: cuda, cuda:1, mps, cpu (default: automatic)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames (headless runs, tests)")
-    p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame")
+    p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame (JSON lines, on disk within a second)")
     p.add_argument("--record-session", default=None, metavar="FILE.jsonl",
                    help="log every control and audio-feature event, for `render --session` (with the "
                         "takes output, the show's session is kept in the takes folder anyway, for `render --take`)")
