@@ -272,3 +272,16 @@ def test_a_params_log_that_cannot_be_written_stops_and_the_show_goes_on(inst):
     engine.close()
     assert engine.stats.errors == 0 and len(sink.frames) == 300
     assert any("--log-params stopped" in m for m in engine.messages)
+
+
+def test_the_params_log_reaches_the_disk_within_a_second_of_show_time(inst, tmp_path):
+    log = tmp_path / "params.jsonl"
+    engine, sink, clock = _engine(inst, log_params=log)
+    try:
+        for _ in range(16):  # 1.5 s of show: far less than the log's 64 KiB buffer
+            engine.frame()
+            clock.advance(0.1)
+        on_disk = [json.loads(line) for line in log.read_text().splitlines()]  # (not closed yet)
+        assert on_disk and on_disk[-1]["t"] >= 0.5
+    finally:
+        engine.close()
