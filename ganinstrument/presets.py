@@ -5,9 +5,10 @@ latent (a seed, which is a target, or an explicit vector), references to the mod
 made with (path and content hash: a mismatch is a warning, not a refusal, since a performer
 may have moved or retrained a file) and `schema_version`.
 
-Files are read with `yaml.safe_load` into a frozen `Preset`; every problem in a file is
-reported at once in one `PresetError` that names the file. A broken file never changes the
-current look: the caller only applies a preset that parsed completely.
+Files are read like `yaml.safe_load`, within yamlsafe's limits (size, no aliases, depth), into
+a frozen `Preset`; every problem in a file is reported at once in one `PresetError` that names
+the file. A broken file never changes the current look: the caller only applies a preset that
+parsed completely.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from pathlib import Path
 import yaml
 
 from .errors import GanInstrumentError
+from .textclip import clip, clip_repr
+from .yamlsafe import PRESET_BYTES, YamlError, read_text
+from .yamlsafe import load as load_yaml
 
 SCHEMA_VERSION = 1
 _SLOT = re.compile(r"^(\d{1,4})(?:\D.*)?$")
@@ -36,8 +40,10 @@ class PresetError(GanInstrumentError, ValueError):
     def __init__(self, path, problems: list[str]):
         self.path = os.fspath(path)
         self.problems = list(problems)
-        text = f"{self.path}: " + ("; ".join(self.problems) if len(self.problems) < 2
-                                     else f"{len(self.problems)} problems:\n  - " + "\n  - ".join(self.problems))
+        shown = [clip(p, 240) for p in self.problems[:20]] + \
+            ([f"... and {len(self.problems) - 20} more"] if len(self.problems) > 20 else [])
+        text = f"{self.path}: " + ("; ".join(shown) if len(self.problems) < 2
+                                     else f"{len(self.problems)} problems:\n  - " + "\n  - ".join(shown))
         super().__init__(text)
 
 
@@ -146,10 +152,10 @@ def save_preset_file(path, preset: Preset) -> Path:
 # -- reading ------------------------------------------------------------------------------
 def _number(value, where: str, problems: list[str]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        problems.append(f"{where}: expected a number, got {type(value).__name__} {clip_repr(value)}")
         return None
     if not math.isfinite(value):
-        problems.append(f"{where}: expected a finite number, got {value!r}")
+        problems.append(f"{where}: expected a finite number, got {clip_repr(value)}")
         return None
     return float(value)
 
@@ -163,7 +169,7 @@ def parse_preset(data, path) -> Preset:
     if version is None:
         problems.append("schema_version is missing (this file was not written by ganinstrument?)")
     elif not isinstance(version, int) or version < 1:
-        problems.append(f"schema_version must be a positive whole number, got {version!r}")
+        problems.append(f"schema_version must be a positive whole number, got {clip_repr(version)}")
     elif version > SCHEMA_VERSION:
         problems.append(f"schema_version {version} is newer than this ganinstrument understands "
                         f"({SCHEMA_VERSION}); update ganinstrument")
@@ -174,7 +180,7 @@ def parse_preset(data, path) -> Preset:
             problems.append(f"{section}: expected a mapping of name: value, got {type(block).__name__}")
             continue
         for name, value in block.items():
-            number = _number(value, f"{section}.{name}", problems)
+            number = _number(value, f"{section}.{clip(name, 60)}", problems)
             if number is not None:
                 targets[str(name)] = number
     latent = None
@@ -190,7 +196,7 @@ def parse_preset(data, path) -> Preset:
             if all(v is not None for v in values):
                 latent = tuple(values)
     elif lat.get("from", "seed") != "seed":
-        problems.append(f"latent: expected 'from: seed' or 'vector: [...]', got {lat!r}")
+        problems.append(f"latent: expected 'from: seed' or 'vector: [...]', got {clip_repr(lat)}")
     models = []
     for i, ref in enumerate(data.get("models", []) or []):
         if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
@@ -212,17 +218,13 @@ def load_preset_file(path) -> Preset:
     """Read and validate a preset file. Raises PresetError naming the file and every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = load_yaml(read_text(path, PRESET_BYTES))
     except FileNotFoundError:
         raise PresetError(path, ["no such preset file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(path, [f"cannot read: {exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise PresetError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    except YamlError as exc:
+        raise PresetError(path, [f"line {exc.line}: {exc}" if exc.line else str(exc)]) from None
+    except OSError as exc:
+        raise PresetError(path, [f"cannot read: {exc.strerror or exc}"]) from None
     return parse_preset(data, path)
 
 

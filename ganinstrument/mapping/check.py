@@ -14,8 +14,10 @@ from pathlib import Path
 
 from ..params import Registry
 from ..presets import PresetError, load_preset_file
+from ..textclip import clip_repr
+from ..yamlsafe import PRESET_BYTES, YamlError, read_text
 from .checks import Problem
-from .located import LDict, YamlSyntaxError, load_located
+from .located import LDict, load_located
 from .schema import MappingError, load_mapping
 
 PRESET_KEYS = ("targets", "latent", "edits", "blends", "saved_at", "models")
@@ -39,7 +41,7 @@ def check_file(path, registry: Registry | None) -> tuple[str, list[str], list[st
     except MappingError as exc:
         return "", [p.format(exc.path) for p in exc.problems], []
     n = sum(1 for _ in mapping.all_bindings())
-    name = f" {mapping.info.name!r}" if mapping.info.name else ""
+    name = f" {clip_repr(mapping.info.name)}" if mapping.info.name else ""
     extra = f", {len(mapping.modulation)} modulation routes" if mapping.modulation else ""
     pages = sum(len(b.pages) for b in mapping.banks)
     extra += f", {len(mapping.banks)} banks with {pages} pages" if mapping.banks else ""
@@ -48,8 +50,8 @@ def check_file(path, registry: Registry | None) -> tuple[str, list[str], list[st
 
 def _kind_of(path: Path) -> str:
     try:
-        data = load_located(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        data = load_located(read_text(path, PRESET_BYTES))
+    except (OSError, YamlError):
         return "mapping"  # load_mapping reports it with the line
     if isinstance(data, LDict) and any(k in data for k in PRESET_KEYS) and "bindings" not in data:
         return "preset"
@@ -63,7 +65,7 @@ def _check_preset(path: Path, registry: Registry | None):
         return "", [f"{exc.path}: {p}" for p in exc.problems], []
     problems = []
     if registry is not None:
-        data = load_located(path.read_text(encoding="utf-8"))
+        data = load_located(read_text(path, PRESET_BYTES))
         for name in preset.targets:
             if name in registry.targets:
                 continue
@@ -72,8 +74,8 @@ def _check_preset(path: Path, registry: Registry | None):
             close = Registry.suggest(name, registry.targets)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
                 "this model has no such target; check with the model the preset was made for (--model)"
-            problems.append(Problem(line, f"unknown target {name!r} (recall skips it)", hint).format(str(path)))
-    return f"preset {preset.name!r}: {len(preset.targets)} targets", problems, []
+            problems.append(Problem(line, f"unknown target {clip_repr(name)} (recall skips it)", hint).format(str(path)))
+    return f"preset {clip_repr(preset.name)}: {len(preset.targets)} targets", problems, []
 
 
 def run_check(paths, registry: Registry | None, out=None) -> int:

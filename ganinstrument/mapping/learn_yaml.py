@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from ..yamlsafe import MAPPING_BYTES, LimitedLoader, YamlError, compose, construct, read_text
 from .learn import Detection, LearnError
 
 NEW_FILE = """\
@@ -61,9 +62,9 @@ def binding_text(fields: dict) -> str:
 
 
 def _construct(node):
-    loader = yaml.SafeLoader("")
+    loader = LimitedLoader("")
     try:
-        return loader.construct_document(node)
+        return construct(loader, node)
     finally:
         loader.dispose()
 
@@ -108,9 +109,10 @@ def update_text(text: str, fields: dict) -> str:
     if not text.strip():
         return NEW_FILE + f"  - {item}\n"
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise LearnError(f"the file is not valid YAML, so it is left alone: {exc}") from None
+        root, loader = compose(text)
+        loader.dispose()
+    except YamlError as exc:
+        raise LearnError(f"line {exc.line}: {exc}; the file is left alone") from None
     if not isinstance(root, yaml.MappingNode):
         raise LearnError("the file is not a mapping file (its top level is not a mapping)")
     keys = {k.value: (k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode)}
@@ -153,8 +155,11 @@ def add_binding(path, found: Detection, name: str, *, is_action: bool, registry=
     mapping schema first and left untouched if the new binding is the one with a problem."""
     fields = binding_fields(found, name, is_action=is_action)
     path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    new = update_text(text, fields)
+    try:
+        text = read_text(path, MAPPING_BYTES) if path.exists() else ""
+        new = update_text(text, fields)
+    except (LearnError, YamlError) as exc:
+        raise LearnError(f"{path}: {exc}") from None
     if registry is not None:
         _check(new, path, registry, binding_text(fields))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,22 +4,20 @@ The schema reports each problem as `file:line`, so the loader keeps, for every d
 the line it starts on and the line of each key or item. Scalars are built by PyYAML's own
 SafeConstructor, so `yes`, `0x10`, `1e3` and `null` mean exactly what `safe_load` makes of
 them. Duplicate keys (which `safe_load` silently resolves to the last) are recorded so the
-schema can report them.
+schema can report them. The text is composed by yamlsafe's LimitedLoader: no aliases (so no
+recursive ones either), bounded depth.
 """
 
 from __future__ import annotations
 
 import yaml
 
+from ..yamlsafe import YamlError, compose, construct
+
 __all__ = ["LDict", "LList", "YamlSyntaxError", "load_located", "line_of"]
 
 
-class YamlSyntaxError(ValueError):
-    """The text is not YAML; `line` is 1-based."""
-
-    def __init__(self, line: int, message: str):
-        self.line = line
-        super().__init__(message)
+YamlSyntaxError = YamlError  # the text is not YAML, or breaks a limit; `line` is 1-based
 
 
 class LDict(dict):
@@ -57,53 +55,40 @@ def line_of(value, default: int = 0) -> int:
 def load_located(text: str):
     """Parse `text` as one YAML document into LDict / LList / scalars; None for an empty file.
 
-    Raises YamlSyntaxError with the 1-based line of the first syntax error.
+    Read with the limits of yamlsafe (no aliases, bounded depth). Raises YamlSyntaxError with
+    the 1-based line of the first problem.
     """
-    loader = yaml.SafeLoader(text)
+    node, loader = compose(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        return _build(node, loader, set())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise YamlSyntaxError(line, f"not valid YAML: {exc.problem or exc.context or exc}") from None
-    except yaml.YAMLError as exc:
-        raise YamlSyntaxError(1, f"not valid YAML: {exc}") from None
+        return None if node is None else _build(node, loader)
     finally:
         loader.dispose()
 
 
-def _build(node, loader: yaml.SafeLoader, active: set[int]):
+def _build(node, loader):
     line = node.start_mark.line + 1
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_object(node, deep=True)
-    if id(node) in active:  # an alias inside itself: safe_load would build a cycle
-        raise YamlSyntaxError(line, "not valid here: a recursive alias")
-    active.add(id(node))
-    try:
-        if isinstance(node, yaml.SequenceNode):
-            out = LList()
-            out.line = line
-            for item in node.value:
-                out.append(_build(item, loader, active))
-                out.item_lines.append(item.start_mark.line + 1)
-            return out
-        if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
-            out = LDict()
-            out.line = line
-            for key_node, value_node in node.value:
-                key = _build(key_node, loader, active)
-                if isinstance(key, (dict, list)):
-                    key = str(key)
-                key_line = key_node.start_mark.line + 1
-                if key in out:
-                    out.duplicates.append((key, key_line))
-                out[key] = _build(value_node, loader, active)
-                out.key_lines[key] = key_line
-            return out
-    finally:
-        active.discard(id(node))
-    return loader.construct_object(node, deep=True)  # pragma: no cover - no other node kinds
+    if isinstance(node, yaml.SequenceNode):
+        out = LList()
+        out.line = line
+        for item in node.value:
+            out.append(_build(item, loader))
+            out.item_lines.append(item.start_mark.line + 1)
+        return out
+    if isinstance(node, yaml.MappingNode):
+        try:
+            loader.flatten_mapping(node)  # `<<: {...}` merge keys, as safe_load does
+        except yaml.YAMLError as exc:
+            raise YamlError(line, f"not valid YAML: {exc.problem or exc}") from None
+        out = LDict()
+        out.line = line
+        for key_node, value_node in node.value:
+            key = _build(key_node, loader)
+            if isinstance(key, (dict, list)):
+                key = str(key)
+            key_line = key_node.start_mark.line + 1
+            if key in out:
+                out.duplicates.append((key, key_line))
+            out[key] = _build(value_node, loader)
+            out.key_lines[key] = key_line
+        return out
+    return construct(loader, node)  # a scalar, as safe_load builds it

@@ -11,6 +11,7 @@ import re
 from fnmatch import fnmatchcase
 
 from ..params import Registry
+from ..textclip import clip_repr
 from .checks import Checker
 from .schema import Binding, ModulationRoute
 
@@ -102,13 +103,14 @@ def _report_missing(name, kind: str, what: str, registry: Registry, optional: bo
         other, pool, others = "action", registry.targets, registry.actions
     else:
         other, pool, others = "target", registry.actions, registry.targets
+    shown = clip_repr(name)
     if name in others:
-        ck.problem(line, f"{what} {name!r} is {_WITH_ARTICLE[other]}, not {_WITH_ARTICLE[kind]}",
+        ck.problem(line, f"{what} {shown} is {_WITH_ARTICLE[other]}, not {_WITH_ARTICLE[kind]}",
                    f"write '{other}: {name}'")
     elif optional:
-        ck.warn(line, f"skipped {what} {name!r}: this instrument has no such {kind} (optional)")
+        ck.warn(line, f"skipped {what} {shown}: this instrument has no such {kind} (optional)")
     else:
-        ck.problem(line, f"unknown {what} {name!r} (expected {_WITH_ARTICLE[kind]} of this instrument)",
+        ck.problem(line, f"unknown {what} {shown} (expected {_WITH_ARTICLE[kind]} of this instrument)",
                    _unknown_hint(name, registry, pool))
 
 

@@ -28,7 +28,8 @@ def parse(text: str, path: str, registry: Registry | None) -> Mapping:
     try:
         data = load_located(text)
     except YamlSyntaxError as exc:
-        raise MappingError(path, [Problem(exc.line, str(exc), "check indentation, colons and brackets")]) from None
+        hint = "check indentation, colons and brackets" if str(exc).startswith("not valid YAML") else ""
+        raise MappingError(path, [Problem(exc.line, str(exc), hint)]) from None
     if not isinstance(data, LDict):
         raise MappingError(path, [Problem(line_of(data, 1), "expected a mapping file: key: value lines at the top "
                                           "level (schema_version, info, device, bindings, ...)")])

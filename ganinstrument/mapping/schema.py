@@ -77,6 +77,7 @@ from pathlib import Path
 
 from ..errors import GanInstrumentError
 from ..params import Registry
+from ..yamlsafe import MAPPING_BYTES, YamlError, read_text
 from .checks import Problem
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+MAX_SHOWN = 20  # problems a MappingError's message lists (all are in .problems)
 SOURCE_KINDS = ("cc", "cc14", "nrpn", "note", "pitchbend", "aftertouch", "polytouch", "program", "osc")
 BINDING_MODES = ("continuous", "relative", "momentary", "toggle", "trigger")
 ONSET_FEATURES = ("onset", "onset.low", "onset.mid", "onset.high")
@@ -111,11 +113,13 @@ class MappingError(GanInstrumentError, ValueError):
     def __init__(self, path, problems: list[Problem]):
         self.path = os.fspath(path)
         self.problems = sorted(problems, key=lambda p: p.line)
-        lines = [p.format(self.path) for p in self.problems]
-        if len(lines) == 1:
+        lines = [p.format(self.path) for p in self.problems[:MAX_SHOWN]]
+        if len(self.problems) > MAX_SHOWN:
+            lines.append(f"... and {len(self.problems) - MAX_SHOWN} more")
+        if len(self.problems) == 1:
             text = lines[0]
         else:
-            text = f"{len(lines)} problems in {self.path}:\n  " + "\n  ".join(lines)
+            text = f"{len(self.problems)} problems in {self.path}:\n  " + "\n  ".join(lines)
         super().__init__(text)
 
 
@@ -326,9 +330,11 @@ def load_mapping(path, registry: Registry | None = None) -> Mapping:
     """Read and parse a mapping file (see the module docstring); raises MappingError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MAPPING_BYTES)
     except FileNotFoundError:
         raise MappingError(path, [Problem(0, "no such mapping file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(path, [Problem(0, f"cannot read: {exc}")]) from None
+    except YamlError as exc:
+        raise MappingError(path, [Problem(exc.line, str(exc))]) from None
+    except OSError as exc:
+        raise MappingError(path, [Problem(0, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_mapping(text, path, registry)
