@@ -52,9 +52,10 @@ def test_a_live_recording_that_fails_goes_on_in_a_new_file_and_keeps_the_first(t
     assert rec.stats.errors == 1
 
 
-def test_an_offline_recording_does_not_reopen(tmp_path):
-    sinks = open_sinks(f"record:{tmp_path / 'out.mp4'}", 64, 48, 30, offline=True)
-    assert not sinks.get("record").restart
+def test_offline_outputs_do_not_reopen(tmp_path):
+    sinks = open_sinks(f"record:{tmp_path / 'out.mp4'},frames:{tmp_path / 'png'},null", 64, 48, 30,
+                       offline=True)
+    assert [s.restart for s in sinks] == [False, False, False]
     sinks.close()
     live = open_sinks(f"record:{tmp_path / 'live.mp4'}", 64, 48, 30)
     assert live.get("record").restart

@@ -173,6 +173,14 @@ def make_sink(item: SinkSpec, *, offline: bool = False,
     `live_audio` (outputs/live_audio.AudioTap): the live audio input, recorded alongside by
     `record` and `takes`, sent alongside by `ndi`. `resume_takes`: after a crash, a take the crash ended goes on in a
     new file (outputs/takes.py)."""
+    sink = _make_sink(item, offline, hud, on_action, audio, audio_sample_rate, resume_takes, live_audio)
+    if offline:
+        sink.restart = False  # a render fails rather than go on with frames missing
+    return sink
+
+
+def _make_sink(item: SinkSpec, offline, hud, on_action, audio, audio_sample_rate, resume_takes,
+               live_audio) -> Sink:
     on_full = "wait" if offline else "drop"
     if item.kind == "null":
         from .null import NullSink
