@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..clock import Clock, MonotonicClock
 from ..events import ControlEvent
+from .complaints import Complaints, shown
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
 
 log = logging.getLogger("ganinstrument.midi")
@@ -69,6 +70,15 @@ def decode(data: Sequence[int], timestamp: float = 0.0, source: str = "") -> Con
     return ControlEvent(kind, channel, data[1], float(data[2]), timestamp, source)
 
 
+def bytes_shown(data: Sequence[int], limit: int = 8) -> str:
+    """MIDI bytes for a log line: "[90 3C 40]", the first `limit` of a long message."""
+    try:
+        head = " ".join(f"{int(b) & 0xFF:02X}" for b in list(data[:limit]))
+    except Exception:  # not bytes at all
+        return shown(repr(data), 40)
+    return f"[{head}{f' ... ({len(data)} bytes)' if len(data) > limit else ''}]"
+
+
 @dataclass
 class PortCounters:
     """Per input port; written only by that port's callback thread, read by anyone."""
@@ -110,6 +120,7 @@ class PortSet:
         self._said: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_poll: list[Callable[[], None]] = []  # run by the poller every poll_s (short!)
 
     # -- the poller ---------------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +132,8 @@ class PortSet:
         while not self._stop.wait(self.poll_s):
             try:
                 self.scan()
+                for tick in self.on_poll:
+                    tick()
             except Exception as exc:  # the poller must outlive anything a backend throws
                 self._say("scan", f"MIDI {self.direction} poll failed: {exc}")
 
@@ -219,11 +232,14 @@ class MidiInput:
                              on_change, poll_s)
         if isinstance(self.backend, Backend):  # the MIDI input process's restarts, for the performer
             self.backend.notify = self.ports.messages.append
+        # Malformed bytes: one line per port, then counts (said by the poller).
+        self._complaints = Complaints("MIDI", self.ports.messages, log)
+        self.ports.on_poll.append(self._complaints.flush)
 
     def _open(self, name: str):
         counters = PortCounters()
         self._counters.append(counters)
-        queue, cap, now = self._queue, self.queue_size, self.clock.now
+        queue, cap, now, complaints = self._queue, self.queue_size, self.clock.now, self._complaints
 
         def on_bytes(data, _name=name):
             # The backend's thread: timestamp, decode, queue. Nothing else, never raises.
@@ -232,6 +248,9 @@ class MidiInput:
                 event = decode(data, t, _name)
             except Exception:
                 counters.malformed += 1
+                complaints.say(("malformed", _name), f"MIDI {shown(_name)}: malformed message "
+                               f"{bytes_shown(data)} ignored (a faulty device or cable?)",
+                               f"MIDI {shown(_name)}: {{n}} more malformed messages ignored")
                 return
             if event is None:
                 counters.ignored += 1

@@ -50,6 +50,7 @@ class InputHost:
         self.api_name, self.client_name, self.queue_size = api_name or "", client_name, int(queue_size)
         self.notify = notify
         self.restarts = 0
+        self.callback_errors = 0  # on_bytes raised (a bug): counted, the reader goes on
         self.api_label = ""
         self._lock = threading.RLock()  # the child, its stdin and the port tables
         self._proc: subprocess.Popen | None = None
@@ -138,7 +139,10 @@ class InputHost:
                 if kind == DATA:
                     callback = callbacks.get(port_id)
                     if callback is not None:
-                        callback(list(payload))
+                        try:
+                            callback(list(payload))
+                        except Exception:  # whatever a message does, this reader goes on
+                            self._callback_failed()
                 elif kind == READY:
                     self.api_label = payload.decode("utf-8", "replace")
                     self._ready.set()
@@ -162,6 +166,11 @@ class InputHost:
                 return
             self._proc = None
         self._restart(code)
+
+    def _callback_failed(self) -> None:
+        self.callback_errors += 1
+        if self.callback_errors == 1:  # a bug of ours, not the sender's: the details once, in the log
+            log.exception("a MIDI input callback failed (further failures are only counted)")
 
     def _watch(self) -> None:
         """Kill a child that has gone silent (hung in the driver); its reader then restarts it."""

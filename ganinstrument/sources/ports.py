@@ -360,7 +360,10 @@ class _Reader:
                         if item is None:
                             break
                         busy = True
-                        on_bytes(item[0])
+                        try:
+                            on_bytes(item[0])
+                        except Exception:  # a bug of ours: the reader must go on
+                            log.debug("MIDI on_bytes failed", exc_info=True)
             if not busy:
                 time.sleep(_POLL_S)
 
