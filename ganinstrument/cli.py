@@ -71,7 +71,9 @@ def _cmd_check(args) -> int:
 def _cmd_devices(args) -> int:
     from .devices import report
 
-    report(midi_backend=args.midi_backend)
+    from .sources.ports import backend_of
+
+    report(midi_backend=backend_of(args))
     return 0
 
 
@@ -79,9 +81,10 @@ def _cmd_learn(args) -> int:
     from .instrument import Instrument
     from .mapping.learn import learn_loop
     from .sources.midi import MidiInput
+    from .sources.ports import backend_of
 
     registry = Instrument(args.model, device="cpu", presets_dir=".").registry
-    with MidiInput(args.midi_port, backend=args.midi_backend) as midi:
+    with MidiInput(args.midi_port, backend=backend_of(args)) as midi:
         print(f"MIDI inputs: {', '.join(midi.open_ports) or 'none yet'}")
         for message in midi.messages:
             print(message)
@@ -121,9 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--structure-only", action="store_true", help="check the structure only, not target names")
     p.set_defaults(func=_cmd_check)
 
+    from .sources.ports import add_midi_api_option
+
     p = sub.add_parser("devices", help="MIDI ports, audio devices, output sinks and the torch device on this machine")
+    add_midi_api_option(p)
     p.add_argument("--midi-backend", default=None, help="mido backend, e.g. mido.backends.rtmidi/UNIX_JACK "
-                   "(default: MIDO_BACKEND, else rtmidi's default API)")
+                   "(default: --midi-api, else MIDO_BACKEND, else the first API that works)")
     p.set_defaults(func=_cmd_devices)
 
     p = sub.add_parser("learn", help="MIDI learn: pick a target, move a control, the binding goes into a mapping file")
@@ -131,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the rest of it is kept as it is)")
     p.add_argument("--midi-port", action="append", default=None, metavar="NAME",
                    help="input port: case-insensitive substring or /regex/ (repeatable; default: every input)")
-    p.add_argument("--midi-backend", default=None, help="mido backend (default: MIDO_BACKEND)")
+    add_midi_api_option(p)
+    p.add_argument("--midi-backend", default=None, help="mido backend (default: --midi-api, else MIDO_BACKEND)")
     p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
     p.set_defaults(func=_cmd_learn)
 

@@ -22,7 +22,9 @@ def midi_lines(backend: str | None = None) -> list[str]:
         be = Backend(backend)
     except Exception as exc:
         return [f"MIDI: unavailable ({_why(exc)})"]
-    lines = [f"MIDI backend: {be.describe()} (set MIDO_BACKEND to change; compiled APIs: "
+    how = {"auto": "chosen automatically" + (f" ({'; '.join(be.probe_notes)})" if be.probe_notes else ""),
+           "MIDO_BACKEND": "from MIDO_BACKEND", "chosen": "as asked"}[be.how]
+    lines = [f"MIDI backend: {be.describe()} ({how}; --midi-api to change; compiled APIs: "
              f"{', '.join(be.api_names()) or 'unknown'})"]
     try:
         for direction in ("input", "output"):

@@ -106,3 +106,48 @@ def test_learn_over_jack_writes_the_binding(jack_server, tmp_path):
     text = out_file.read_text()
     assert text.startswith("# my set\n") and "# keep me" in text
     assert yaml.safe_load(text)["bindings"][-1] == {"cc": 7, "channel": 3, "target": "psi"}
+
+
+def run_cli_without_midi_env(*args, jack):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MIDO_BACKEND"}
+    env["JACK_DEFAULT_SERVER"] = jack.name
+    return subprocess.run([sys.executable, "-m", "ganinstrument", *args], capture_output=True, text=True,
+                          timeout=90, env=env)
+
+
+@pytest.mark.skipif(__import__("os").path.exists("/dev/snd/seq"), reason="checks the machine without ALSA sequencer")
+def test_devices_finds_jack_by_itself_and_alsa_stays_quiet(jack_server):
+    # No MIDO_BACKEND, no --midi-api, no ALSA sequencer: the JACK server is found and said,
+    # and libasound's own "ALSA lib seq_hw.c" lines no longer reach stderr.
+    with JackSender("auto-ctl"):
+        out = run_cli_without_midi_env("devices", jack=jack_server)
+    assert out.returncode == 0, out.stderr
+    assert f"MIDI backend: {JACK_BACKEND} (chosen automatically (no ALSA sequencer (/dev/snd/seq));" in out.stdout
+    assert "    auto-ctl:out" in out.stdout
+    assert "ALSA lib" not in out.stderr
+
+
+def test_midi_api_option_chooses(jack_server):
+    with JackSender("api-ctl"):
+        out = run_cli_without_midi_env("devices", "--midi-api", "jack", jack=jack_server)
+    assert out.returncode == 0, out.stderr
+    assert f"MIDI backend: {JACK_BACKEND} (as asked;" in out.stdout and "    api-ctl:out" in out.stdout
+
+
+def test_the_midi_input_process_finds_jack_without_the_variable(jack_server, monkeypatch):
+    from ganinstrument.sources.midi import MidiInput
+    from jack_helpers import wait_for
+
+    monkeypatch.delenv("MIDO_BACKEND", raising=False)
+    with JackSender("child-auto-ctl") as sender:
+        inp = MidiInput("child-auto-ctl", poll_s=0.05).start()
+        try:
+            assert wait_for(lambda: inp.open_ports, 5.0), list(inp.messages)
+            sender.cc(7, 3)
+            got: list = []
+            assert wait_for(lambda: got.extend(inp.drain()) or got, 5.0)
+            assert got[0].value == 3 and inp.backend.input_process.api_label == "UNIX_JACK"
+        finally:
+            inp.close()

@@ -1,7 +1,9 @@
 """MIDI ports: which backend, which names match, opening and closing, errors that say what to do.
 
 The backend follows mido's own convention: `MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK` (module,
-then an optional API after the slash). For the rtmidi module (the one we depend on) ports are opened
+then an optional API after the slash); `--midi-api alsa|jack` says the same. Without either, and
+with several APIs compiled into python-rtmidi (Linux), the first that works is used: ALSA if its
+sequencer opens, else JACK if a server runs. ALSA's and JACK's own stderr chatter is silenced. For the rtmidi module (the one we depend on) ports are opened
 with python-rtmidi directly, because mido turns any port opened with a client name into a virtual
 port, and because the raw callback is the cheapest place to timestamp. Any other mido backend
 (portmidi, ...) works through mido's own ports.
@@ -43,6 +45,60 @@ _ALSA_NUMBERS = re.compile(r"\s+\d+:\d+$")
 _WINDOWS_INDEX = re.compile(r"\s+\d+$")
 # Ports that never are a controller: ALSA's loopback.
 _NEVER = re.compile(r"midi through", re.IGNORECASE)
+
+
+# --midi-api values -> RtMidi API names (the part after the slash in MIDO_BACKEND).
+MIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
+
+
+def backend_spec(midi_api: str | None) -> str | None:
+    """The backend string for a --midi-api value; None for "auto" (MIDO_BACKEND, else a probe)."""
+    if not midi_api or midi_api == "auto":
+        return None
+    return f"{DEFAULT_BACKEND}/{MIDI_APIS.get(midi_api.lower(), midi_api)}"
+
+
+def add_midi_api_option(parser) -> None:
+    """--midi-api for perform, devices and learn."""
+    parser.add_argument("--midi-api", default="auto", choices=["auto", *MIDI_APIS],
+                        help="MIDI system: auto (default: MIDO_BACKEND if set, else ALSA if its sequencer "
+                             "opens, else JACK if a server runs), alsa, jack, coremidi, winmm")
+
+
+def backend_of(args) -> str | None:
+    """The backend string perform/devices/learn were asked for (--midi-backend, then --midi-api)."""
+    return getattr(args, "midi_backend", None) or backend_spec(getattr(args, "midi_api", None))
+
+
+def quiet_alsa_and_jack() -> None:
+    """Silence what libasound and libjack print to stderr themselves ("ALSA lib seq_hw.c:...
+    open /dev/snd/seq failed", "Cannot connect to server socket"): we say what failed in one
+    line of our own. Process-wide error handlers (snd_lib_error_set_handler,
+    jack_set_error_function) rather than redirecting fd 2 around a probe: they also cover later
+    calls (every hot-plug poll lists ports) and never hide another thread's output."""
+    global _QUIETED
+    if _QUIETED or sys.platform != "linux":
+        return
+    _QUIETED = True
+    import ctypes
+
+    for lib, setter, proto in (
+            ("libasound.so.2", "snd_lib_error_set_handler",
+             # (file, line, function, err, fmt, ...): the variadic rest is never read
+             ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)),
+            ("libjack.so.0", "jack_set_error_function", ctypes.CFUNCTYPE(None, ctypes.c_char_p)),
+            ("libjack.so.0", "jack_set_info_function", ctypes.CFUNCTYPE(None, ctypes.c_char_p))):
+        try:
+            fn = getattr(ctypes.CDLL(lib), setter)
+        except (OSError, AttributeError):  # not installed: then it prints nothing either
+            continue
+        handler = proto(lambda *args: None)
+        _HANDLERS.append(handler)  # kept alive for as long as the library may call it
+        fn(handler)
+
+
+_QUIETED = False
+_HANDLERS: list = []
 
 
 class MidiPortError(GanInstrumentError, OSError):
@@ -108,7 +164,7 @@ def explain_open_error(direction: str, name: str, exc: BaseException) -> MidiPor
                 "(Resolume, Ableton, TouchDesigner, a browser tab using Web MIDI), or share the "
                 "device through loopMIDI / Windows MIDI Services")
     elif "JACK server not running" in text:
-        hint = "start JACK (jackd or qjackctl), or choose another API with MIDO_BACKEND"
+        hint = "start JACK (jackd or qjackctl), or choose another API with --midi-api"
     else:
         hint = "check that the device is connected and not opened exclusively by another program"
     return MidiPortError(f"cannot open MIDI {direction} {name!r}: {text}; {hint}")
@@ -126,6 +182,7 @@ class Backend:
         self.spec = spec or os.environ.get("MIDO_BACKEND") or DEFAULT_BACKEND
         self.module_name, _, api = self.spec.partition("/")
         self.api_name = api or None
+        self.how = "chosen" if spec else ("MIDO_BACKEND" if os.environ.get("MIDO_BACKEND") else "auto")
         self.client_name = client_name
         self._rtmidi = None
         self._listers: dict[str, object] = {}
@@ -134,6 +191,7 @@ class Backend:
         self._host: InputHost | None = None  # the MIDI input process
         self._host_down = os.environ.get("GANINSTRUMENT_MIDI_INPROCESS", "") not in ("", "0")
         self.notify: Callable[[str], None] | None = None  # what the performer should know
+        self.probe_notes: list[str] = []  # why the automatic choice passed over an API
         try:
             if self.module_name in ("mido.backends.rtmidi", "rtmidi"):
                 import rtmidi
@@ -149,8 +207,13 @@ class Backend:
                                 "pip install mido python-rtmidi") from None
 
     def _resolve_api(self, rtmidi) -> int:
+        quiet_alsa_and_jack()
         if self.api_name is None:
-            return rtmidi.API_UNSPECIFIED
+            api = self._probe(rtmidi)
+            if api != rtmidi.API_UNSPECIFIED:
+                self.api_name = api_label(rtmidi, api)  # the MIDI input process uses the same
+                self.spec = f"{DEFAULT_BACKEND}/{self.api_name}"
+            return api
         api = getattr(rtmidi, f"API_{self.api_name}", None)
         if api is None:
             raise MidiPortError(f"unknown MIDI API {self.api_name!r} in {self.spec!r}; "
@@ -159,6 +222,30 @@ class Backend:
             raise MidiPortError(f"MIDI API {self.api_name} is not compiled into python-rtmidi here; "
                                 f"compiled in: {', '.join(self.api_names())}")
         return api
+
+    def _probe(self, rtmidi) -> int:
+        """With several APIs compiled in (Linux: ALSA and JACK), the first that works: ALSA if
+        its sequencer opens, else JACK if a server runs. Else RtMidi's default (the error then
+        comes from the first listing)."""
+        compiled = rtmidi.get_compiled_api()
+        if len(compiled) < 2:
+            return rtmidi.API_UNSPECIFIED
+        order = [a for a in (getattr(rtmidi, "API_LINUX_ALSA", None), getattr(rtmidi, "API_UNIX_JACK", None))
+                 if a in compiled]
+        tried = []
+        for api in order:
+            if api == getattr(rtmidi, "API_LINUX_ALSA", None) and not os.path.exists("/dev/snd/seq"):
+                tried.append("no ALSA sequencer (/dev/snd/seq)")
+                continue
+            try:
+                rtmidi.MidiIn(api, self.client_name).delete()
+            except Exception as exc:
+                tried.append(f"{api_label(rtmidi, api)}: {exc}")
+                continue
+            self.probe_notes = tried
+            return api
+        self.probe_notes = tried
+        return rtmidi.API_UNSPECIFIED
 
     def api_names(self) -> list[str]:
         """The APIs this backend could use (rtmidi: the compiled ones)."""
@@ -198,7 +285,10 @@ class Backend:
                 return list(self._lister(direction).get_ports())
         except Exception as exc:
             self._drop_lister(direction)
-            raise MidiPortError(f"cannot list MIDI {direction}s with {self.spec}: {exc}") from None
+            tried = f" (tried: {'; '.join(self.probe_notes)})" if self.probe_notes else ""
+            raise MidiPortError(f"cannot list MIDI {direction}s with {self.spec}: {exc}{tried}; "
+                                "start JACK, or load the ALSA sequencer (modprobe snd-seq), "
+                                "or choose with --midi-api") from None
 
     def _drop_lister(self, direction: str) -> None:
         lister = self._listers.pop(direction, None)
