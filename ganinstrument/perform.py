@@ -46,6 +46,7 @@ def _open_midi(args, controls, clock, engine_box):
     if args.midi_port == "none":
         return None
     from .sources.midi import MidiInput
+    from .sources.ports import backend_of
 
     pattern = args.midi_port or controls.mapping.device.input or None
 
@@ -57,7 +58,7 @@ def _open_midi(args, controls, clock, engine_box):
             engine_box[0].key_action("midi.reconnected")
 
     try:
-        midi = MidiInput(pattern, clock=clock, on_change=changed).start()
+        midi = MidiInput(pattern, backend=backend_of(args), clock=clock, on_change=changed).start()
     except (GanInstrumentError, OSError, ImportError) as exc:
         log.warning("MIDI input unavailable (%s); playing without a controller", exc)
         return None
@@ -74,9 +75,10 @@ def _open_feedback(args, inst, controls, clock):
         return None
     from .sources.feedback import MidiFeedback, from_bindings
     from .sources.midi import MidiOutput
+    from .sources.ports import backend_of
 
     try:
-        output = MidiOutput(pattern).start()
+        output = MidiOutput(pattern, backend=backend_of(args)).start()
     except (GanInstrumentError, OSError, ImportError) as exc:
         log.warning("MIDI output for LEDs unavailable (%s)", exc)
         return None
@@ -310,6 +312,9 @@ def add_perform_parser(sub) -> None:
     p.add_argument("--presets-dir", default="presets", help="folder for preset.next/prev/recall/save")
     p.add_argument("--midi-port", default=None,
                    help="MIDI input port name (substring or /regex/); default: the mapping's device; 'none'")
+    from .sources.ports import add_midi_api_option
+
+    add_midi_api_option(p)
     p.add_argument("--audio-device", default=None,
                    help="audio input name (substring) or index; default: the system input; 'none'")
     p.add_argument("--osc-port", default="9000", help="UDP port for OSC input (default 9000; 'off')")
