@@ -30,8 +30,8 @@ class Problem:
 
     def format(self, path: str) -> str:
         # the message quotes values from the file (clipped where it does); this bounds the rest
-        return f"{path}:{self.line}: {clip(self.message, 240)}" + (f" (hint: {clip(self.hint, 160)})"
-                                                                    if self.hint else "")
+        return f"{path}:{self.line}: {clip(self.message, 1000)}" + (f" (hint: {clip(self.hint, 400)})"
+                                                                     if self.hint else "")
 
 
 class Checker:

@@ -40,10 +40,10 @@ def check_duplicates(protos, banks: list[dict], ck: Checker) -> None:
     for bank in banks:
         for key in ("next", "prev"):
             if bank[key] is not None:
-                buttons.append((bank[key], bank["line"], f"bank {bank['name']!r} {key}"))
+                buttons.append((bank[key], bank["line"], f"bank {clip_repr(bank['name'])} {key}"))
         for page in bank["pages"]:
             if page["select"] is not None:
-                buttons.append((page["select"], page["line"], f"page {page['name']!r} select"))
+                buttons.append((page["select"], page["line"], f"page {clip_repr(page['name'])} select"))
     items = [(p.kwargs["source"], p.scope, p.line, p.kwargs.get("allow_multi", False), "a binding") for p in protos]
     items += [(src, None, line, False, what) for src, line, what in buttons]
     nrpn_channels = {s.channel for s, *_ in items if s.kind == "nrpn"}
@@ -127,10 +127,10 @@ def _check_action(name, value, source_kind, registry: Registry, optional: bool, 
         _report_missing(name, "action", "action", registry, optional, line, ck)
         return False
     if spec.takes_value and value is None and source_kind != "program":
-        ck.problem(line, f"action {name!r} needs a value", "e.g. value: 1 (a slot number)")
+        ck.problem(line, f"action {clip_repr(name)} needs a value", "e.g. value: 1 (a slot number)")
         return False
     if not spec.takes_value and value is not None:
-        ck.problem(line, f"action {name!r} takes no value; remove 'value:'")
+        ck.problem(line, f"action {clip_repr(name)} takes no value; remove 'value:'")
         return False
     return True
 
@@ -146,7 +146,7 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
         if registry is None:
             if is_glob(target) and ("glob", p.group) not in reported:
                 reported.add(("glob", p.group))
-                ck.warn(p.line, f"target {target!r} is expanded only against a model's registry")
+                ck.warn(p.line, f"target {clip_repr(target)} is expanded only against a model's registry")
             out.append((Binding(**kw), p))
             continue
         if is_glob(target):
@@ -155,15 +155,15 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
                 if ("glob", p.group) not in reported:
                     reported.add(("glob", p.group))
                     if p.optional:
-                        ck.warn(p.line, f"skipped: no target of this instrument matches {target!r} (optional)")
+                        ck.warn(p.line, f"skipped: no target of this instrument matches {clip_repr(target)} (optional)")
                     else:
-                        ck.problem(p.line, f"no target of this instrument matches {target!r}",
+                        ck.problem(p.line, f"no target of this instrument matches {clip_repr(target)}",
                                    _unknown_hint(target.rstrip("*?[]"), registry, registry.targets))
                 continue
             if p.index >= len(matches):
                 if ("surplus", p.group) not in reported:
                     reported.add(("surplus", p.group))
-                    ck.warn(p.line, f"{target!r} matches {len(matches)} targets here; the controls from "
+                    ck.warn(p.line, f"{clip_repr(target)} matches {len(matches)} targets here; the controls from "
                             f"{kw['source'].describe()} on stay unbound")
                 continue
             kw["target"] = target = matches[p.index]
