@@ -66,11 +66,12 @@ class Instrument:
     routes ControlEvents through it and its audio routes modulate the targets. `latent`: z groups, seeds and directions (LatentConfig).
     `edits`: None for one default edit per layer/block, or a list of EditSpec.
     `presets_dir`: the folder `preset.next/prev/recall/save` work in (a preset_bank.PresetBank:
-    the live engine starts its worker, so those actions never wait on the disk).
+    the live engine starts its worker, so those actions never wait on the disk); None: the user's
+    presets folder (userdirs.default_presets_dir).
     """
 
     def __init__(self, model="demo", model_b=None, device=None, mapping=None, *, latent: LatentConfig | None = None,
-                 edits=None, presets_dir="presets"):
+                 edits=None, presets_dir=None):
         self.device = pick_device(device)
         if self.device.type == "cpu":
             tune_cpu_allocator()
@@ -95,6 +96,10 @@ class Instrument:
         self.registry = Registry.build(own + list(self.latent.targets()) + list(self.bender.targets()),
                                        list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS))
         self.state = State(self.registry)
+        if presets_dir is None:  # the user's presets folder, seeded with the shipped ones (userdirs.py)
+            from .userdirs import default_presets_dir
+
+            presets_dir = default_presets_dir()
         self.bank = PresetBank(presets_dir)
         self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
         # Per-frame modulation (audio features): `apply(values, dt) -> set of changed names`

@@ -27,19 +27,24 @@ WARMUP_FRAMES = 3  # CPU convolution back ends set themselves up on the first ca
 
 
 def resolve_preset(name: str, presets_dir) -> Path:
-    """A preset path as given, or a name / slot number in the presets folder."""
+    """A preset path as given, or a name / slot number in the presets folder, else among the
+    shipped presets; a PresetError that says where it looked if none."""
+    from . import userdirs
     from .preset_bank import PresetBank
+    from .presets import PresetError
 
     path = Path(name)
     if path.is_file():
         return path
-    bank = PresetBank(presets_dir)
-    if name.isdigit() and bank.slot_path(int(name)) is not None:
-        return bank.slot_path(int(name))
-    for candidate in bank.files():
-        if candidate.stem == name or candidate.name == name or candidate.stem.split(" ", 1)[-1] == name:
-            return candidate
-    return path  # load_preset_file says it does not exist
+    folders = [Path(presets_dir), userdirs.shipped_folder("presets")]
+    for folder in folders:
+        bank = PresetBank(folder)
+        if name.isdigit() and bank.slot_path(int(name)) is not None:
+            return bank.slot_path(int(name))
+        for candidate in bank.files():
+            if candidate.stem == name or candidate.name == name or candidate.stem.split(" ", 1)[-1] == name:
+                return candidate
+    raise PresetError(name, [f"no such preset file ({userdirs.looked_in(name, folders)})"])
 
 
 def _open_midi(args, controls, clock, engine_box):
@@ -170,6 +175,10 @@ def _perform(args) -> int:
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
     autosave_path = os.environ.get(AUTOSAVE_ENV)
     _after_restart(args, restart)
+    if args.presets_dir is None:
+        from .userdirs import default_presets_dir
+
+        args.presets_dir = default_presets_dir()
     clock = MonotonicClock()
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
     log.info("model %s on %s", args.model, inst.device)
@@ -309,7 +318,8 @@ def add_perform_parser(sub) -> None:
     p.add_argument("--model-b", default=None, help="a second model of the same architecture, for blend.* targets")
     p.add_argument("--mapping", default="generic", help="mapping file or shipped name (default: generic)")
     p.add_argument("--preset", default=None, help="preset file, name or slot number to start from")
-    p.add_argument("--presets-dir", default="presets", help="folder for preset.next/prev/recall/save")
+    p.add_argument("--presets-dir", default=None,
+                   help="folder for preset.next/prev/recall/save (default: your presets folder, see README)")
     p.add_argument("--midi-port", default=None,
                    help="MIDI input port name (substring or /regex/); default: the mapping's device; 'none'")
     from .sources.ports import add_midi_api_option

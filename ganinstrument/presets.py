@@ -40,7 +40,7 @@ class PresetError(GanInstrumentError, ValueError):
     def __init__(self, path, problems: list[str]):
         self.path = os.fspath(path)
         self.problems = list(problems)
-        shown = [clip(p, 240) for p in self.problems[:20]] + \
+        shown = [clip(p, 1000) for p in self.problems[:20]] + \
             ([f"... and {len(self.problems) - 20} more"] if len(self.problems) > 20 else [])
         text = f"{self.path}: " + ("; ".join(shown) if len(self.problems) < 2
                                      else f"{len(self.problems)} problems:\n  - " + "\n  - ".join(shown))

@@ -101,7 +101,7 @@ def _split_session(header, items):
 # with the model, second model, mapping, starting look (or preset) and presets folder it was
 # played with.
 SESSION_DEFAULTS = (("model", "demo"), ("model_b", None), ("mapping", "generic"), ("preset", None),
-                    ("presets_dir", "presets"))
+                    ("presets_dir", None))  # None: the user's presets folder (userdirs)
 
 
 def _defaults_from_session(args, header: dict) -> None:
@@ -145,6 +145,10 @@ def run_render(args) -> int:
         raise RenderError(str(exc)) from None
     _refuse_out_among_inputs(args, take)
     _defaults_from_session(args, session_header)
+    if args.presets_dir is None:
+        from .userdirs import default_presets_dir
+
+        args.presets_dir = default_presets_dir()
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
@@ -346,7 +350,8 @@ def add_render_parser(sub) -> None:
     p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`; "
                    "what the other options leave out (model, mapping, preset, fps) is taken from it")
     p.add_argument("--preset", default=None, help="preset file, name or slot to start from")
-    p.add_argument("--presets-dir", default=None, help="folder of presets (default: the session's, else presets)")
+    p.add_argument("--presets-dir", default=None,
+                   help="folder of presets (default: the session's, else your presets folder)")
     p.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for PNG frames")
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the session's, else 30)")
     p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")

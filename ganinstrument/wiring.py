@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from .clock import Clock
 from .mapping import Router, load_mapping
 from .mapping.modulation import Modulation
+from .mapping.resolve import find_mapping
 
 log = logging.getLogger(__name__)
-
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
-DEFAULT_MAPPING = "generic"
-
-
-def find_mapping(name_or_path) -> Path:
-    """A mapping file: a path as given, or the name of a shipped one ("korg-nanokontrol2")."""
-    path = Path(name_or_path)
-    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
-        return path
-    for candidate in (MAPPINGS_DIR / f"{name_or_path}.yaml", MAPPINGS_DIR / str(name_or_path)):
-        if candidate.is_file():
-            return candidate
-    return path  # load_mapping will say it does not exist
-
-
-def shipped_mappings() -> list[str]:
-    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml")) if MAPPINGS_DIR.is_dir() else []
 
 
 @dataclass

@@ -11,6 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("GANINSTRUMENT_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _user_folder(tmp_path_factory):
+    """No test reads or writes the real per-user folder (userdirs.py): the session has its own
+    (set before any other fixture makes an Instrument, subprocesses inherit it)."""
+    old = os.environ.get("GANINSTRUMENT_HOME")
+    os.environ["GANINSTRUMENT_HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield
+    if old is None:
+        os.environ.pop("GANINSTRUMENT_HOME", None)
+    else:
+        os.environ["GANINSTRUMENT_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():

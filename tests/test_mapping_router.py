@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,8 +13,8 @@ from ganinstrument.clock import FakeClock
 from ganinstrument.events import ControlEvent, ParamUpdate
 from ganinstrument.mapping import Router, load_mapping, parse_mapping
 from ganinstrument.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.userdirs import shipped_folder
 
-REPO = Path(__file__).resolve().parents[1]
 
 REG = Registry.build(
     [TargetSpec("psi", -1.0, 2.0, 1.0), TargetSpec("seed", 0, 2**32 - 1, 0, kind="step"),
@@ -348,7 +347,7 @@ def inst(tmp_path_factory):
 
 
 def test_end_to_end_nanokontrol2_moves_the_instrument(inst):
-    mapping = load_mapping(REPO / "mappings" / "korg-nanokontrol2.yaml", inst.registry)
+    mapping = load_mapping(shipped_folder("mappings") / "korg-nanokontrol2.yaml", inst.registry)
     clock = FakeClock(1.0)
     r = Router(mapping, inst.registry, clock, current=inst.state.target)
     inst.on_recall.append(r.rearm)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +14,9 @@ from ganinstrument.mapping import (
 )
 from ganinstrument.mapping import check as check_mod
 from ganinstrument.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.userdirs import shipped_folder
 
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((REPO / "mappings").glob("*.yaml"))
+SHIPPED = sorted(shipped_folder("mappings").glob("*.yaml"))
 
 
 def small_registry(z_groups: int = 4, blend: bool = False) -> Registry:
@@ -374,7 +373,7 @@ def test_check_reports_every_problem_and_exits_1(tmp_path, demo_registry, monkey
 
 
 def test_check_presets_names_against_the_registry(tmp_path, demo_registry, capsys):
-    shipped = sorted((REPO / "presets").glob("*.yaml"))
+    shipped = sorted(shipped_folder("presets").glob("*.yaml"))
     assert check_mod.run_check(shipped, demo_registry) == 0
     bad = tmp_path / "p.yaml"
     bad.write_text("schema_version: 1\nname: p\ntargets:\n  psi: 0.5\n  zz.0: 1.0\nedits:\n  edit.b65: 0.3\n")

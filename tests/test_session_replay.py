@@ -183,4 +183,4 @@ def test_what_the_command_line_gives_wins_over_the_session(tmp_path):
     bare = argparse.Namespace(session=None, model=None, model_b=None, mapping=None, preset=None,
                               presets_dir=None, fps=None)
     _defaults_from_session(bare, {})  # no session: render's own defaults
-    assert (bare.model, bare.mapping, bare.presets_dir, bare.fps) == ("demo", "generic", "presets", 30.0)
+    assert (bare.model, bare.mapping, bare.presets_dir, bare.fps) == ("demo", "generic", None, 30.0)  # the user's

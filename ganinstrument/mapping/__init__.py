@@ -1,7 +1,7 @@
 """ControlEvents -> ParamUpdates: YAML mappings (schema), value transforms, soft takeover, router.
 
     from ganinstrument.mapping import load_mapping, Router
-    mapping = load_mapping("mappings/korg-nanokontrol2.yaml", inst.registry)
+    mapping = load_mapping(find_mapping("korg-nanokontrol2"), inst.registry)  # resolve.py
     router = Router(mapping, inst.registry, clock, current=inst.state.target)
 
 Modulation routes (audio features) are parsed here too (`ModulationRoute`); their runtime is

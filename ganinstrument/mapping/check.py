@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .. import userdirs
 from ..params import Registry
 from ..presets import PresetError, load_preset_file
 from ..textclip import clip_repr
@@ -33,6 +34,12 @@ def registry_for(model: str | None = "demo", model_b: str | None = None) -> Regi
 def check_file(path, registry: Registry | None) -> tuple[str, list[str], list[str]]:
     """Check one file: (a one-line summary, problems as "file:line: ..." lines, warnings)."""
     path = Path(path)
+    if not path.exists():  # a name: a mapping or a preset in the user's or the shipped folders
+        found = userdirs.find(path, "mappings") or userdirs.find(path, "presets")
+        if found is None:
+            folders = userdirs.search_folders("mappings") + userdirs.search_folders("presets")
+            return "", [f"{path}: no such file ({userdirs.looked_in(path, folders)})"], []
+        path = found
     kind = _kind_of(path)
     if kind == "preset":
         return _check_preset(path, registry)
@@ -74,7 +81,8 @@ def _check_preset(path: Path, registry: Registry | None):
             close = Registry.suggest(name, registry.targets)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
                 "this model has no such target; check with the model the preset was made for (--model)"
-            problems.append(Problem(line, f"unknown target {clip_repr(name)} (recall skips it)", hint).format(str(path)))
+            problems.append(Problem(line, f"unknown target {clip_repr(name)} (recall skips it)",
+                                    hint).format(str(path)))
     return f"preset {clip_repr(preset.name)}: {len(preset.targets)} targets", problems, []
 
 
