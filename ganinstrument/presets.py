@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from .errors import GanInstrumentError
-from .textclip import clip, clip_repr
+from .text import shorten, shorten_repr
 from .yamlsafe import PRESET_BYTES, YamlError, read_text
 from .yamlsafe import load as load_yaml
 
@@ -40,7 +40,7 @@ class PresetError(GanInstrumentError, ValueError):
     def __init__(self, path, problems: list[str]):
         self.path = os.fspath(path)
         self.problems = list(problems)
-        shown = [clip(p, 1000) for p in self.problems[:20]] + \
+        shown = [shorten(p, 1000) for p in self.problems[:20]] + \
             ([f"... and {len(self.problems) - 20} more"] if len(self.problems) > 20 else [])
         text = f"{self.path}: " + ("; ".join(shown) if len(self.problems) < 2
                                      else f"{len(self.problems)} problems:\n  - " + "\n  - ".join(shown))
@@ -152,10 +152,10 @@ def save_preset_file(path, preset: Preset) -> Path:
 # -- reading ------------------------------------------------------------------------------
 def _number(value, where: str, problems: list[str]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append(f"{where}: expected a number, got {type(value).__name__} {clip_repr(value)}")
+        problems.append(f"{where}: expected a number, got {type(value).__name__} {shorten_repr(value)}")
         return None
     if not math.isfinite(value):
-        problems.append(f"{where}: expected a finite number, got {clip_repr(value)}")
+        problems.append(f"{where}: expected a finite number, got {shorten_repr(value)}")
         return None
     return float(value)
 
@@ -169,7 +169,7 @@ def parse_preset(data, path) -> Preset:
     if version is None:
         problems.append("schema_version is missing (this file was not written by ganinstrument?)")
     elif not isinstance(version, int) or version < 1:
-        problems.append(f"schema_version must be a positive whole number, got {clip_repr(version)}")
+        problems.append(f"schema_version must be a positive whole number, got {shorten_repr(version)}")
     elif version > SCHEMA_VERSION:
         problems.append(f"schema_version {version} is newer than this ganinstrument understands "
                         f"({SCHEMA_VERSION}); update ganinstrument")
@@ -180,7 +180,7 @@ def parse_preset(data, path) -> Preset:
             problems.append(f"{section}: expected a mapping of name: value, got {type(block).__name__}")
             continue
         for name, value in block.items():
-            number = _number(value, f"{section}.{clip(name, 60)}", problems)
+            number = _number(value, f"{section}.{shorten(name, 60)}", problems)
             if number is not None:
                 targets[str(name)] = number
     latent = None
@@ -196,7 +196,7 @@ def parse_preset(data, path) -> Preset:
             if all(v is not None for v in values):
                 latent = tuple(values)
     elif lat.get("from", "seed") != "seed":
-        problems.append(f"latent: expected 'from: seed' or 'vector: [...]', got {clip_repr(lat)}")
+        problems.append(f"latent: expected 'from: seed' or 'vector: [...]', got {shorten_repr(lat)}")
     models = []
     for i, ref in enumerate(data.get("models", []) or []):
         if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):

@@ -54,3 +54,12 @@ def _as_str(value: object) -> str:
         return str(value)
     except Exception as exc:  # a hostile __str__
         return f"<{type(value).__name__}: {type(exc).__name__}>"
+
+
+def shorten_repr(value: object, limit: int = 80) -> str:
+    """`repr(value)` (quoted, as a message quotes a value from a file) cut like `shorten`."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a hostile __repr__
+        text = f"<{type(value).__name__}: {type(exc).__name__}>"
+    return shorten(text, limit)

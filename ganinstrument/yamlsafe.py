@@ -9,7 +9,7 @@ file takes minutes. So every YAML file the package reads from a user goes throug
 - aliases (`*name`, and so `<<: *name` merge keys) are refused with their line: a mapping or a
   preset has no need for them, write the value out;
 - nesting deeper than `MAX_DEPTH` is refused;
-- what YAML says about a value it cannot read is clipped (textclip), so a message stays a line.
+- what YAML says about a value it cannot read is clipped (text.shorten), so a message stays a line.
 
 Scalars are still built by PyYAML's SafeConstructor, so `yes`, `0x10`, `1e3` and `null` mean
 what `safe_load` makes of them; a scalar it cannot build (`2001-02-30`) is a YamlError too.
@@ -22,7 +22,7 @@ import os
 import yaml
 
 from .errors import GanInstrumentError
-from .textclip import clip
+from .text import shorten
 
 __all__ = ["MAPPING_BYTES", "MAX_DEPTH", "PRESET_BYTES", "LimitedLoader", "YamlError", "compose", "load",
            "read_text"]
@@ -71,7 +71,7 @@ class LimitedLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise YamlError(event.start_mark.line + 1, f"an alias (*{clip(event.anchor, 40)}) is not accepted here; "
+            raise YamlError(event.start_mark.line + 1, f"an alias (*{shorten(event.anchor, 40)}) is not accepted here; "
                             "write the value out instead of referring to an anchor")
         self._depth += 1
         try:
@@ -134,5 +134,5 @@ def _as_yaml_error(exc: BaseException, node: yaml.Node | None = None) -> BaseExc
     elif isinstance(exc, yaml.YAMLError):
         what = str(exc)
     else:  # SafeConstructor's own failures: a date that does not exist, an int of 5000 digits
-        return YamlError(line, f"cannot read this value ({type(exc).__name__}: {clip(exc, 120)})")
-    return YamlError(line, f"not valid YAML: {clip(' '.join(str(what).split()), 120)}")
+        return YamlError(line, f"cannot read this value ({type(exc).__name__}: {shorten(exc, 120)})")
+    return YamlError(line, f"not valid YAML: {shorten(' '.join(str(what).split()), 120)}")

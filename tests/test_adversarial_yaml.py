@@ -123,15 +123,15 @@ def test_long_values_are_clipped_in_messages(tmp_path, registry, capsys):
     path.write_text(f"schema_version: 1\ninfo: {{name: {'n' * 20_000}}}\nbindings:\n"
                     f"  - {{cc: 1, target: {name}}}\n  - {{cc: 2, mode: {name}, target: psi}}\n")
     err = _mapping_error(path, registry)
-    assert "(100000 chars)" in str(err) and "…" in str(err)
+    assert "… (100002 characters)" in str(err)  # the quoted value, cut
     ok = tmp_path / "long-name.yaml"
     ok.write_text(f"schema_version: 1\ninfo: {{name: {'n' * 200_000}}}\nbindings: []\n")
     assert run_check([ok], registry) == 0
     out = capsys.readouterr().out
-    assert "(200000 chars)" in out and len(out) < 500
+    assert "… (200002 characters)" in out and len(out) < 500
     preset = tmp_path / "long-preset.yaml"
     preset.write_text(f"schema_version: 1\ntargets: {{psi: {name}}}\nlatent: {name}\n")
-    assert "(100000 chars)" in str(_preset_error(preset))
+    assert "… (100002 characters)" in str(_preset_error(preset))
 
 
 def test_a_scalar_yaml_cannot_build_is_one_error_with_its_line(tmp_path, registry):

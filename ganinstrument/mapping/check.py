@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import userdirs
 from ..params import Registry
 from ..presets import PresetError, load_preset_file
-from ..textclip import clip_repr
+from ..text import shorten_repr
 from ..yamlsafe import PRESET_BYTES, YamlError, read_text
 from .checks import Problem
 from .located import LDict, load_located
@@ -48,7 +48,7 @@ def check_file(path, registry: Registry | None) -> tuple[str, list[str], list[st
     except MappingError as exc:
         return "", [p.format(exc.path) for p in exc.problems], []
     n = sum(1 for _ in mapping.all_bindings())
-    name = f" {clip_repr(mapping.info.name)}" if mapping.info.name else ""
+    name = f" {shorten_repr(mapping.info.name)}" if mapping.info.name else ""
     extra = f", {len(mapping.modulation)} modulation routes" if mapping.modulation else ""
     pages = sum(len(b.pages) for b in mapping.banks)
     extra += f", {len(mapping.banks)} banks with {pages} pages" if mapping.banks else ""
@@ -81,9 +81,9 @@ def _check_preset(path: Path, registry: Registry | None):
             close = Registry.suggest(name, registry.targets)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
                 "this model has no such target; check with the model the preset was made for (--model)"
-            problems.append(Problem(line, f"unknown target {clip_repr(name)} (recall skips it)",
+            problems.append(Problem(line, f"unknown target {shorten_repr(name)} (recall skips it)",
                                     hint).format(str(path)))
-    return f"preset {clip_repr(preset.name)}: {len(preset.targets)} targets", problems, []
+    return f"preset {shorten_repr(preset.name)}: {len(preset.targets)} targets", problems, []
 
 
 def run_check(paths, registry: Registry | None, out=None) -> int:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..params import Registry
-from ..textclip import clip, clip_repr
+from ..text import shorten, shorten_repr
 from .located import LDict, LList, line_of
 
 __all__ = ["Problem", "Checker", "MISSING"]
@@ -30,7 +30,7 @@ class Problem:
 
     def format(self, path: str) -> str:
         # the message quotes values from the file (clipped where it does); this bounds the rest
-        return f"{path}:{self.line}: {clip(self.message, 1000)}" + (f" (hint: {clip(self.hint, 400)})"
+        return f"{path}:{self.line}: {shorten(self.message, 1000)}" + (f" (hint: {shorten(self.hint, 400)})"
                                                                      if self.hint else "")
 
 
@@ -52,12 +52,12 @@ class Checker:
     def keys(self, d: LDict, allowed, what: str) -> None:
         """Report unknown and duplicate keys of `d` (with a did-you-mean among `allowed`)."""
         for key, line in d.duplicates:
-            self.problem(line, f"{what}: key {clip_repr(key)} appears twice", "YAML keeps only the last one; remove one")
+            self.problem(line, f"{what}: key {shorten_repr(key)} appears twice", "YAML keeps only the last one; remove one")
         for key in d:
             if key not in allowed:
                 close = Registry.suggest(str(key), [str(a) for a in allowed], n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(map(str, allowed)))}"
-                self.problem(d.line_of(key), f"{what}: unknown key {clip_repr(key)}", hint)
+                self.problem(d.line_of(key), f"{what}: unknown key {shorten_repr(key)}", hint)
 
     def mapping(self, value, line: int, what: str) -> LDict | None:
         if isinstance(value, LDict):
@@ -167,10 +167,10 @@ def _kind(value) -> str:
         return "a mapping"
     if isinstance(value, LList):
         return "a list"
-    return f"{type(value).__name__} {clip_repr(value)}"
+    return f"{type(value).__name__} {shorten_repr(value)}"
 
 
 def _show(value) -> str:
     if isinstance(value, (LDict, LList)):
         return _kind(value)
-    return clip_repr(value)
+    return shorten_repr(value)

@@ -11,7 +11,7 @@ import re
 from fnmatch import fnmatchcase
 
 from ..params import Registry
-from ..textclip import clip_repr
+from ..text import shorten_repr
 from .checks import Checker
 from .schema import Binding, ModulationRoute
 
@@ -40,10 +40,10 @@ def check_duplicates(protos, banks: list[dict], ck: Checker) -> None:
     for bank in banks:
         for key in ("next", "prev"):
             if bank[key] is not None:
-                buttons.append((bank[key], bank["line"], f"bank {clip_repr(bank['name'])} {key}"))
+                buttons.append((bank[key], bank["line"], f"bank {shorten_repr(bank['name'])} {key}"))
         for page in bank["pages"]:
             if page["select"] is not None:
-                buttons.append((page["select"], page["line"], f"page {clip_repr(page['name'])} select"))
+                buttons.append((page["select"], page["line"], f"page {shorten_repr(page['name'])} select"))
     items = [(p.kwargs["source"], p.scope, p.line, p.kwargs.get("allow_multi", False), "a binding") for p in protos]
     items += [(src, None, line, False, what) for src, line, what in buttons]
     nrpn_channels = {s.channel for s, *_ in items if s.kind == "nrpn"}
@@ -103,7 +103,7 @@ def _report_missing(name, kind: str, what: str, registry: Registry, optional: bo
         other, pool, others = "action", registry.targets, registry.actions
     else:
         other, pool, others = "target", registry.actions, registry.targets
-    shown = clip_repr(name)
+    shown = shorten_repr(name)
     if name in others:
         ck.problem(line, f"{what} {shown} is {_WITH_ARTICLE[other]}, not {_WITH_ARTICLE[kind]}",
                    f"write '{other}: {name}'")
@@ -127,10 +127,10 @@ def _check_action(name, value, source_kind, registry: Registry, optional: bool, 
         _report_missing(name, "action", "action", registry, optional, line, ck)
         return False
     if spec.takes_value and value is None and source_kind != "program":
-        ck.problem(line, f"action {clip_repr(name)} needs a value", "e.g. value: 1 (a slot number)")
+        ck.problem(line, f"action {shorten_repr(name)} needs a value", "e.g. value: 1 (a slot number)")
         return False
     if not spec.takes_value and value is not None:
-        ck.problem(line, f"action {clip_repr(name)} takes no value; remove 'value:'")
+        ck.problem(line, f"action {shorten_repr(name)} takes no value; remove 'value:'")
         return False
     return True
 
@@ -146,7 +146,7 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
         if registry is None:
             if is_glob(target) and ("glob", p.group) not in reported:
                 reported.add(("glob", p.group))
-                ck.warn(p.line, f"target {clip_repr(target)} is expanded only against a model's registry")
+                ck.warn(p.line, f"target {shorten_repr(target)} is expanded only against a model's registry")
             out.append((Binding(**kw), p))
             continue
         if is_glob(target):
@@ -155,15 +155,15 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
                 if ("glob", p.group) not in reported:
                     reported.add(("glob", p.group))
                     if p.optional:
-                        ck.warn(p.line, f"skipped: no target of this instrument matches {clip_repr(target)} (optional)")
+                        ck.warn(p.line, f"skipped: no target of this instrument matches {shorten_repr(target)} (optional)")
                     else:
-                        ck.problem(p.line, f"no target of this instrument matches {clip_repr(target)}",
+                        ck.problem(p.line, f"no target of this instrument matches {shorten_repr(target)}",
                                    _unknown_hint(target.rstrip("*?[]"), registry, registry.targets))
                 continue
             if p.index >= len(matches):
                 if ("surplus", p.group) not in reported:
                     reported.add(("surplus", p.group))
-                    ck.warn(p.line, f"{clip_repr(target)} matches {len(matches)} targets here; the controls from "
+                    ck.warn(p.line, f"{shorten_repr(target)} matches {len(matches)} targets here; the controls from "
                             f"{kw['source'].describe()} on stay unbound")
                 continue
             kw["target"] = target = matches[p.index]

@@ -10,7 +10,7 @@ by parse_bindings.py, the `modulation:` routes by parse_modulation.py.
 from __future__ import annotations
 
 from ..params import Registry
-from ..textclip import clip_repr
+from ..text import shorten_repr
 from . import names
 from .checks import MISSING, Checker, Problem
 from .located import LDict, LList, YamlSyntaxError, line_of, load_located
@@ -40,7 +40,7 @@ def parse(text: str, path: str, registry: Registry | None) -> Mapping:
         ck.problem(data.line, "schema_version is missing", f"add 'schema_version: {SCHEMA_VERSION}' at the top")
     elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
         ck.problem(data.line_of("schema_version"),
-                   f"schema_version must be a positive whole number, got {clip_repr(version)}")
+                   f"schema_version must be a positive whole number, got {shorten_repr(version)}")
     elif version > SCHEMA_VERSION:
         ck.problem(data.line_of("schema_version"), f"schema_version {version} is newer than this ganinstrument "
                    f"understands ({SCHEMA_VERSION})", "update ganinstrument")
@@ -146,7 +146,7 @@ def _banks(data: LDict, ck: Checker, defaults, templates, protos: list[Proto], s
         ck.keys(d, ("name", "next", "prev", "pages"), what)
         name = ck.string(d, "name", what) or f"bank{bi}"
         if name in seen:
-            ck.problem(d.line_of("name"), f"{what}: bank name {clip_repr(name)} is used twice")
+            ck.problem(d.line_of("name"), f"{what}: bank name {shorten_repr(name)} is used twice")
         seen.add(name)
         bank = {"name": name, "line": d.line, "pages": []}
         for key in ("next", "prev"):
@@ -165,7 +165,7 @@ def _banks(data: LDict, ck: Checker, defaults, templates, protos: list[Proto], s
             pname = ck.string(p, "name", pwhat, default=f"{pi + 1}") or f"{pi + 1}"
             if pname in page_names:
                 ck.problem(p.line_of("name"),
-                           f"{pwhat}: page name {clip_repr(pname)} is used twice in bank {clip_repr(name)}")
+                           f"{pwhat}: page name {shorten_repr(pname)} is used twice in bank {shorten_repr(name)}")
             page_names.add(pname)
             select = button_source(p["select"], p.line_of("select"), ck, defaults, f"{pwhat}.select") \
                 if "select" in p else None

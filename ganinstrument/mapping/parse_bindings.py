@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..params import Registry
-from ..textclip import clip_repr
+from ..text import shorten_repr
 from .checks import MISSING, Checker
 from .located import LDict
 from .schema import SOURCE_KINDS, Source
@@ -67,7 +67,7 @@ def read_channel(d: LDict, key: str, ck: Checker, what: str, default):
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
         hint = ("channels are 1..16 in mapping files, as devices show them (status 0xB0 is channel 1)"
                 if value == 0 else "1..16, or 'any'")
-        ck.problem(d.line_of(key), f"{what}: {key} must be 1..16 or any, got {clip_repr(value)}", hint)
+        ck.problem(d.line_of(key), f"{what}: {key} must be 1..16 or any, got {shorten_repr(value)}", hint)
         return default
     return value - 1
 
@@ -77,7 +77,7 @@ def read_curve(d: LDict, ck: Checker, what: str):
     m = _CURVE.match(raw) if isinstance(raw, str) else None
     if not m or m.group(1) not in CURVES:
         ck.problem(d.line_of("curve"), f"{what}: curve must be one of {' | '.join(CURVES)}, optionally with a "
-                   f"strength ('exp 4'), got {clip_repr(raw)}")
+                   f"strength ('exp 4'), got {shorten_repr(raw)}")
         return "linear", None
     k = None
     if m.group(2) is not None:
@@ -87,7 +87,7 @@ def read_curve(d: LDict, ck: Checker, what: str):
             k = -1.0
         if not 0 < k <= 50:
             ck.problem(d.line_of("curve"),
-                       f"{what}: curve strength must be a number in (0, 50], got {clip_repr(m.group(2))}")
+                       f"{what}: curve strength must be a number in (0, 50], got {shorten_repr(m.group(2))}")
             k = None
     return m.group(1), k
 
@@ -100,12 +100,12 @@ def _use(d: LDict, ck: Checker, templates: dict[str, LDict], what: str) -> LDict
     if name is None:
         return d
     if not isinstance(name, str):
-        ck.problem(d.line_of("use"), f"{what}: use: expected a template's name, got {clip_repr(name)}")
+        ck.problem(d.line_of("use"), f"{what}: use: expected a template's name, got {shorten_repr(name)}")
         return d
     if name not in templates:
         close = Registry.suggest(str(name), templates, n=1)
-        ck.problem(d.line_of("use"), f"{what}: unknown template {clip_repr(name)}",
-                   f"did you mean {clip_repr(close[0])}?" if close else "define it under 'templates:'")
+        ck.problem(d.line_of("use"), f"{what}: unknown template {shorten_repr(name)}",
+                   f"did you mean {shorten_repr(close[0])}?" if close else "define it under 'templates:'")
         return d
     merged = LDict()
     merged.line = d.line
@@ -175,7 +175,7 @@ def binding(raw, line: int, ck: Checker, defaults: Defaults, templates, what: st
                 v = float(v) if v is not None else None
             except ValueError:
                 if i == 0:
-                    ck.problem(d.line_of("value"), f"{what}: value must be a number, got {clip_repr(value)}")
+                    ck.problem(d.line_of("value"), f"{what}: value must be a number, got {shorten_repr(value)}")
                 return []
         src = Source(kind, channel, number, (number + 32 if lsb is None and kind == "cc14" and number is not None
                                              and number <= 31 else lsb), address)
@@ -189,12 +189,12 @@ def _numbers(d: LDict, kind: str, ck: Checker, what: str):
     raw, line = d[kind], d.line_of(kind)
     if kind in ("pitchbend", "aftertouch"):
         if raw is not True:
-            ck.problem(line, f"{what}: write '{kind}: true' (it is one control per channel), got {clip_repr(raw)}")
+            ck.problem(line, f"{what}: write '{kind}: true' (it is one control per channel), got {shorten_repr(raw)}")
             return None, ""
         return [None], ""
     if kind == "osc":
         if not isinstance(raw, str) or not raw.startswith("/"):
-            ck.problem(line, f"{what}: osc must be an address starting with '/', got {clip_repr(raw)}",
+            ck.problem(line, f"{what}: osc must be an address starting with '/', got {shorten_repr(raw)}",
                        "e.g. osc: /fx/psi")
             return None, ""
         return [None], raw
@@ -205,7 +205,7 @@ def _numbers(d: LDict, kind: str, ck: Checker, what: str):
     if isinstance(raw, str) and _RANGE.match(raw):
         a, b = map(int, _RANGE.match(raw).groups())
         if a > b:
-            ck.problem(line, f"{what}: range {clip_repr(raw)} runs backwards",
+            ck.problem(line, f"{what}: range {shorten_repr(raw)} runs backwards",
                        f"write {b}..{a}, or a list for another order")
             return None, ""
         numbers = list(range(a, b + 1))
@@ -217,7 +217,7 @@ def _numbers(d: LDict, kind: str, ck: Checker, what: str):
     if bad:
         extra = " or any" if kind in ("program", "polytouch") else ""
         ck.problem(line, f"{what}: {kind} must be a whole number 0..{hi}{extra}, a list of them or a range a..b; "
-                   f"got {clip_repr(bad[0])}", "numbers are as on the wire: CC 0..127, notes 0..127 (60 = middle C)")
+                   f"got {shorten_repr(bad[0])}", "numbers are as on the wire: CC 0..127, notes 0..127 (60 = middle C)")
         return None, ""
     if len(set(numbers)) != len(numbers):
         ck.problem(line, f"{what}: {kind} lists a number twice")
@@ -232,7 +232,7 @@ def _sub(text, subs: dict, d: LDict, key: str, ck: Checker, what: str, first: bo
         return text.format_map(subs)
     except (KeyError, ValueError, IndexError, AttributeError) as exc:
         if first:
-            ck.problem(d.line_of(key), f"{what}: {key} {clip_repr(text)} has a bad placeholder ({exc})",
+            ck.problem(d.line_of(key), f"{what}: {key} {shorten_repr(text)} has a bad placeholder ({exc})",
                        "placeholders are {i} (0-based), {n} (1-based) and {number} (the control number)")
         return None
 

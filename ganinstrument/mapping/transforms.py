@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ..textclip import clip_repr
+from ..text import shorten_repr
 
 __all__ = [
     "CURVES", "ENCODINGS", "DEFAULT_CURVE_K",
@@ -87,7 +87,7 @@ def decode_relative(value: int, encoding: str) -> int:
         return -(v & 0x3F) if v & 0x40 else v
     if encoding == "sign_magnitude_inv":
         return (v & 0x3F) if v & 0x40 else -v
-    raise ValueError(f"encoding must be one of {ENCODINGS}, got {clip_repr(encoding)}")
+    raise ValueError(f"encoding must be one of {ENCODINGS}, got {shorten_repr(encoding)}")
 
 
 # -- shaping a normalised value x in [0, 1] -----------------------------------------------------
@@ -119,7 +119,7 @@ def _curve_k(name: str, k: float | None) -> float | None:
     if name == "linear":
         return None
     if name not in DEFAULT_CURVE_K:
-        raise ValueError(f"curve must be one of {CURVES}, got {clip_repr(name)}")
+        raise ValueError(f"curve must be one of {CURVES}, got {shorten_repr(name)}")
     k = DEFAULT_CURVE_K[name] if k is None else float(k)
     if k <= 1e-9:
         return None
@@ -144,7 +144,7 @@ def curve(x: float, name: str = "linear", k: float | None = None) -> float:
     if name == "scurve":
         lo, hi = _sigmoid(-k / 2.0), _sigmoid(k / 2.0)
         return _clip01((_sigmoid(k * (x - 0.5)) - lo) / (hi - lo))
-    raise ValueError(f"curve must be one of {CURVES}, got {clip_repr(name)}")
+    raise ValueError(f"curve must be one of {CURVES}, got {shorten_repr(name)}")
 
 
 def curve_inverse(y: float, name: str = "linear", k: float | None = None) -> float:
@@ -161,7 +161,7 @@ def curve_inverse(y: float, name: str = "linear", k: float | None = None) -> flo
         lo, hi = _sigmoid(-k / 2.0), _sigmoid(k / 2.0)
         s = min(max(lo + y * (hi - lo), 1e-300), 1.0 - 1e-16)
         return _clip01(0.5 + math.log(s / (1.0 - s)) / k)
-    raise ValueError(f"curve must be one of {CURVES}, got {clip_repr(name)}")
+    raise ValueError(f"curve must be one of {CURVES}, got {shorten_repr(name)}")
 
 
 def _sigmoid(t: float) -> float:

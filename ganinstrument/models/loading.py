@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from ..errors import ModelLoadError
-from ..textclip import clip
+from ..text import shorten
 from .model_data import ModelData
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def _read_torch(path) -> ModelData:
         except Exception as exc:  # zip and storage errors come in many types; torch's text is long
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ModelLoadError(path, f"not a readable torch checkpoint ({type(exc).__name__}: "
-                                 f"{clip(first.split('. ')[0], 120)})", "the file is damaged or truncated; "
+                                 f"{shorten(first.split('. ')[0], 120)})", "the file is damaged or truncated; "
                                  "copy it again") from None
     if convert_rosinality.is_rosinality(obj):
         return convert_rosinality.convert(obj, path)

@@ -26,7 +26,7 @@ import pickle
 import warnings
 
 from ..errors import ModelLoadError
-from ..textclip import clip
+from ..text import shorten
 
 
 class _Sealed(type):
@@ -178,7 +178,7 @@ def weights_only_refusal(source) -> str:
     names = refused_globals(source)
     if not names:
         return "it holds Python objects that are not plain tensor data"
-    shown = ", ".join(clip(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    shown = ", ".join(shorten(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return f"it references {shown}, which {'is' if len(names) == 1 else 'are'} not plain tensor data"
 
 
