@@ -39,6 +39,7 @@ def venv(tmp_path_factory):
     assert rc == 0, out
     (wheel,) = (root / "dist").glob("ganinstrument-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    assert len(SHIPPED_MAPPINGS) >= 7 and len(SHIPPED_PRESETS) >= 3
     assert sorted(Path(n).name for n in names if n.startswith("ganinstrument/data/mappings/")) == SHIPPED_MAPPINGS
     assert sorted(Path(n).name for n in names if n.startswith("ganinstrument/data/presets/")) == SHIPPED_PRESETS
     rc, out = _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", root / "venv"], root, env)
