@@ -17,7 +17,6 @@ import datetime as _dt
 import hashlib
 import math
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from .yamlsafe import PRESET_BYTES, YamlError, read_text
 from .yamlsafe import load as load_yaml
 
 SCHEMA_VERSION = 1
-_SLOT = re.compile(r"^(\d{1,4})(?:\D.*)?$")
 
 
 class PresetError(GanInstrumentError, ValueError):
@@ -129,10 +127,12 @@ def save_preset_file(path, preset: Preset) -> Path:
     text = yaml.dump(to_yaml_dict(preset), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _mode_for(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise PresetError(path, [f"cannot write here: {exc.strerror or exc}"]) from None
     try:
+        os.fchmod(fd, mode)  # mkstemp makes 0600; a preset is as readable as any file the user makes
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -147,6 +147,32 @@ def save_preset_file(path, preset: Preset) -> Path:
             raise PresetError(path, [f"cannot write: {exc.strerror or exc}"]) from None
         raise
     return path
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions a saved preset gets: those of the file it replaces, else what the
+    user's umask gives a new file."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read where the kernel tells it (Linux 4.7+): os.umask would have
+    to set it to read it, racing other threads; elsewhere, as it was at import."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+_UMASK_AT_IMPORT = os.umask(0o022)  # (at import: before the show's threads start)
+os.umask(_UMASK_AT_IMPORT)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -226,46 +252,3 @@ def load_preset_file(path) -> Preset:
     except OSError as exc:
         raise PresetError(path, [f"cannot read: {exc.strerror or exc}"]) from None
     return parse_preset(data, path)
-
-
-# -- a folder of presets as numbered slots ------------------------------------------------
-class PresetBank:
-    """The presets in one folder, in name order; a file whose name starts with a number is
-    that slot ("03 sunset.yaml" is slot 3). `preset.recall N` / `preset.save N` use slots,
-    `preset.next` / `preset.prev` walk the files in order."""
-
-    def __init__(self, directory):
-        self.directory = Path(directory)
-        self.current: int | None = None  # index into files()
-
-    def files(self) -> list[Path]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p for p in self.directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
-                      and not p.name.startswith("."))
-
-    def slot_path(self, slot: int) -> Path | None:
-        for p in self.files():
-            m = _SLOT.match(p.stem)
-            if m and int(m.group(1)) == slot:
-                return p
-        return None
-
-    def path_for_save(self, slot: int) -> Path:
-        return self.slot_path(slot) or self.directory / f"{slot:02d}.yaml"
-
-    def step(self, delta: int) -> Path | None:
-        """The file `delta` places from the current one (wrapping); the first/last if none yet."""
-        files = self.files()
-        if not files:
-            return None
-        if self.current is None:
-            self.current = 0 if delta > 0 else len(files) - 1
-        else:
-            self.current = (self.current + delta) % len(files)
-        return files[self.current]
-
-    def mark(self, path) -> None:
-        files = self.files()
-        path = Path(path)
-        self.current = next((i for i, p in enumerate(files) if p.resolve() == path.resolve()), self.current)
