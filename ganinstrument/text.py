@@ -37,12 +37,13 @@ def visible(text: object) -> str:
 
 
 def shorten(text: object, limit: int = 80) -> str:
-    """`visible(text)` cut to about `limit` characters, saying how long it was."""
-    text = visible(text)
-    if len(text) <= limit:
-        return text
-    tail = f"… ({len(text)} characters)"
-    return text[: max(1, limit - len(tail))] + tail
+    """`visible(text)`, its first `limit` characters and then how long it was ("… (N
+    characters)") if it is longer. Costs the same for a 50 MB text as for a short one."""
+    text = _as_str(text)
+    shown = visible(text[: limit + 1])  # (escapes only lengthen: the cut is within this)
+    if len(text) <= limit and len(shown) <= limit:
+        return shown
+    return f"{shown[:max(1, limit)]}… ({len(text)} characters)"
 
 
 def _as_str(value: object) -> str:

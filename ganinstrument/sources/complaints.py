@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from ..text import shorten
+
 WINDOW_S = 2.0  # a problem said is then counted, not said, for this long (doubling while it recurs)
 MAX_HOLD_S = 300.0
 BURST = 8  # new problems said per window; beyond that they are counted together
@@ -27,12 +29,8 @@ MAX_KEYS = 256
 
 
 def shown(text: object, limit: int = 60) -> str:
-    """`text` fit for one log line: control and other unprintable characters escaped (\\x00,
-    \\n, \\u200b), and cut to `limit` characters with the length said."""
-    text = str(text)
-    cut = text[:limit]
-    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
-    return out if len(text) <= limit else f"{out}...({len(text)} characters)"
+    """`text` fit for one log line (text.shorten: control characters escaped, cut to `limit`)."""
+    return shorten(text, limit)
 
 
 @dataclass
