@@ -20,17 +20,10 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from ..text import shorten
-
 WINDOW_S = 2.0  # a problem said is then counted, not said, for this long (doubling while it recurs)
 MAX_HOLD_S = 300.0
 BURST = 8  # new problems said per window; beyond that they are counted together
 MAX_KEYS = 256
-
-
-def shown(text: object, limit: int = 60) -> str:
-    """`text` fit for one log line (text.shorten: control characters escaped, cut to `limit`)."""
-    return shorten(text, limit)
 
 
 @dataclass

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from ..clock import Clock, MonotonicClock
 from ..events import ControlEvent
-from .complaints import Complaints, shown
+from ..text import shorten
+from .complaints import Complaints
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
 
 log = logging.getLogger("ganinstrument.midi")
@@ -75,7 +76,7 @@ def bytes_shown(data: Sequence[int], limit: int = 8) -> str:
     try:
         head = " ".join(f"{int(b) & 0xFF:02X}" for b in list(data[:limit]))
     except Exception:  # not bytes at all
-        return shown(repr(data), 40)
+        return shorten(repr(data), 40)
     return f"[{head}{f' ... ({len(data)} bytes)' if len(data) > limit else ''}]"
 
 
@@ -248,9 +249,9 @@ class MidiInput:
                 event = decode(data, t, _name)
             except Exception:
                 counters.malformed += 1
-                complaints.say(("malformed", _name), f"MIDI {shown(_name)}: malformed message "
+                complaints.say(("malformed", _name), f"MIDI {shorten(_name, 60)}: malformed message "
                                f"{bytes_shown(data)} ignored (a faulty device or cable?)",
-                               f"MIDI {shown(_name)}: {{n}} more malformed messages ignored")
+                               f"MIDI {shorten(_name, 60)}: {{n}} more malformed messages ignored")
                 return
             if event is None:
                 counters.ignored += 1

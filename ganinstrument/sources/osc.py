@@ -24,7 +24,8 @@ from ..clock import Clock, MonotonicClock
 from ..errors import GanInstrumentError
 from ..events import ControlEvent, ParamUpdate
 from ..params import Registry
-from .complaints import Complaints, shown
+from ..text import shorten
+from .complaints import Complaints
 
 log = logging.getLogger("ganinstrument.osc")
 DEFAULT_PORT = 9000
@@ -61,14 +62,14 @@ def _sender(client_address) -> str:
     try:
         host, port = client_address[0], client_address[1]
     except (TypeError, IndexError):
-        return shown(client_address)
+        return shorten(client_address, 60)
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def _args_shown(args) -> str:
     if not args:
         return "no arguments"
-    parts = [shown(repr(a), 24) for a in args[:4]]
+    parts = [shorten(repr(a), 24) for a in args[:4]]
     more = f", ... ({len(args)} arguments)" if len(args) > 4 else ""
     return "(" + ", ".join(parts) + more + ")"
 
@@ -208,7 +209,7 @@ class OscServer:
     def _malformed(self, client_address, why: str) -> None:
         self.malformed += 1
         who = _sender(client_address)
-        self._complaints.say(("malformed", who), f"OSC: malformed packet from {who} ignored ({shown(why, 80)})",
+        self._complaints.say(("malformed", who), f"OSC: malformed packet from {who} ignored ({shorten(why, 80)})",
                              f"OSC: {{n}} more malformed packets from {who} ignored")
 
     def _handle(self, address: str, *args, sender=None) -> None:
@@ -251,12 +252,12 @@ class OscServer:
             return ParamUpdate(name, 0.0 if value is None else value, action=True, source="osc")
         guesses = Registry.suggest(name, list(self.registry.targets) + list(self.registry.actions))
         hint = f"; did you mean {' or '.join(head + g for g in guesses)}?" if guesses else ""
-        raise _Refused(f"no target or action {shown(name)!r}{hint}")
+        raise _Refused(f"no target or action {shorten(name, 60)!r}{hint}")
 
     def _reject(self, sender, address: str, why: _Refused) -> None:
         self.rejected += 1
         who = "" if sender is None else f" from {_sender(sender)}"
-        where = shown(address)
+        where = shorten(address, 60)
         self._complaints.say(("refused", address[:MAX_ADDRESS], why.reason), f"OSC {where}{who} refused: {why}",
                              f"OSC {where}: {{n}} more refused")
 
