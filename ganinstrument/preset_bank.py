@@ -4,14 +4,15 @@
 `preset.next` / `preset.prev` walk the files in name order.
 
 Until `start()`, a bank works in the caller's thread: it lists the folder and reads a file when
-asked (scripts, `render`, tests). Started (the live engine starts it), a worker thread owns the
-disk: it lists the folder and reads and parses every preset in it in the background, again
-whenever a file changes (polled every RESCAN_S), and writes saves atomically. The engine thread
+asked (scripts, `render`, tests). `start()` (perform, before the show; the live engine, if not
+yet) reads the whole folder, then a worker thread owns the disk: it reads the folder again
+whenever a file changes (polled every RESCAN_S) and writes saves atomically. The engine thread
 then only looks up what the worker has published (the listing, the parsed presets) and never
 waits on a disk: a recall of a file not parsed yet comes back as None and is asked for (the
 caller tries again on a later frame); a save puts the look in the bank at once (recallable
 straight away, even if the disk then refuses it) and queues the write, the newest save of a
-file replacing one not written yet. Failures are kept in `errors` for the caller to show.
+file replacing one not written yet. Failures, the worker's own included, are kept in `errors`
+(one line each) for the caller to show.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import threading
 from pathlib import Path
 
 from .presets import Preset, PresetError, load_preset_file, save_preset_file
+from .text import shorten
 
 log = logging.getLogger(__name__)
 
 SLOTS = range(1, 1000)
 RESCAN_S = 1.0
-FIRST_READ_S = 2.0
 _SLOT = re.compile(r"^(\d{1,4})(?:\D.*)?$")
 
 
@@ -57,16 +58,14 @@ class PresetBank:
         self._saves: dict[Path, Preset] = {}  # writes to do; the newest per file
         self._wanted: set[Path] = set()  # reads the engine asked for
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()  # the worker's first read is done
         self._stop = False
 
     # -- the worker ---------------------------------------------------------------------
     def start(self) -> PresetBank:
-        """Move disk work to a worker thread, which starts by reading the whole folder (a
-        preset action before that read is done waits for it, up to FIRST_READ_S)."""
+        """Read the whole folder (here, before the show), then move disk work to a worker."""
         if self._thread is None:
             self._stop = False
-            self._ready.clear()
+            self._scan_safely()
             self._thread = threading.Thread(target=self._run, name="presets", daemon=True)
             self._thread.start()
         return self
@@ -88,11 +87,6 @@ class PresetBank:
         return self._thread is not None
 
     def _run(self) -> None:
-        try:
-            self._scan(read=True)
-        except Exception as exc:
-            log.warning("presets: cannot read %s: %s", self.directory, exc)
-        self._ready.set()
         while True:
             with self._lock:
                 self._wake.wait_for(lambda: self._stop or self._saves or self._wanted, timeout=RESCAN_S)
@@ -102,10 +96,15 @@ class PresetBank:
                 self._write(path, preset)
             if stop:
                 return
-            try:
-                self._scan(read=True)
-            except Exception as exc:  # the show goes on with what was read before
-                log.warning("presets: cannot read %s: %s", self.directory, exc)
+            self._scan_safely()
+
+    def _scan_safely(self) -> None:
+        try:
+            self._scan(read=True)
+        except Exception as exc:  # the show goes on with what was read before
+            self._failed(f"presets: cannot read {self.directory}: {type(exc).__name__}: {exc}")
+            with self._lock:
+                self._wanted.clear()  # (asked again by the next recall)
 
     def _scan(self, read: bool) -> None:
         """List the folder; with `read`, (re)read every preset whose file changed."""
@@ -135,22 +134,25 @@ class PresetBank:
     def _write(self, path: Path, preset: Preset) -> None:
         try:
             save_preset_file(path, preset)
-        except PresetError as exc:
-            text = f"preset not saved to disk (kept for this show): {exc}"
-            log.error("%s", text)
-            self.errors.append(text)
+            key = _stat_key(path)
+        except Exception as exc:  # PresetError, or a bug: either way one line, and go on
+            why = "; ".join(exc.problems) if isinstance(exc, PresetError) else f"{type(exc).__name__}: {exc}"
+            self._failed(f"preset not saved to disk (kept for this show): {path}: {why}")
             return
         with self._lock:
             if self._kept.get(path) is preset and path not in self._saves:
                 del self._kept[path]
-                self._disk[path] = (_stat_key(path), preset)
+                self._disk[path] = (key, preset)
+
+    def _failed(self, text: str) -> None:
+        text = shorten(text, 400)
+        log.error("%s", text)
+        self.errors.append(text)
 
     # -- the caller's side (the engine thread): never waits on a disk once started --------
     def files(self) -> list[Path]:
         if not self.background:
             self._scan(read=False)
-        else:
-            self._ready.wait(FIRST_READ_S)
         with self._lock:
             return list(self._files)
 

@@ -6,6 +6,7 @@ file is lost or half-written, and saved files get the user's permissions."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -35,7 +36,16 @@ def _hook(event, args):
         _audit["seen"].append((event, os.fsdecode(path)))
 
 
-sys.addaudithook(_hook)
+@pytest.fixture
+def audit():
+    """Disk access by one thread to one folder, seen through Python's audit hooks (installed
+    once: they cannot be removed; idle, the hook returns at once)."""
+    if not _audit.get("installed"):
+        sys.addaudithook(_hook)
+        _audit["installed"] = True
+    _audit.update(thread=None, root=None, seen=[])
+    yield _audit
+    _audit["thread"] = None
 
 
 @pytest.fixture
@@ -72,11 +82,12 @@ def _timed_input(engine) -> list[float]:
     return spent
 
 
-def test_a_flood_of_saves_and_recalls_over_osc_leaves_the_engine_thread_off_the_disk(inst, tmp_path):
+def test_a_flood_of_saves_and_recalls_over_osc_leaves_the_engine_thread_off_the_disk(inst, tmp_path, audit):
     from pythonosc.udp_client import SimpleUDPClient
 
     presets = tmp_path / "presets"
-    _audit.update(root=str(presets), seen=[])
+    audit["root"] = str(presets)
+    inst.bank.start()  # (as perform does before the show: the folder's first read)
     osc = OscServer(inst.registry, port=0).start()
     sink = NullSink(queue_size=1)
     sink.open(256, 256, 30)
@@ -94,13 +105,28 @@ def test_a_flood_of_saves_and_recalls_over_osc_leaves_the_engine_thread_off_the_
             client.send_message("/ganinstrument/preset.save", 1 + k % 5)
         for k in range(500):
             client.send_message("/ganinstrument/preset.recall", 1 + k % 5)
-        time.sleep(1.5)
+
+        def taken():  # (UDP on loopback may lose some of a burst: wait until nothing more comes)
+            st = osc.stats()
+            return st.received + st.dropped + st.rejected, st.queued
+
+        deadline = time.monotonic() + 20
+        last = None
+        while time.monotonic() < deadline:
+            now = taken()
+            if now == last and now[1] == 0:
+                break
+            last = now
+            time.sleep(0.3)
+        frames = len(spent)
+        while len(spent) < frames + 2 and time.monotonic() < deadline:  # the last ones applied
+            time.sleep(0.02)
     finally:
         engine.request_stop()
         thread.join(30)
         _audit["thread"] = None
     assert not thread.is_alive()
-    assert _audit["seen"] == [], "the engine thread touched the presets folder"
+    assert audit["seen"] == [], "the engine thread touched the presets folder"
     assert engine.stats.errors == 0 and max(spent) < 0.1, f"input took {max(spent):.3f} s in one frame"
     assert len(recalls) == len(set(recalls)), "a frame played more than one recall"
     # Every save landed whole, with the user's permissions, and no temp file was left.
@@ -113,7 +139,7 @@ def test_a_flood_of_saves_and_recalls_over_osc_leaves_the_engine_thread_off_the_
         assert "schema_version: 1" in p.read_text()
 
 
-def test_a_program_change_flood_plays_one_recall_per_frame_and_the_last_one_wins(inst, tmp_path):
+def test_a_program_change_flood_plays_one_recall_per_frame_and_the_last_one_wins(inst, tmp_path, audit):
     presets = tmp_path / "presets"
     for slot in range(1, 6):
         inst.set("psi", slot / 10, immediate=True)
@@ -136,16 +162,14 @@ def test_a_program_change_flood_plays_one_recall_per_frame_and_the_last_one_wins
     real_recall = inst.recall
     inst.recall = lambda preset, source, morph_s=0.0: recalls.append(Path(source).name) or \
         real_recall(preset, source, morph_s)
-    _audit.update(root=str(presets), seen=[])
-    _audit["thread"] = threading.get_ident()
-    try:
-        engine.run()
-    finally:
-        _audit["thread"] = None
+    inst.bank.start()
+    audit.update(root=str(presets), thread=threading.get_ident())
+    engine.run()
+    audit["thread"] = None
     assert recalls == ["03.yaml"]  # program 2 on the wire is slot 3 (generic: offset 1)
     assert inst.get("psi") == pytest.approx(0.3)
     assert max(spent) < 0.1, f"input took {max(spent):.3f} s in one frame"
-    assert _audit["seen"] == []
+    assert audit["seen"] == []
 
 
 @pytest.mark.parametrize("slot", [-1, 0, 1000, 1_000_000_000, 2.5, float("nan"), float("inf")])
@@ -196,6 +220,34 @@ def test_a_folder_that_refuses_saves_says_so_once_and_the_look_stays_recallable(
     assert sorted(p.name for p in presets.iterdir()) == ["03.yaml"]  # no temp file left
 
 
+def test_the_presets_worker_survives_a_failure_of_its_own_and_says_so(inst, tmp_path, monkeypatch):
+    import ganinstrument.preset_bank as preset_bank
+
+    real_save = preset_bank.save_preset_file
+    calls = []
+
+    def save_once_broken(path, preset):
+        calls.append(path)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_save(path, preset)
+
+    monkeypatch.setattr(preset_bank, "save_preset_file", save_once_broken)
+    inst.bank.start()
+    try:
+        inst.trigger("preset.save", 1)
+        deadline = time.monotonic() + 5
+        while not inst.bank.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "UnicodeEncodeError" in inst.bank.errors[0] and "01.yaml" in inst.bank.errors[0]
+        inst.trigger("preset.save", 2)  # the worker is still there
+    finally:
+        assert inst.bank.close()
+    assert (tmp_path / "presets" / "02.yaml").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="a read-only mount needs root and unshare (CI has both)")
 def test_a_read_only_presets_folder_refuses_saves_in_one_line_and_keeps_its_files(tmp_path):
     """Mounted read-only in a private mount namespace (root here bypasses file modes)."""
     presets = tmp_path / "presets"

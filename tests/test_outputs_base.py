@@ -157,6 +157,27 @@ def test_a_sink_that_will_not_open_again_backs_off_and_still_closes_at_once():
     assert time.perf_counter() - t0 < 0.5
 
 
+def test_a_sink_that_fails_on_every_frame_backs_off_instead_of_reopening_at_once():
+    class Broken(GatedSink):
+        starts = 0
+
+        def _start(self):
+            self.starts += 1
+
+        def _write(self, frame):
+            raise RuntimeError("driver lost")
+
+    sink = Broken(name="broken")
+    sink.open(8, 8, 30)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.0:  # frames keep coming; each open fails on its first one
+        sink.submit(make_frame(int((time.monotonic() - t0) * 100)))
+        time.sleep(0.01)
+    assert sink.close(2)
+    # waits 0.25, 0.5, 1.0 s: three reopens in 2 s (eight, had it started afresh each time)
+    assert 2 <= sink.stats.restarts <= 4 and sink.starts == sink.stats.restarts + 1
+
+
 def test_a_sink_with_restart_off_stays_off():
     class Once(GatedSink):
         restart = False

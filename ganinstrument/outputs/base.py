@@ -6,8 +6,9 @@ when the queue is full (and counting the drop). Each sink does its real work (GL
 send) on its own thread, which also owns whatever must stay on one thread (a GL context, an
 encoder). A sink that fails logs one line, counts the error and is down for a moment: its
 thread releases what it held and opens it again after a back-off (RESTART_BACKOFF_S, doubling
-up to RESTART_MAX_S while it keeps failing), and says so in its `messages` (the HUD's news).
-Frames submitted while it is down are counted as dropped. The other sinks and the engine go on.
+up to RESTART_MAX_S while it keeps failing, afresh once it has run STEADY_S), and says so in
+its `messages` (the HUD's news). Frames submitted while it is down are counted as dropped.
+The other sinks and the engine go on.
 
 `dropped` counts pictures an output failed to show (or, for a recorder, frames it lost). A
 latest-wins sink that is handed a repeat of the picture it has queued (an unchanged scene is
@@ -34,12 +35,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from ..errors import GanInstrumentError
+from ..text import shorten
 
 log = logging.getLogger(__name__)
 
 ON_FULL = ("drop", "wait")
 RESTART_BACKOFF_S = 0.25  # the first wait before a failed sink opens again
 RESTART_MAX_S = 2.0  # ... doubling while it keeps failing, up to this
+STEADY_S = 10.0  # a sink that ran this long since it opened again starts its back-off afresh
 
 
 class SinkError(GanInstrumentError, OSError):
@@ -132,6 +135,8 @@ class ThreadedSink(Sink):
         self._submitted = self._written = self._dropped = self._errors = 0
         self._last_error: str | None = None
         self._restarts = 0
+        self._backoff_s = RESTART_BACKOFF_S  # (sink thread) the next wait before reopening
+        self._opened_at: float | None = None  # (sink thread) when it last opened again
         self._enabled = False
         self._down = False  # failed, waiting to open again: frames are dropped and counted
         self._closing = False
@@ -260,10 +265,14 @@ class ThreadedSink(Sink):
             self._cond.notify_all()
 
     def _reopen(self) -> bool:
-        """After a failure: wait a back-off (doubling while `_start` keeps failing) and open
-        again. False if the sink was closed meanwhile."""
-        delay = RESTART_BACKOFF_S
+        """After a failure: wait a back-off and open again. The back-off doubles (up to
+        RESTART_MAX_S) with each failure, to open or to write, until the sink has run
+        STEADY_S without one. False if the sink was closed meanwhile."""
+        now = time.monotonic()
+        if self._opened_at is not None and now - self._opened_at >= STEADY_S:
+            self._backoff_s = RESTART_BACKOFF_S  # it ran well for a while: this is a new failure
         while True:
+            delay, self._backoff_s = self._backoff_s, min(2 * self._backoff_s, RESTART_MAX_S)
             with self._cond:
                 self._cond.wait_for(lambda: self._closing, timeout=delay)
                 if self._closing:
@@ -274,20 +283,25 @@ class ThreadedSink(Sink):
             except Exception as err:
                 log.debug("%s: does not open again yet: %s", self.name, err)
                 with self._cond:
-                    self._last_error = _one_line(err)
+                    self._last_error = shorten(f"{type(err).__name__}: {err}", 200)
                 try:
                     self._finish()
                 except Exception as finish_err:
                     log.debug("%s: while releasing: %s", self.name, finish_err)
-                delay = min(2 * delay, RESTART_MAX_S)
                 continue
+            self._opened_at = time.monotonic()
             with self._cond:
                 self._restarts += 1
                 self._enabled, self._down = True, False
                 self._cond.notify_all()
-            log.warning("%s: open again after a failure", self.name)
-            self.messages.append(f"{self.name}: open again")
+            text = self._reopened()
+            log.warning("%s", text)
+            self.messages.append(text)
             return True
+
+    def _reopened(self) -> str:
+        """What to say once the sink is open again after a failure."""
+        return f"{self.name}: open again"
 
     def _loop(self) -> None:
         while True:
@@ -311,7 +325,7 @@ class ThreadedSink(Sink):
 
     def _fail(self, err: BaseException) -> None:
         """One line for the log and the HUD (the traceback only at debug level)."""
-        text = _one_line(err)
+        text = shorten(" ".join(f"{type(err).__name__}: {err}".split()), 200)
         again = self.restart and not self._closing
         with self._cond:
             self._errors += 1
@@ -356,12 +370,6 @@ def _same_picture(a, b) -> bool:
     b = b[0] if isinstance(b, tuple) else b
     index_a, index_b = getattr(a, "index", None), getattr(b, "index", None)
     return index_a is not None and index_a == index_b and getattr(a, "pixels", None) is getattr(b, "pixels", 0)
-
-
-def _one_line(err: BaseException, limit: int = 200) -> str:
-    """`Type: message` on one line, cut to `limit` characters."""
-    text = " ".join(f"{type(err).__name__}: {err}".split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Sinks:

@@ -79,8 +79,9 @@ def format_hud(values: Mapping[str, object]) -> list[tuple[str, str]]:
 
 
 def render_hud(lines: list[tuple[str, str]], font=None, max_width: int | None = None) -> np.ndarray:
-    """The HUD as an RGBA image [H, W, 4]: text on a translucent dark box, at most
-    `max_width` pixels wide (long entries wrap onto up to HUD_ENTRY_LINES lines, then are cut)."""
+    """The HUD as an RGBA image [H, W, 4] of `format_hud`'s lines: text on a translucent dark
+    box, at most `max_width` pixels wide (long entries wrap onto up to HUD_ENTRY_LINES lines,
+    then are cut)."""
     from PIL import Image, ImageDraw
 
     if font is None:
@@ -89,7 +90,7 @@ def render_hud(lines: list[tuple[str, str]], font=None, max_width: int | None = 
     room = max(40, (max_width or 1 << 16) - 12)
     rows = []  # (key, one screen line)
     for key, text in lines:
-        for piece in wrap_text(f"{key}: {visible(text)}", lambda t: measure.textlength(t, font=font),
+        for piece in wrap_text(f"{key}: {text}", lambda t: measure.textlength(t, font=font),
                                room, HUD_ENTRY_LINES):
             rows.append((key, piece))
     line_h = HUD_FONT_PX + 4
@@ -185,8 +186,8 @@ class PreviewSink(ThreadedSink):
         self.window_id: int | None = None  # the X11 window id where there is one (tests, tools)
         # Owned by the preview thread:
         self._glfw = self._window = self._ctx = None
-        self._prog = self._frame_vao = self._frame_tex = self._hud_tex = None
-        self._hud_text: list | None = None
+        self._prog = self._vbo = self._frame_vao = self._frame_tex = self._hud_tex = None
+        self._hud_text: tuple | None = None
         self._codes: dict[int, str] = {}
         self._font = None
         self._windowed_rect = (100, 100, 640, 480)
@@ -239,8 +240,8 @@ class PreviewSink(ThreadedSink):
         ctx = moderngl.create_context()
         self._ctx = ctx
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
-        vbo = ctx.buffer(_QUAD.tobytes())
-        self._frame_vao = ctx.vertex_array(self._prog, [(vbo, "2f 2f", "in_pos", "in_uv")])
+        self._vbo = ctx.buffer(_QUAD.tobytes())
+        self._frame_vao = ctx.vertex_array(self._prog, [(self._vbo, "2f 2f", "in_pos", "in_uv")])
         self._frame_tex = self._texture(self.width, self.height, 3)
         self._frame_tex.write(np.zeros((self.height, self.width, 3), np.uint8).tobytes())
         if self.show_hud:
@@ -357,20 +358,27 @@ class PreviewSink(ThreadedSink):
                                 mode.refresh_rate)
 
     def _finish(self) -> None:
+        """Release everything, each part even if another fails (after a GL error, some will):
+        a reopen after a failure must not leave the old window behind."""
         glfw = self._glfw
         if glfw is None:
             return
-        for obj in (self._hud_tex, self._frame_tex, self._frame_vao, self._prog):
-            if obj is not None:
-                obj.release()
-        if self._ctx is not None:
-            self._ctx.release()
+        parts = [obj.release for obj in (self._hud_tex, self._frame_tex, self._frame_vao, self._vbo,
+                                         self._prog, self._ctx) if obj is not None]
         if self._window is not None:
-            glfw.destroy_window(self._window)
-        glfw.terminate()
-        self._window = self._ctx = self._glfw = None
-        self._prog = self._frame_vao = self._frame_tex = self._hud_tex = None  # (a reopen makes new ones)
+            parts.append(lambda: glfw.destroy_window(self._window))
+        parts.append(glfw.terminate)
+        problems = []
+        for release in parts:
+            try:
+                release()
+            except Exception as err:
+                problems.append(err)
+        self._window = self._ctx = self._glfw = None  # (a reopen makes new ones)
+        self._prog = self._vbo = self._frame_vao = self._frame_tex = self._hud_tex = None
         self._hud_text = None
+        if problems:
+            raise problems[0]
 
 
 def _try_font():
