@@ -45,7 +45,7 @@ def _cmd_convert(args) -> int:
 def _cmd_targets(args) -> int:
     from .instrument import Instrument
 
-    inst = Instrument(args.model, args.model_b, device="cpu", presets_dir=".")
+    inst = Instrument(args.model, args.model_b, device="cpu")
     print(f"{'target':<18} {'range':<22} {'default':>9}  {'smoothing':<16} doc")
     for name, spec in inst.targets().items():
         if spec.kind == "choice":
@@ -83,7 +83,7 @@ def _cmd_learn(args) -> int:
     from .sources.midi import MidiInput
     from .sources.ports import backend_of
 
-    registry = Instrument(args.model, device="cpu", presets_dir=".").registry
+    registry = Instrument(args.model, device="cpu").registry
     with MidiInput(args.midi_port, backend=backend_of(args)) as midi:
         print(f"MIDI inputs: {', '.join(midi.open_ports) or 'none yet'}")
         for message in midi.messages:

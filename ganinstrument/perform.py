@@ -175,12 +175,9 @@ def _perform(args) -> int:
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
     autosave_path = os.environ.get(AUTOSAVE_ENV)
     _after_restart(args, restart)
-    if args.presets_dir is None:
-        from .userdirs import default_presets_dir
-
-        args.presets_dir = default_presets_dir()
     clock = MonotonicClock()
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
     log.info("model %s on %s", args.model, inst.device)
     if inst.device.type == "cpu":
         _leave_a_core()
@@ -195,7 +192,7 @@ def _perform(args) -> int:
     controls = connect_mapping(inst, args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
-    inst.bank.start()  # its worker reads the presets folder while the network warms up
+    inst.bank.start()  # the presets folder read now, then by its worker, never by the engine
     first = inst.warm_up(WARMUP_FRAMES)
     width, height = first.size
 

@@ -46,8 +46,8 @@ def slot_number(value, action: str = "preset slot") -> int:
 class PresetBank:
     """The presets in one folder: its listing, parsed presets, and saves (see the module)."""
 
-    def __init__(self, directory):
-        self.directory = Path(directory)
+    def __init__(self, directory=None):
+        self._directory = None if directory is None else Path(directory)
         self.current: int | None = None  # index into files()
         self.errors: collections.deque[str] = collections.deque(maxlen=32)  # for the HUD
         self._lock = threading.Lock()  # guards the fields below (held for no disk work)
@@ -59,6 +59,16 @@ class PresetBank:
         self._wanted: set[Path] = set()  # reads the engine asked for
         self._thread: threading.Thread | None = None
         self._stop = False
+
+    @property
+    def directory(self) -> Path:
+        """The folder; by default the user's presets folder, created (and seeded with the
+        shipped presets) the first time it is needed (userdirs.py), not before."""
+        if self._directory is None:
+            from .userdirs import default_presets_dir
+
+            self._directory = default_presets_dir()
+        return self._directory
 
     # -- the worker ---------------------------------------------------------------------
     def start(self) -> PresetBank:

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from .errors import GanInstrumentError
+from .files import new_file_mode
 from .text import shorten, shorten_repr
 from .yamlsafe import PRESET_BYTES, YamlError, read_text
 from .yamlsafe import load as load_yaml
@@ -132,8 +133,11 @@ def save_preset_file(path, preset: Preset) -> Path:
     except OSError as exc:
         raise PresetError(path, [f"cannot write here: {exc.strerror or exc}"]) from None
     try:
-        os.fchmod(fd, mode)  # mkstemp makes 0600; a preset is as readable as any file the user makes
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            try:
+                os.fchmod(f.fileno(), mode)  # mkstemp makes 0600; a preset is as readable as any file
+            except OSError:  # a file system without modes (FAT, some network shares): keep going
+                pass
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -155,24 +159,7 @@ def _mode_for(path: Path) -> int:
     try:
         return os.stat(path).st_mode & 0o7777
     except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    """The process's umask, read where the kernel tells it (Linux 4.7+): os.umask would have
-    to set it to read it, racing other threads; elsewhere, as it was at import."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return _UMASK_AT_IMPORT
-
-
-_UMASK_AT_IMPORT = os.umask(0o022)  # (at import: before the show's threads start)
-os.umask(_UMASK_AT_IMPORT)
+        return new_file_mode()
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from .clock import FakeClock
+from .files import new_file_mode
 from .errors import GanInstrumentError
 from .sources.audiofile import AudioFileError, read_audio
 
@@ -67,7 +68,7 @@ class _Progress:
         self.total, self.stream = total, stream or sys.stderr  # (the one of the moment)
         self.start = time.monotonic()
         self._last = 0.0
-        self.live = stream.isatty() if hasattr(stream, "isatty") else False
+        self.live = self.stream.isatty() if hasattr(self.stream, "isatty") else False
 
     def update(self, done: int) -> None:
         now = time.monotonic()
@@ -143,12 +144,8 @@ def run_render(args) -> int:
                 _session_inputs(args.session) if args.session else ({}, [], None))
     except ReplayError as exc:
         raise RenderError(str(exc)) from None
-    _refuse_out_among_inputs(args, take)
     _defaults_from_session(args, session_header)
-    if args.presets_dir is None:
-        from .userdirs import default_presets_dir
-
-        args.presets_dir = default_presets_dir()
+    _refuse_out_among_inputs(args, take)  # (the session's model, mapping, preset included)
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
@@ -175,6 +172,7 @@ def run_render(args) -> int:
             raise RenderError(f"{args.audio}: {duration_s:.3f} s of audio is shorter than one frame")
 
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
     if args.preset:
         inst.load_preset(resolve_preset(args.preset, args.presets_dir))
     elif isinstance(session_header.get("look"), dict):  # the look the show started with
@@ -278,9 +276,7 @@ class _Partial:
         stem, ext = os.path.splitext(name)
         fd, self.path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder or ".")
         os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.path, 0o666 & ~umask)  # what a new file gets (mkstemp makes it 0600)
+        os.chmod(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
         return self.path
 
     def __exit__(self, kind, exc, tb) -> None:

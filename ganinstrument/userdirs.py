@@ -29,6 +29,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from .files import new_folder_mode
+
 log = logging.getLogger(__name__)
 
 HOME_ENV = "GANINSTRUMENT_HOME"
@@ -110,6 +112,7 @@ def default_presets_dir() -> Path:
         for src in shipped_folder("presets").iterdir():
             if src.suffix in SUFFIXES:
                 shutil.copyfile(src, tmp / src.name)
+        os.chmod(tmp, new_folder_mode())  # (mkdtemp makes it private)
         os.rename(tmp, folder)
         tmp = None
         log.info("presets folder %s created with the shipped presets", folder)

@@ -3,6 +3,8 @@ found nowhere says where it was looked for."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -85,14 +87,31 @@ def test_presets_resolve_in_the_folder_then_among_the_shipped(home, tmp_path):
 
 
 def test_the_default_presets_folder_is_seeded_once(home):
-    folder = userdirs.default_presets_dir()
+    old = os.umask(0o022)
+    try:
+        folder = userdirs.default_presets_dir()
+    finally:
+        os.umask(old)
     assert folder == home / "presets"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # as any folder the user makes
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in folder.iterdir())
     shipped = sorted(p.name for p in userdirs.shipped_folder("presets").glob("*.yaml"))
     assert sorted(p.name for p in folder.iterdir()) == shipped
     (folder / shipped[0]).unlink()  # the performer's choice: not put back
     (folder / "07 mine.yaml").write_text("schema_version: 1\ntargets: {psi: 0.5}\n")
     assert userdirs.default_presets_dir() == folder
     assert sorted(p.name for p in folder.iterdir()) == sorted(shipped[1:] + ["07 mine.yaml"])
+
+
+def test_read_only_commands_and_scripts_do_not_make_the_presets_folder(home, capsys):
+    from ganinstrument.instrument import Instrument
+
+    assert run_check(["generic"], None) == 0
+    inst = Instrument("demo", device="cpu")
+    inst.step(0.1)
+    assert not home.exists()  # nothing made it: only a preset action needs the folder
+    inst.trigger("preset.save", 4)
+    assert (home / "presets" / "04.yaml").is_file() and (home / "presets" / "01 calm.yaml").is_file()
 
 
 def test_check_takes_shipped_names(home, capsys):
