@@ -68,3 +68,34 @@ def test_next_free_path_never_names_an_existing_file(tmp_path, taken):
         (tmp_path / name).write_bytes(b"x")
     free = next_free_path(tmp_path / "a.mp4")
     assert not free.exists() and free.name == f"a-{len(taken) + 2}.mp4"
+
+
+def test_a_take_that_fails_goes_on_in_a_new_file_and_keeps_the_first(tmp_path, monkeypatch):
+    from ganinstrument.outputs import takes as takes_module
+
+    monkeypatch.setattr(takes_module, "VideoRecorder", FailsOnce)
+    takes = takes_module.TakeRecorder(tmp_path, codec="libx264")
+    takes.open(64, 48, 30)
+    takes.toggle()
+    deadline = time.monotonic() + 10
+    while takes.status() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    taken = []
+    for i in range(11):  # frame 10 fails
+        taken.append(takes.submit(frame(i, i / 30)))
+        time.sleep(0.005)
+    deadline = time.monotonic() + 2
+    while takes.stats.restarts == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert takes.stats.restarts == 1, "the take is not recording again within 2 s"
+    for i in range(11, 31):
+        takes.submit(frame(i, i / 30))
+        time.sleep(0.005)
+    takes.toggle()
+    assert takes.close()
+    first, = (f for f in tmp_path.glob("take-*.mp4") if not f.stem.endswith("-2"))
+    second = first.with_name(first.stem + "-2.mp4")
+    assert sorted(tmp_path.glob("take-*.mp4")) == sorted([first, second])
+    assert len(_frames(first)) == sum(taken[:10]) >= 8 and len(_frames(second)) == 20
+    assert any(m.startswith("takes failed: OSError") for m in takes.messages)  # (the HUD's news)
+    assert any(m == f"takes: recording goes on in {second.name}" for m in takes.messages)

@@ -119,10 +119,11 @@ def _even(n: int) -> int:
     return n - n % 2
 
 
-def next_free_path(path: Path) -> Path:
-    """`path` with the first "-N" (N = 2, 3, ...) that names no existing file."""
+def next_free_path(path: Path, taken=()) -> Path:
+    """`path` with the first "-N" (N = 2, 3, ...) that names no existing file (nor one in
+    `taken`)."""
     n = 2
-    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists() or candidate in taken:
         n += 1
     return candidate
 
@@ -183,7 +184,9 @@ class VideoRecorder(ThreadedSink):
         goes on in a new file beside it, "name-2.mp4" (or -3, ...), never over a file."""
         self.path = next_free_path(self._first_path)
         self._new_file()
-        self.messages.append(f"{self.name}: recording goes on in {self.path.name}")
+
+    def _reopened(self) -> str:
+        return f"{self.name}: recording goes on in {self.path.name}"
 
     def _start(self) -> None:
         av = import_av()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .base import Sink, SinkError, SinkStats
 from .mux import import_av
-from .recorder import VideoRecorder
+from .recorder import VideoRecorder, next_free_path
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class TakeRecorder(Sink):
         self.prefix = prefix
         self.close_timeout_s = close_timeout_s
         self.resume = resume  # after a crash: start a take at once if one was recording
-        self.recorder_kwargs = {"crash_safe": True, **recorder_kwargs}
+        # a take that fails (the disk, the encoder) goes on in a new file beside it
+        self.recorder_kwargs = {"crash_safe": True, "reopen": True, **recorder_kwargs}
         self.session_path: Path | None = None  # the show's session, named in each take's note
         self.width = self.height = 0
         self.fps = 0.0
@@ -111,13 +112,14 @@ class TakeRecorder(Sink):
     def stats(self) -> SinkStats:
         submitted, written, dropped, errors = self._totals
         take = self._current
-        queued = 0
+        queued = restarts = 0
         if take is not None:
             st = take.stats
             submitted, written, dropped, errors = (submitted + st.submitted, written + st.written,
                                                    dropped + st.dropped, errors + st.errors)
-            queued = st.queued
-        return SinkStats(self.name, submitted, written, dropped, errors, self._last_error, self._open, queued)
+            queued, restarts = st.queued, st.restarts
+        return SinkStats(self.name, submitted, written, dropped, errors, self._last_error, self._open, queued,
+                         restarts)
 
     # -- takes ----------------------------------------------------------------------------
     @property
@@ -157,14 +159,11 @@ class TakeRecorder(Sink):
     def _next_path(self) -> Path:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.directory / f"{self.prefix}{stamp}.mp4"
-        n = 2
-        while path.exists() or path in self.saved:
-            path = self.directory / f"{self.prefix}{stamp}-{n}.mp4"
-            n += 1
-        return path
+        return next_free_path(path, self.saved) if path.exists() or path in self.saved else path
 
     def _start(self, path: Path) -> None:
         take = VideoRecorder(path, name=self.name, **self.recorder_kwargs)
+        take.messages = self.messages  # its news (failed, going on in a new file) are the HUD's
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             take.open(self.width, self.height, self.fps)
