@@ -4,7 +4,8 @@ Each run launches the real command (demo network, generic mapping, OSC, MIDI and
 performer gets them, supervised as by default) and times the lines it logs against the launch:
 torch imported and the model built ("model demo on ..."), the show ready ("playing: ..."),
 and the first frame handed to the outputs ("first frame out"). `preview` runs under a private
-Xvfb display unless DISPLAY is set. Prints the median and the slowest of `--runs` runs.
+Xvfb display unless DISPLAY is set; GANINSTRUMENT_HOME is a fresh folder unless set (the
+user's real folders are left alone). Prints the median and the slowest of `--runs` runs.
 
 Usage:
     python benchmarks/startup.py                      # null and preview, 5 runs each
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     env = dict(os.environ)
     xvfb = None
+    home = tempfile.TemporaryDirectory()  # a performer's first launch: no presets folder yet
+    env.setdefault("GANINSTRUMENT_HOME", home.name)
     if "preview" in args.outputs and not env.get("DISPLAY"):
         xvfb, env["DISPLAY"] = start_xvfb()
     try:
@@ -77,6 +80,7 @@ def main(argv=None) -> int:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait(5)
+        home.cleanup()
     return 0
 
 

@@ -33,11 +33,12 @@ from .events import ControlEvent, ParamUpdate
 from .frame import Frame
 from .hud import Hud
 from .show import Panic, apply_controls
+from .text import shorten
 
 log = logging.getLogger(__name__)
 
-UNRECORDED_ACTIONS = ("quit", "midi.reconnected")
-LOG_FLUSH_S = 1.0  # --log-params reaches the disk at least this often  # a key's action a session does not replay
+UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
+LOG_FLUSH_S = 1.0  # --log-params reaches the disk at least this often
 
 
 class News(str):
@@ -257,8 +258,9 @@ class Engine:
         self.stats.errors += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         if self.stats.errors == 1 or self.stats.errors % 100 == 0:
-            log.error("frame %d failed (%d so far); the last good frame stays up\n%s", self.stats.frames,
-                      self.stats.errors, "".join(traceback.format_exception(exc)))
+            log.error("frame %d failed (%d so far): %s; the last good frame stays up (--debug shows "
+                      "where)", self.stats.frames, self.stats.errors, shorten(self.stats.last_error, 300))
+        log.debug("frame %d failed\n%s", self.stats.frames, "".join(traceback.format_exception(exc)))
         return self._last_good
 
     def _engine_action(self, action: str) -> bool:

@@ -1,11 +1,13 @@
 """The typed objects that cross the instrument's boundaries.
 
 sources --ControlEvent--> mapping --ParamUpdate--> state. Both are frozen, small and cheap
-to make: they are created per MIDI message or audio block.
+to make: they are created per MIDI message or audio block. `Messages` carries what parts say
+to the HUD.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -47,3 +49,20 @@ class ParamUpdate:
     smoothing_ms: float | None = None
     immediate: bool = False
     source: str = ""
+
+
+class Messages(deque):
+    """A bounded deque of messages for the HUD that counts every one ever added (`said`), so a
+    reader tells a new message from an old one with the same text."""
+
+    def __init__(self, maxlen: int):
+        super().__init__(maxlen=maxlen)
+        self.said = 0
+
+    def append(self, message) -> None:
+        super().append(message)
+        self.said += 1
+
+    def extend(self, messages) -> None:
+        for message in messages:
+            self.append(message)

@@ -21,7 +21,7 @@ class Hud:
     def __init__(self) -> None:
         self._seen: dict[int, object] = {}  # per source: the newest message already shown
         self._news: tuple[str, float] | None = None  # (text, since)
-        self._problem_key: tuple[int, object] | None = None  # (frame errors, newest warning)
+        self._problem_key: tuple[int, int] | None = None  # (frame errors, warnings said)
         self._problem: tuple[str, float] | None = None  # (text, since)
 
     def values(self, engine, now: float) -> dict[str, object]:
@@ -68,11 +68,10 @@ class Hud:
         """The newest error (a frame that failed) or warning (a preset, a mapping), for
         NEWS_S seconds after it happened; a failure that repeats stays up while it does."""
         stats, warnings = engine.stats, engine.inst.warnings
-        newest = warnings[-1] if warnings else None
-        seen = self._problem_key or (0, None)
-        if stats.errors != seen[0] or newest is not seen[1]:
-            self._problem_key = (stats.errors, newest)
-            text = stats.last_error if stats.errors != seen[0] else newest
+        seen = self._problem_key or (0, 0)
+        if (stats.errors, warnings.said) != seen:
+            self._problem_key = (stats.errors, warnings.said)
+            text = stats.last_error if stats.errors != seen[0] else warnings[-1]
             if text:
                 self._problem = (text, now)
         if self._problem is not None and now - self._problem[1] < NEWS_S:

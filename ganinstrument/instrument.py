@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from .errors import GanInstrumentError
-from .events import ParamUpdate
+from .events import Messages, ParamUpdate
 from .frame import Frame
 from .models import load_generator
 from .models.device import pick_device
@@ -102,7 +101,7 @@ class Instrument:
         # writes into the frame's values after smoothing; `pending_actions()` -> ParamUpdates.
         self.modulation = None
         self.last_values: dict[str, float] = self.state.values()
-        self.warnings: deque[str] = deque(maxlen=32)
+        self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
         self.time_s = 0.0
         self.frames_rendered = 0
         self._morph: Morph | None = None

@@ -65,16 +65,14 @@ def test_the_hud_draws_whatever_it_is_given(values, width):
 def test_errors_and_warnings_leave_the_hud_after_a_while(inst):
     clock = FakeClock()
     engine = Engine(inst, clock=clock, fps=None, trim_heap_s=None)
-    def problem():  # (each warning is a new object, as the instrument's f-strings make them)
-        return "".join(["presets/07.yaml: 2 problems:", "\n  - psi: nan", "\n  - z.0: inf"])
-
-    inst.warnings.append(problem())
+    problem = "presets/07.yaml: 2 problems:\n  - psi: nan\n  - z.0: inf"
+    inst.warnings.append(problem)
     engine.frame()
     shown = engine.hud_values(clock.now())["error"]
     assert "\n" not in shown and "\\n" in shown
     clock.advance(NEWS_S + 1)
     assert "error" not in engine.hud_values(clock.now())
-    inst.warnings.append(problem())  # the same again
+    inst.warnings.append(problem)  # the same again: shown again
     assert "error" in engine.hud_values(clock.now())
     engine.close()
 
@@ -88,10 +86,16 @@ def test_hostile_hud_text_keeps_the_preview_up(xvfb, inst, tmp_path):  # noqa: F
         for text in HOSTILE:
             engine.messages.append(text)  # as an OSC address or a preset's error would arrive
             inst.warnings.append(text)
-            for _ in range(3):
-                engine.frame()
-                clock.advance(0.05)
-                time.sleep(0.04)  # let the preview thread draw it
+            engine.frame()
+            clock.advance(0.05)
+            drawn = visible(text)[:20]
+
+            def on_the_hud():  # what the preview thread last drew into its HUD texture
+                shown = preview._hud_text
+                return shown is not None and any(drawn in line for _, line in shown[0])
+
+            assert eventually(on_the_hud), f"{text[:20]!r} never reached the HUD"
+            assert preview.stats.errors == 0
         assert preview.stats.errors == 0 and preview.stats.enabled
         wid = preview.window_id
         # The HUD stays inside the window's top: the picture still shows below it.
@@ -122,9 +126,7 @@ def test_a_preview_that_fails_opens_again_and_shows_the_picture(xvfb):  # noqa: 
         preview.submit(Frame(picture, 0.0, 0))
         assert preview.wait_idle(5)
         preview.submit(Frame(picture, 0.1, 1))  # this one fails
-        t0 = time.monotonic()
         assert eventually(lambda: preview.stats.restarts == 1, 2.0), "not open again within 2 s"
-        took = time.monotonic() - t0
         green = np.zeros((64, 64, 3), np.uint8)
         green[:] = (0, 255, 0)
         preview.submit(Frame(torch.from_numpy(green), 0.2, 2))
@@ -132,7 +134,6 @@ def test_a_preview_that_fails_opens_again_and_shows_the_picture(xvfb):  # noqa: 
         assert eventually(lambda: near(screenshot(preview.window_id)[64, 64], (0, 255, 0)))
         assert preview.stats.errors == 1 and preview.stats.enabled
         assert "preview failed" in preview.messages[0] and "open again" in preview.messages[-1]
-        assert took < 2.0
     finally:
         assert preview.close(5)
 

@@ -161,8 +161,8 @@ class OscServer:
             # it is counted, and nothing raises out of here into socketserver's traceback.
             max_packet_size = 65536  # a UDP datagram whole: a huge one is refused, not cut
 
-            def verify_request(self, request, client_address) -> bool:
-                return True
+            def verify_request(self, request, client_address) -> bool:  # (python-osc's would drop
+                return True  # what does not look like OSC, uncounted)
 
             def finish_request(self, request, client_address) -> None:
                 owner._packet(request[0], client_address)
