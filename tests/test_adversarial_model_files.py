@@ -74,3 +74,27 @@ def test_a_safetensors_header_that_lies_about_its_length(originals, tmp_path, le
     path = tmp_path / "lying.safetensors"
     path.write_bytes(struct.pack("<Q", length) + data[8:])
     _load_or_refuse(path)
+
+
+def test_a_forged_memo_index_is_refused_before_it_costs_memory(originals, tmp_path):
+    """One LONG_BINPUT's 4-byte index set to 2**31 - 1 made the C unpickler grow its memo
+    table to that size first (22 GB for a 1 MB file). Loaded in a child capped at 3 GB of
+    address space, so a regression fails here instead of swapping the machine."""
+    import io
+    import pickletools
+    import subprocess
+    import sys
+
+    data = bytearray(originals["tf.pkl"])
+    puts = [pos for op, _arg, pos in pickletools.genops(io.BytesIO(bytes(data))) if op.name == "LONG_BINPUT"]
+    data[puts[-1] + 1:puts[-1] + 5] = struct.pack("<I", 2**31 - 1)
+    path = tmp_path / "memo-bomb.pkl"
+    path.write_bytes(bytes(data))
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+              "from ganinstrument.models import load_generator\n"
+              "from ganinstrument.errors import GanInstrumentError\n"
+              "try:\n    load_generator(sys.argv[1], device='cpu')\n"
+              "except GanInstrumentError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "memo-bomb.pkl: the pickle is damaged: it files an object under number 2147483647" in result.stdout
