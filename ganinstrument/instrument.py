@@ -106,7 +106,7 @@ class Instrument:
         self.frames_rendered = 0
         self._morph: Morph | None = None
         self._morph_latent: tuple[float, ...] | None = None
-        self._wanted_recall: tuple[Path, float, str] | None = None  # (file, morph s, source): see batch()
+        self._wanted_recall: tuple[Path, float, str] | None = None  # (file, morph s, action): see batch()
         self._batching = 0
         self._dirty = True
         self._last: Frame | None = None
