@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from .text import shorten
+
 
 class GanInstrumentError(Exception):
     """Base class of every error raised on purpose by ganinstrument."""
@@ -18,8 +20,9 @@ class ModelLoadError(GanInstrumentError, ValueError):
 
     def __init__(self, path: str | os.PathLike | None, reason: str, hint: str | None = None):
         self.path = None if path is None else os.fspath(path)
-        self.reason = reason
-        self.hint = hint
+        self.reason = _one_line(reason)  # (a reason may quote torch or pickle text of many lines)
+        self.hint = None if hint is None else _one_line(hint)
+        reason, hint = self.reason, self.hint
         where = f"{self.path}: " if self.path is not None else ""
         text = f"{where}{reason}"
         if hint:
@@ -33,3 +36,7 @@ class ModelMismatchError(GanInstrumentError, ValueError):
 
 class DeviceError(GanInstrumentError, OSError):
     """A compute or I/O device is missing or unusable."""
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return shorten(" ".join(str(text).split()), limit)

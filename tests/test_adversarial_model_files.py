@@ -98,3 +98,14 @@ def test_a_forged_memo_index_is_refused_before_it_costs_memory(originals, tmp_pa
     result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "memo-bomb.pkl: the pickle is damaged: it files an object under number 2147483647" in result.stdout
+
+
+def test_a_refusal_is_one_line_whatever_the_reason_quotes():
+    """Found by fuzzing: a damaged NVlabs pickle made torch raise a TypeError whose text runs
+    over several lines, and the refusal quoted it whole."""
+    from ganinstrument.errors import ModelLoadError
+
+    exc = ModelLoadError("net.pkl", "could not read the pickle: TypeError: set_() received\n * ()\n * (x)",
+                         "try\nagain")
+    assert str(exc) == "net.pkl: could not read the pickle: TypeError: set_() received * () * (x) (try again)"
+    assert "\n" not in str(ModelLoadError("net.pkl", "x" * 5000)) and len(str(ModelLoadError("n", "x" * 5000))) < 400
