@@ -231,7 +231,7 @@ def flood_phase(inst, controls, midi, tap, sender, clock, args) -> None:
     engine = ProbeEngine(inst, tap, render=args.render, poll_s=args.poll_ms / 1e3, router=controls.router,
                          clock=clock, fps=args.fps)
     before = midi.stats()
-    r_before = dict(controls.router.stats)
+    r_before = controls.router.stats
     tap.max_depth, tap.drained, tap.ages, tap.record_ages = 0, 0, [], True
     late0 = late_cycles()
 
@@ -251,8 +251,8 @@ def flood_phase(inst, controls, midi, tap, sender, clock, args) -> None:
     ignored = after.ignored - before.ignored
     malformed = after.malformed - before.malformed
     lost = sent - received - dropped - ignored - malformed
-    events = controls.router.stats["events"] - r_before.get("events", 0)
-    updates = controls.router.stats["updates"] - r_before.get("updates", 0)
+    events = controls.router.stats.events - r_before.events
+    updates = controls.router.stats.updates - r_before.updates
     frames = engine.stats.frames
     ages = np.concatenate(tap.ages) if tap.ages else np.zeros(0)
     print(f"\n[flood {args.rate:g} msg/s for {args.seconds:g} s over CC 0..31, engine at {args.fps:g} fps"

@@ -1,6 +1,7 @@
 """What the preview's HUD says besides the picture, gathered from the engine once a frame.
 
-Pace (fps, frame time, dropped frames), the last control touched, takeover waiting for pickup,
+Pace (fps, frame time, dropped frames), the last control touched, the controls soft takeover
+holds back right now (by name, where each is and where it must go: mapping.router.Pickup),
 the audio level and onsets (or why there is no audio), a controller still awaited, the newest
 message of MIDI in/out, OSC, the engine and the outputs for NEWS_S seconds (a device lost
 or back, the MIDI process restarted, frozen, a take saved, an output failed and open again), a
@@ -13,6 +14,7 @@ from __future__ import annotations
 from .text import shorten
 
 NEWS_S = 8.0  # how long the HUD shows a source's newest message
+PICKUPS_SHOWN = 3  # controls waiting for pickup named on the HUD (then a count)
 
 
 class Hud:
@@ -31,9 +33,11 @@ class Hud:
             "dropped": sum(s.dropped for s in sinks.stats()) if sinks is not None else 0}
         if stats.last_touched:
             hud["control"] = stats.last_touched
-        waiting = getattr(getattr(engine.router, "stats", None), "takeover_waiting", 0)
-        if waiting:
-            hud["pickup"] = f"{waiting} waiting for pickup"
+        pickups = engine.router.pickups() if engine.router is not None else []
+        if pickups:  # controls soft takeover holds back: where each is, where it must go
+            shown = "; ".join(p.describe() for p in pickups[:PICKUPS_SHOWN])
+            more = len(pickups) - PICKUPS_SHOWN
+            hud["pickup"] = shown + (f"; {more} more" if more > 0 else "")
         audio = engine.audio
         features = audio.latest() if audio is not None else None
         if features is not None:

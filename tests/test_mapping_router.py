@@ -207,7 +207,7 @@ def test_pickup_waits_for_the_fader_and_rearms_after_recall_and_outside_changes(
     assert move(10) != []  # crossed -2.0 (= 21 on the fader) on the way down
     state["z.0"] = 2.5  # moved by something else (another control, a script)
     assert move(12) == []  # noticed without rearm(): waiting again
-    assert r.stats["takeover_waiting"] == 4
+    assert r.stats.takeover_ignored == 4
 
 
 def test_another_control_moving_the_target_stops_a_whip():
@@ -304,9 +304,9 @@ def test_garbage_is_counted_and_never_raises():
                ControlEvent("sysex")]
     unbound = [cc(99, 1, ch=5), cc(1, 1), note(37, 100), ControlEvent("osc", address="/nothing", value=1.0)]
     assert r.route(junk + ignored + unbound + [cc(0, 127)]) == [ParamUpdate("z.0", 3.0, source="cc 0 ch 1")]
-    assert r.stats["garbage"] == len(junk) and r.stats["ignored"] == len(ignored)
-    assert r.stats["unbound"] == len(unbound) and r.stats["errors"] == 0
-    assert r.stats["events"] == len(junk) + len(ignored) + len(unbound) + 1
+    assert r.stats.garbage == len(junk) and r.stats.ignored == len(ignored)
+    assert r.stats.unbound == len(unbound) and r.stats.errors == 0
+    assert r.stats.events == len(junk) + len(ignored) + len(unbound) + 1
 
 
 events = st.builds(
@@ -335,7 +335,7 @@ def test_random_streams_never_raise_and_stay_in_range(stream):
         if not update.action:
             spec = REG.targets[update.target]
             assert spec.minimum <= update.value <= spec.maximum
-    assert r.stats["errors"] == 0
+    assert r.stats.errors == 0
 
 
 # -- end to end with the demo instrument --------------------------------------------------------------------
@@ -380,5 +380,5 @@ def test_end_to_end_nanokontrol2_moves_the_instrument(inst):
     assert inst.get("z.0") == pytest.approx(3.0, abs=1e-3) and moved < 0
     play(cc(0, 30))  # the fader is still down: ignored until it comes back up
     assert inst.get("z.0") == pytest.approx(3.0, abs=1e-3)
-    assert r.stats["errors"] == 0 and r.stats["garbage"] == 0
+    assert r.stats.errors == 0 and r.stats.garbage == 0
     assert inst.step(0.1).pixels.shape[-1] == 3  # and the picture renders

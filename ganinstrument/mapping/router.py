@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from ..clock import Clock, MonotonicClock
 from ..events import ControlEvent, ParamUpdate
@@ -33,7 +35,34 @@ from .schema import Binding, Mapping, MappingError, Problem, Source
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Router"]
+__all__ = ["Pickup", "Router", "RouterStats"]
+
+
+@dataclass(frozen=True)
+class RouterStats:
+    """What the router has seen since it was made (a snapshot: `Router.stats`)."""
+
+    events: int = 0  # ControlEvents routed
+    updates: int = 0  # ParamUpdates made
+    unbound: int = 0  # events no binding wants
+    garbage: int = 0  # malformed events (bad numbers, unknown kinds)
+    ignored: int = 0  # MIDI system messages (clock, active sensing, ...)
+    takeover_ignored: int = 0  # control moves soft takeover held back
+    errors: int = 0  # events whose routing failed (a bug: the traceback is in the --debug log)
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """A control soft takeover holds back right now: it does nothing until it reaches its
+    target's value (`Router.pickups`)."""
+
+    target: str
+    control: str  # the control, as the mapping names it ("cc 3 ch 1")
+    control_value: float  # where the control is, in the target's units
+    target_value: float  # where it must go to pick the target up
+
+    def describe(self) -> str:
+        return f"{self.target} ({self.control}) {self.control_value:.3g} -> {self.target_value:.3g}"
 
 _MIDI_KINDS = {"control_change", "note_on", "note_off", "pitchwheel", "aftertouch", "polytouch", "program_change"}
 _IGNORED_KINDS = {"feature", "clock", "start", "stop", "continue", "songpos", "song_select", "sysex",
@@ -43,13 +72,14 @@ _IGNORED_KINDS = {"feature", "clock", "start", "stop", "continue", "songpos", "s
 class _Bound:
     """A binding compiled against the registry: its output range, step and live state."""
 
-    __slots__ = ("b", "lo", "hi", "step", "scope", "label", "takes_value", "take", "name", "sent")
+    __slots__ = ("b", "lo", "hi", "step", "scope", "label", "takes_value", "take", "name", "sent", "away")
 
     def __init__(self, b: Binding, registry: Registry, scope):
         self.b, self.scope, self.name = b, scope, b.name
         self.label = b.source.describe()
         self.take = tk.TakeoverState()
         self.sent: float | None = None  # what this binding last set its target to (clamped)
+        self.away: float | None = None  # where the control is while takeover holds it back
         self.takes_value = False
         self.lo = self.hi = self.step = 0.0
         if b.target is not None:
@@ -106,7 +136,7 @@ class Router:
         self.clock = clock or MonotonicClock()
         self._current = current
         self.threshold, self.whip_s = threshold, whip_s
-        self.stats = dict(events=0, updates=0, unbound=0, garbage=0, ignored=0, takeover_waiting=0, errors=0)
+        self._counts: Counter[str] = Counter()  # RouterStats' fields
         self.on_page: list[Callable[[str, str], None]] = []  # (bank, page) after a page change, e.g. LEDs
         self._table: dict[tuple, list] = {}
         self._bound: list[_Bound] = []
@@ -170,20 +200,30 @@ class Router:
         out = _Out()
         self._pending = {}
         for ev in events:
-            self.stats["events"] += 1
+            self._counts["events"] += 1
             try:
                 self._event(ev, out)
             except Exception:  # the show goes on: count it, keep the traceback for --debug logs
-                self.stats["errors"] += 1
+                self._counts["errors"] += 1
                 log.debug("router: event %r failed", ev, exc_info=True)
         try:
             self._flush(out)
         except Exception:
-            self.stats["errors"] += 1
+            self._counts["errors"] += 1
             log.debug("router: flushing 14-bit values failed", exc_info=True)
         updates = out.result()
-        self.stats["updates"] += len(updates)
+        self._counts["updates"] += len(updates)
         return updates
+
+    @property
+    def stats(self) -> RouterStats:
+        return RouterStats(**self._counts)
+
+    def pickups(self) -> list[Pickup]:
+        """The controls soft takeover holds back now (their last move was ignored), on the
+        active pages, with where each is and where it must go; for the HUD."""
+        return [Pickup(bound.name, bound.label, bound.away, self._value_now(bound.name))
+                for bound in self._bound if bound.away is not None and self._live(bound)]
 
     def rearm(self, targets: Iterable[str] | None = None, forget_position: bool = False) -> None:
         """Re-arm soft takeover (after a preset recall: `inst.on_recall.append(router.rearm)`;
@@ -218,16 +258,16 @@ class Router:
         if kind == "osc":
             return self._osc(ev, out)
         if kind not in _MIDI_KINDS:
-            self.stats["ignored" if kind in _IGNORED_KINDS else "garbage"] += 1
+            self._counts["ignored" if kind in _IGNORED_KINDS else "garbage"] += 1
             return
         ch, number, value = ev.channel, ev.number, ev.value
         if not (isinstance(ch, int) and 0 <= ch <= 15 and isinstance(number, int) and 0 <= number <= 127
                 and isinstance(value, (int, float)) and math.isfinite(value)):
-            self.stats["garbage"] += 1
+            self._counts["garbage"] += 1
             return
         lo, hi = (-8192, 8191) if kind == "pitchwheel" else (0, 127)
         if not lo <= value <= hi:
-            self.stats["garbage"] += 1
+            self._counts["garbage"] += 1
             return
         now = ev.timestamp if ev.timestamp > 0 else self.clock.now()
         if kind == "control_change":
@@ -261,12 +301,12 @@ class Router:
             else:
                 self._deliver(bound, kind, number if kind == "program_change" else value, now, out)
         if not hit:
-            self.stats["unbound"] += 1
+            self._counts["unbound"] += 1
 
     def _osc(self, ev: ControlEvent, out: _Out) -> None:
         value = ev.value
         if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-            self.stats["garbage"] += 1
+            self._counts["garbage"] += 1
             return
         entries = self._table.get(("osc", ev.address), [])
         hit = False
@@ -279,7 +319,7 @@ class Router:
                 hit = True
                 self._deliver(bound, "osc", value, ev.timestamp if ev.timestamp > 0 else self.clock.now(), out)
         if not hit:
-            self.stats["unbound"] += 1
+            self._counts["unbound"] += 1
 
     def _nrpn_cc(self, ch: int, number: int, value: int, now: float, out: _Out) -> None:
         sel = self._nrpn.setdefault(ch, [None, None, False])
@@ -291,12 +331,12 @@ class Router:
             sel[2] = True
             return
         if sel[2] or sel[0] is None or sel[1] is None:
-            self.stats["unbound"] += 1
+            self._counts["unbound"] += 1
             return
         param = tf.combine14(sel[0], sel[1])
         entries = [(b, r) for b, r in self._lookup("nrpn", ch, param) if self._live(b)]
         if not entries:
-            self.stats["unbound"] += 1
+            self._counts["unbound"] += 1
             return
         if number in (96, 97):  # data increment / decrement: one 7-bit notch of the range
             for bound, _ in entries:
@@ -383,8 +423,10 @@ class Router:
             out_n, bound.take = tk.decide(b.takeover, bound.take, v_n, c_n, now,
                                           threshold=self.threshold, whip_s=self.whip_s)
             if out_n is None:
-                self.stats["takeover_waiting"] += 1
+                self._counts["takeover_ignored"] += 1
+                bound.away = y
                 return
+            bound.away = None
             if out_n != v_n:
                 y = tf.to_range(out_n, lo, hi)
         self._send(bound, y, out)
