@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 
 import torch
@@ -32,6 +33,7 @@ from .clock import Clock, MonotonicClock
 from .events import ControlEvent, ParamUpdate
 from .frame import Frame
 from .hud import Hud
+from .queues import DropQueue
 from .show import Panic, apply_controls
 from .text import shorten
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
 LOG_FLUSH_S = 1.0  # --log-params reaches the disk at least this often
+KEY_QUEUE = 256  # key actions waiting for the next frame; beyond that the newest are dropped
 
 
 class News(str):
@@ -46,8 +49,36 @@ class News(str):
     message once it changes) shows "frozen" again the second time it happens."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class FrameTimes:
+    """Where one frame's time went, in seconds."""
+
+    input_s: float = 0.0  # the controls: drain MIDI, OSC and keys, route, apply
+    modulation_s: float = 0.0  # the audio features and onsets handed to the modulation
+    render_s: float = 0.0  # Instrument.step: smooth, modulate, scene, render (queued, on CUDA)
+    submit_s: float = 0.0  # the frame handed to every sink
+    total_s: float = 0.0  # the whole frame, the HUD and logs included
+
+
+@dataclass(frozen=True)
 class EngineStats:
+    """A snapshot of the engine's counters (`Engine.stats`)."""
+
+    frames: int = 0
+    rendered: int = 0  # frames the network drew (the others repeat an unchanged picture)
+    errors: int = 0
+    last_error: str = ""
+    frame_ms: float = 0.0
+    fps: float = 0.0
+    events: int = 0
+    last_touched: str = ""
+    times: FrameTimes = FrameTimes()  # of the last frame
+
+
+@dataclass
+class _Running:
+    """The engine thread's own counters, of which `Engine.stats` is a frozen copy."""
+
     frames: int = 0
     rendered: int = 0
     errors: int = 0
@@ -56,6 +87,7 @@ class EngineStats:
     fps: float = 0.0
     events: int = 0
     last_touched: str = ""
+    times: FrameTimes = FrameTimes()
 
 
 class Engine:
@@ -82,11 +114,14 @@ class Engine:
         self.fps = fps
         self.max_frames = max_frames
         self.session = session
-        self.stats = EngineStats()
+        self._run = _Running()
+        # Observers called after each frame with the frame (None before the first picture) and
+        # its FrameTimes, on the engine thread: keep them short (benchmarks, tools).
+        self.on_frame: list[Callable[[Frame | None, FrameTimes], None]] = []
         self.panic = Panic()  # freeze / blackout
         self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
         self._stop = threading.Event()
-        self._keys: collections.deque[str] = collections.deque()  # from the preview thread
+        self._keys: DropQueue[str] = DropQueue(KEY_QUEUE)  # from the preview and MIDI poller threads
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
         self._log_flushed_t = 0.0
         self._last_t: float | None = None
@@ -105,7 +140,7 @@ class Engine:
 
     def key_action(self, action: str) -> None:
         """Called from the preview thread: queue a key's action for the next frame."""
-        self._keys.append(action)
+        self._keys.put(action)
 
     @property
     def stopping(self) -> bool:
@@ -139,7 +174,7 @@ class Engine:
             next_t = self.clock.now()
             while not self._stop.is_set():
                 self.frame()
-                if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                if self.max_frames is not None and self._run.frames >= self.max_frames:
                     break
                 if self._preview_closed():
                     break
@@ -164,32 +199,39 @@ class Engine:
         self._last_t = now
         t = now - self._start_t
         started = time.perf_counter()
-        rendered_before = self.stats.rendered
+        marks = [started] * 4  # after the controls, the modulation, the render; the submit's start
+        rendered_before = self._run.rendered
         try:
             self._wait_for_gpu()
-            self._take_input(t)
+            self._take_controls(t)
+            marks[0] = time.perf_counter()
+            self._take_features(t)
+            marks[1] = time.perf_counter()
             frame = self._render(dt)
-            if self.stats.rendered > rendered_before and getattr(getattr(frame, "pixels", None), "is_cuda", False):
+            marks[2] = time.perf_counter()
+            if self._run.rendered > rendered_before and getattr(getattr(frame, "pixels", None), "is_cuda", False):
                 done = torch.cuda.Event(blocking=True)  # sleeps rather than spins when waited on
                 done.record()
                 self._in_flight.append(done)
         except Exception as exc:  # the show goes on with the last good frame
             frame = self._failed(exc)
-        self.stats.frames += 1
+        self._run.frames += 1
         seconds = time.perf_counter() - started
         ms = seconds * 1e3
-        self.stats.frame_ms = ms
-        if self.stats.rendered > rendered_before:
+        self._run.frame_ms = ms
+        if self._run.rendered > rendered_before:
             # What a rendered frame costs, leaning to the slow side, for pacing (frames where
             # nothing moved cost nothing and say nothing about the next fader move).
             self._render_s = max(seconds, 0.9 * self._render_s + 0.1 * seconds)
         if dt > 0:
-            self.stats.fps = 0.9 * self.stats.fps + 0.1 / dt if self.stats.fps else 1.0 / dt
+            self._run.fps = 0.9 * self._run.fps + 0.1 / dt if self._run.fps else 1.0 / dt
+        marks[3] = time.perf_counter()
         if frame is not None and self.sinks is not None:
             # Stamped with the show clock: a held (frozen) picture keeps time moving in a
             # recording, and the live audio input is stamped on the same clock.
             self.sinks.submit(self.panic.output(frame).again(now))
-        if self.stats.frames == 1:
+        submitted = time.perf_counter()
+        if self._run.frames == 1:
             log.info("first frame out")  # (benchmarks/startup.py times launch to this line)
         if self.feedback is not None:
             try:
@@ -203,10 +245,25 @@ class Engine:
                 log.debug("autosave snapshot failed: %s", exc)
         self._log_values(t)
         self._update_hud(now)
+        input_end, modulation_end, render_end, submit_start = (max(m, started) for m in marks)
+        self._run.times = times = FrameTimes(
+            input_end - started, max(0.0, modulation_end - input_end), max(0.0, render_end - modulation_end),
+            submitted - submit_start, time.perf_counter() - started)
+        for observer in self.on_frame:
+            try:
+                observer(frame, times)
+            except Exception as exc:
+                log.debug("an on_frame observer failed: %s", exc)
         return frame
 
-    def _take_input(self, t: float) -> None:
-        keys = self._drain_keys()
+    @property
+    def stats(self) -> EngineStats:
+        """The engine's counters now (a frozen snapshot)."""
+        return EngineStats(**vars(self._run))
+
+    def _take_controls(self, t: float) -> None:
+        """The controls of this frame: keys, MIDI, OSC; routed and applied, in arrival order."""
+        keys = self._keys.drain()
         if self.session is not None:
             for action in keys:
                 if action not in UNRECORDED_ACTIONS:
@@ -228,10 +285,13 @@ class Engine:
         updates = list(direct)
         if self.router is not None and events:
             updates.extend(self.router.route(events))
-        self.stats.events += len(events)
+        self._run.events += len(events)
         touched = apply_controls(self.inst, self.panic, keys, updates, self._engine_action)
         if touched:
-            self.stats.last_touched = touched
+            self._run.last_touched = touched
+
+    def _take_features(self, t: float) -> None:
+        """The newest audio features and this frame's onsets, to the modulation."""
         if self.audio is not None and self.inst.modulation is not None:
             features, onsets = self.audio.latest(), self.audio.drain_onsets()
             if self.session is not None and (features is not None or onsets):
@@ -250,17 +310,17 @@ class Engine:
             return self._last_good
         frame = self.inst.step(dt)
         if frame.index != (self._last_good.index if self._last_good is not None else None):
-            self.stats.rendered += 1
+            self._run.rendered += 1
         self._last_good = frame
         return frame
 
     def _failed(self, exc: Exception) -> Frame | None:
-        self.stats.errors += 1
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        if self.stats.errors == 1 or self.stats.errors % 100 == 0:
+        self._run.errors += 1
+        self._run.last_error = f"{type(exc).__name__}: {exc}"
+        if self._run.errors == 1 or self._run.errors % 100 == 0:
             log.error("frame %d failed (%d so far): %s; the last good frame stays up (--debug shows "
-                      "where)", self.stats.frames, self.stats.errors, shorten(self.stats.last_error, 300))
-        log.debug("frame %d failed\n%s", self.stats.frames, "".join(traceback.format_exception(exc)))
+                      "where)", self._run.frames, self._run.errors, shorten(self._run.last_error, 300))
+        log.debug("frame %d failed\n%s", self._run.frames, "".join(traceback.format_exception(exc)))
         return self._last_good
 
     def _engine_action(self, action: str) -> bool:
@@ -285,12 +345,6 @@ class Engine:
         if not takes:
             return "nothing to record to: add takes to --output"
         return "; ".join(sink.toggle() for sink in takes)
-
-    def _drain_keys(self) -> list[str]:
-        out = []
-        while self._keys:
-            out.append(self._keys.popleft())
-        return out
 
     def _preview_closed(self) -> bool:
         preview = self.sinks.get("preview") if self.sinks is not None else None
@@ -330,7 +384,7 @@ class Engine:
     def _log_values(self, t: float) -> None:
         if self._log is None:
             return
-        row = {"frame": self.stats.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
+        row = {"frame": self._run.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
         try:
             self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
             if t - self._log_flushed_t >= LOG_FLUSH_S:  # readers see the show within a second

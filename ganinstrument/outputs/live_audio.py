@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 
 import numpy as np
 
+from ..queues import DropQueue
 from .mux import AUDIO_BIT_RATE, AacWriter
 
 log = logging.getLogger(__name__)
@@ -40,26 +40,14 @@ RESYNC_S = 0.050  # further off than this, it re-aligns at once (silence, or a c
 FEED_BLOCKS = 1024  # a feed holds this many blocks (~5 s of 256-frame blocks at 48 kHz)
 
 
-class Feed:
+class Feed(DropQueue[tuple[float, int, np.ndarray]]):
     """One listener's queue of (time_s, sample_rate, block [n, channels] float32); the oldest
     block goes (and is counted in `dropped`) when a full feed gets a new one."""
 
+    __slots__ = ()
+
     def __init__(self, max_blocks: int = FEED_BLOCKS):
-        self._items: deque = deque(maxlen=max_blocks)
-        self.dropped = 0
-
-    def put(self, item) -> None:
-        if len(self._items) == self._items.maxlen:
-            self.dropped += 1
-        self._items.append(item)
-
-    def drain(self) -> list:
-        out = []
-        while True:
-            try:
-                out.append(self._items.popleft())
-            except IndexError:
-                return out
+        super().__init__(max_blocks, drop="oldest")
 
 
 class AudioTap:

@@ -8,7 +8,6 @@ Threads and what each owns are described in `sources/audio.py`.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..clock import Clock
+from ..queues import DropQueue
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +194,12 @@ class FeatureWorker:
         self._block = np.zeros((self.block_size, ring.channels), np.float32)  # [frames, ch]
         self._mono = np.zeros(self.block_size, np.float32)  # [frames]
         self._latest: Any = None
-        self._onsets: deque[OnsetEvent] = deque(maxlen=max_onsets)
+        # the oldest onset goes when the engine is not draining: the newest are the ones to play
+        self._onsets: DropQueue[OnsetEvent] = DropQueue(max_onsets, drop="oldest")
         self.blocks = 0
         self.bad_blocks = 0  # blocks with NaN/inf (repaired to 0 / +-1)
         self.clipped_blocks = 0  # blocks reaching full scale (clipped to [-1, 1])
         self.extractor_errors = 0
-        self.onsets_dropped = 0
         self.last_error = ""
         self.tap = None
 
@@ -208,14 +208,14 @@ class FeatureWorker:
         """The newest Features, or None before the first block (or after the input was lost)."""
         return self._latest
 
+    @property
+    def onsets_dropped(self) -> int:
+        """Onsets lost (the oldest first) because the engine was not draining them."""
+        return self._onsets.dropped
+
     def drain_onsets(self) -> list[OnsetEvent]:
         """Onset events since the last call, oldest first."""
-        out = []
-        while True:
-            try:
-                out.append(self._onsets.popleft())
-            except IndexError:
-                return out
+        return self._onsets.drain()
 
     def clear(self) -> None:
         """Forget the published features (the input is gone: do not hold a loud value forever)."""
@@ -271,9 +271,7 @@ class FeatureWorker:
             t = self._time_of(frame)
             strength = float(getattr(feats, "onset_strength", 0.0) or 0.0)
             for kind in fired:
-                if len(self._onsets) == self._onsets.maxlen:
-                    self.onsets_dropped += 1  # the deque drops the oldest; the engine is not draining
-                self._onsets.append(OnsetEvent(t, frame, kind, strength))
+                self._onsets.put(OnsetEvent(t, frame, kind, strength))
 
 
 def _default_extractor(sample_rate: int, block_size: int) -> Extractor:

@@ -1,0 +1,119 @@
+"""DropQueue (queues.py): the bounded hand-over queue every input thread uses. A full queue
+drops (the newest or the oldest, as asked) and counts; drain gives everything in arrival order;
+threads lose nothing below the bound and count exactly what the bound cost."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ganinstrument.queues import DropQueue
+
+
+def test_drop_newest_keeps_what_came_first_and_counts_the_rest():
+    q = DropQueue(3)
+    assert [q.put(i) for i in range(5)] == [True, True, True, False, False]
+    assert len(q) == 3 and q.dropped == 2
+    assert q.drain() == [0, 1, 2]
+    assert len(q) == 0 and q.drain() == []
+    assert q.put(5) and q.drain() == [5] and q.dropped == 2  # room again after a drain
+
+
+def test_drop_oldest_keeps_the_newest_and_counts_what_went():
+    q = DropQueue(3, drop="oldest")
+    assert [q.put(i) for i in range(5)] == [True, True, True, False, False]
+    assert len(q) == 3 and q.dropped == 2
+    assert q.drain() == [2, 3, 4]
+    assert len(q) == 0 and q.dropped == 2
+
+
+def test_drain_is_arrival_order_across_drains():
+    q = DropQueue(100)
+    for i in range(10):
+        q.put(i)
+    first = q.drain()
+    for i in range(10, 15):
+        q.put(i)
+    assert first + q.drain() == list(range(15)) and q.dropped == 0
+
+
+def test_a_new_bound_applies_to_the_next_puts():
+    q = DropQueue(2)
+    q.maxlen = 4
+    assert all(q.put(i) for i in range(4)) and not q.put(4)
+    assert q.drain() == [0, 1, 2, 3] and q.dropped == 1
+
+
+@pytest.mark.parametrize("bad", [{"maxlen": 0}, {"maxlen": -1}, {"maxlen": 3, "drop": "middle"}])
+def test_nonsense_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        DropQueue(**bad)
+
+
+def _run(q: DropQueue, producers: int, per_producer: int) -> list[tuple[int, int]]:
+    """`producers` threads put (producer, i) for i < per_producer while one consumer thread
+    drains until they are done; returns everything the consumer got, in the order it got it."""
+    got: list[tuple[int, int]] = []
+    done = threading.Event()
+    start = threading.Barrier(producers + 1)
+
+    def produce(p):
+        start.wait()
+        for i in range(per_producer):
+            q.put((p, i))
+
+    def consume():
+        start.wait()
+        while not done.is_set():
+            got.extend(q.drain())
+        got.extend(q.drain())
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    consumer = threading.Thread(target=consume)
+    for t in [consumer, *threads]:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    consumer.join()
+    return got
+
+
+def test_a_producer_thread_against_a_consumer_thread_loses_nothing_below_the_bound():
+    n = 50_000
+    q = DropQueue(n)  # the bound can never be reached: nothing may be lost
+    got = _run(q, 1, n)
+    assert got == [(0, i) for i in range(n)] and q.dropped == 0
+
+
+@pytest.mark.parametrize("drop", ["newest", "oldest"])
+def test_many_producers_against_a_small_bound_count_every_drop_exactly(drop):
+    producers, n = 4, 20_000
+    q = DropQueue(16, drop=drop)
+    got = _run(q, producers, n)
+    assert len(got) + q.dropped == producers * n  # each item either arrived or was counted
+    assert len(set(got)) == len(got)  # none twice
+    for p in range(producers):  # and each producer's items in the order it put them
+        mine = [i for who, i in got if who == p]
+        assert mine == sorted(mine)
+
+
+# -- the places that hand over through it ---------------------------------------------------
+
+
+def test_a_flood_of_key_actions_between_two_frames_is_bounded():
+    """The preview's keys wait in the engine's DropQueue: a flood plays the first KEY_QUEUE
+    actions and drops the rest (an even number of freeze toggles leaves the picture live)."""
+    from ganinstrument.clock import FakeClock
+    from ganinstrument.engine import KEY_QUEUE, Engine
+    from ganinstrument.instrument import Instrument
+
+    engine = Engine(Instrument("demo", device="cpu"), clock=FakeClock(), fps=None)
+    try:
+        for _ in range(KEY_QUEUE + 1):
+            engine.key_action("panic.freeze")
+        engine.frame()
+        assert not engine.frozen  # KEY_QUEUE (even) toggles played, the last one dropped
+    finally:
+        engine.close()
