@@ -69,16 +69,9 @@ def _run_engine(engine):
 
 
 def _timed_input(engine) -> list[float]:
-    """Seconds each frame spent taking its input (the part a flood can slow down)."""
+    """Seconds each frame spent on its controls (the part a flood can slow down)."""
     spent: list[float] = []
-    take = engine._take_input
-
-    def timed(t):
-        t0 = time.perf_counter()
-        take(t)
-        spent.append(time.perf_counter() - t0)
-
-    engine._take_input = timed
+    engine.on_frame.append(lambda frame, times: spent.append(times.input_s))
     return spent
 
 

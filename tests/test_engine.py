@@ -285,3 +285,27 @@ def test_the_params_log_reaches_the_disk_within_a_second_of_show_time(inst, tmp_
         assert on_disk and on_disk[-1]["t"] >= 0.5
     finally:
         engine.close()
+
+
+def test_each_frame_says_where_its_time_went(inst):
+    seen = []
+    engine, sink, clock = _engine(inst)
+    engine.on_frame.append(lambda frame, times: seen.append((frame, times)))
+    engine.on_frame.insert(0, lambda frame, times: 1 / 0)  # a broken observer harms nothing
+    writes = []
+    sink.on_write.append(lambda began, ended: writes.append(ended - began))
+    inst.set("z.1", 1.5)  # moving: every frame renders
+    for _ in range(3):
+        clock.advance(0.05)
+        engine.frame()
+    assert sink.wait_idle(5)
+    engine.close()
+    inst.set("z.1", 0.0, immediate=True)
+    assert len(seen) == 3 and all(frame is not None for frame, _ in seen)
+    for _, t in seen:
+        parts = t.input_s + t.modulation_s + t.render_s + t.submit_s
+        assert t.render_s > 0 and t.submit_s > 0 and 0 < parts <= t.total_s
+    assert engine.stats.times == seen[-1][1] and engine.stats.frames == 3
+    with pytest.raises(AttributeError):
+        engine.stats.frames = 0  # a snapshot, not the engine's own counters
+    assert len(writes) == 3 and sink.stats.write_s == writes[-1] > 0

@@ -17,7 +17,9 @@ submitted again every frame, with a new time) replaces it without counting a dro
     sink.open(width, height, fps)   # starts the thread; raises if the sink cannot start
     sink.submit(frame) -> bool      # never blocks; False once the sink is closed or failed
     sink.close(timeout_s=2.0)       # drains (FIFO sinks), flushes, joins with a timeout
-    sink.stats                      # SinkStats: submitted, written, dropped, errors, last_error, restarts
+    sink.stats                      # SinkStats: submitted, written, dropped, errors, last_error,
+                                    #   restarts, write_s (the last write's seconds)
+    sink.on_write                   # observers of each write (start, end), on the sink's thread
 
 Two queue policies: latest-wins (`queue_size=1`: preview and Spout want the newest picture and
 nothing else) and a bounded FIFO (the recorder wants every frame, and drops only when the
@@ -32,6 +34,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import GanInstrumentError
@@ -70,6 +73,7 @@ class SinkStats:
     enabled: bool
     queued: int
     restarts: int = 0  # times the sink failed and opened again
+    write_s: float = 0.0  # how long its thread took to write the last frame
 
 
 class Sink(ABC):
@@ -142,6 +146,10 @@ class ThreadedSink(Sink):
         self._closing = False
         self._thread: threading.Thread | None = None
         self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
+        # Observers of each write, called on the sink's thread with its start and end
+        # (perf_counter seconds): keep them short (benchmarks, tools).
+        self.on_write: list[Callable[[float, float], None]] = []
+        self._write_s = 0.0
 
     # -- engine side -------------------------------------------------------------------
 
@@ -212,7 +220,7 @@ class ThreadedSink(Sink):
         with self._cond:
             return SinkStats(self.name, self._submitted, self._written, self._dropped,
                              self._errors, self._last_error, self._enabled and not self._closing,
-                             len(self._queue), self._restarts)
+                             len(self._queue), self._restarts, self._write_s)
 
     @property
     def enabled(self) -> bool:
@@ -317,9 +325,17 @@ class ThreadedSink(Sink):
             if frame is None:
                 self._tick()
                 continue
+            began = time.perf_counter()
             self._write(frame)
+            ended = time.perf_counter()
+            for observer in self.on_write:
+                try:
+                    observer(began, ended)
+                except Exception as exc:
+                    log.debug("%s: an on_write observer failed: %s", self.name, exc)
             with self._cond:
                 self._written += 1
+                self._write_s = ended - began
                 self._busy = False
                 self._cond.notify_all()
 
