@@ -130,11 +130,11 @@ class HeapTrimmer:
                 log.debug("malloc_trim failed: %s", exc)
                 return
 
-    def stop(self, timeout: float = 2.0) -> bool:
-        """Stop the thread (within `timeout` s); True if it has stopped."""
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Stop the thread (within `timeout_s`); True if it has stopped."""
         self._stop.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout)
+            thread.join(timeout_s)
             return not thread.is_alive()
         return True

@@ -24,7 +24,7 @@ def rig(jack_server, request):
             assert wait_for(lambda: inp.open_ports, 5.0), list(inp.messages)
             yield inp, sender
         finally:
-            assert inp.close(timeout=2.0)
+            assert inp.close(timeout_s=2.0)
 
 
 def arrives(inp: MidiInput, sender: JackSender, value: int) -> list:

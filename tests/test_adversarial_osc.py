@@ -36,7 +36,7 @@ def server():
     try:
         yield srv
     finally:
-        assert srv.close(timeout=2.0)
+        assert srv.close(timeout_s=2.0)
 
 
 @pytest.fixture

@@ -224,7 +224,7 @@ def test_features_thread_publishes_features_and_onsets():
         st = inp.status()
         assert st.state == "running" and st.overflows == 0 and "Fake Mic" in st.device
     finally:
-        assert inp.stop(timeout=2.0)
+        assert inp.stop(timeout_s=2.0)
     assert stream.closed and inp.status().state == "off"
 
 
@@ -241,7 +241,7 @@ def test_callback_counts_portaudio_overflows_and_ring_overruns():
         st = inp.status()
         assert st.dropped_frames >= 256 and st.overflows >= 2
     finally:
-        assert inp.stop(timeout=2.0)
+        assert inp.stop(timeout_s=2.0)
 
 
 def test_stop_returns_within_its_timeout_when_parts_hang():
@@ -264,7 +264,7 @@ def test_stop_returns_within_its_timeout_when_parts_hang():
         import time
 
         t0 = time.monotonic()
-        assert inp.stop(timeout=0.3) is False  # said, not hung: both the thread and close() time out
+        assert inp.stop(timeout_s=0.3) is False  # said, not hung: both the thread and close() time out
         assert time.monotonic() - t0 < 1.5
     finally:
         release.set()
@@ -276,9 +276,9 @@ def test_shutdown_is_prompt_and_repeatable():
     backend = FakeBackend()
     inp, stream = started(backend)
     t0 = time.monotonic()
-    assert inp.stop(timeout=2.0)
+    assert inp.stop(timeout_s=2.0)
     assert time.monotonic() - t0 < 0.5
-    assert inp.stop(timeout=2.0)  # a second stop is harmless
+    assert inp.stop(timeout_s=2.0)  # a second stop is harmless
     assert not any(t.name == "ganinstrument-audio-features" for t in threading.enumerate())
 
 
@@ -302,7 +302,7 @@ def test_device_lost_then_reopened():
         backend.streams[-1].push(np.full((256, 2), 0.3, np.float32))
         assert wait_until(lambda: inp.latest() is not None, 2.0)
     finally:
-        assert inp.stop(timeout=2.0)
+        assert inp.stop(timeout_s=2.0)
 
 
 def test_silent_stall_counts_as_lost():
@@ -313,7 +313,7 @@ def test_silent_stall_counts_as_lost():
         assert wait_until(lambda: inp.status().state == "lost", 2.0)
         assert wait_until(lambda: stream.closed, 2.0)
     finally:
-        inp.stop(timeout=2.0)
+        inp.stop(timeout_s=2.0)
 
 
 # -- devices ---------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_no_device_at_all_runs_without_audio_and_says_so():
     st = inp.status()
     assert st.state == "no_device" and "running without audio features" in st.message
     assert inp.latest() is None and inp.drain_onsets() == []
-    assert inp.stop(timeout=1.0)
+    assert inp.stop(timeout_s=1.0)
 
 
 def test_portaudio_missing_runs_without_audio(monkeypatch):
@@ -433,4 +433,4 @@ def test_a_recording_hears_the_analysed_channels_stamped_with_their_arrival():
         stream.push(np.zeros((256, 2), np.float32))
         assert wait_until(lambda: inp.status().blocks == blocks + 1, 5.0) and feed.drain() == []
     finally:
-        assert inp.stop(timeout=2.0)
+        assert inp.stop(timeout_s=2.0)

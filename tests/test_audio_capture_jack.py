@@ -126,7 +126,7 @@ def test_clicks_played_into_jack_are_found_on_time(jack_server, sounddevice_on_j
                 break
         st = inp.status()
     finally:
-        assert inp.stop(timeout=3.0)
+        assert inp.stop(timeout_s=3.0)
     onsets, played, overflows = runs[-1]
     detail = (f"onsets at {[round(e.time_s - played['start_perf'], 3) for e in onsets]} s after the "
               f"player started; clicks at {CLICKS_S}; status {st}; player {played}; "

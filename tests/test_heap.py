@@ -73,7 +73,7 @@ def test_the_thread_checks_on_its_interval_and_stops():
     while trimmer.checks < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert trimmer.checks >= 4 and trimmer.trims >= 1  # one trim at the start, then checks
-    assert trimmer.stop(timeout=2.0)
+    assert trimmer.stop(timeout_s=2.0)
     done = trimmer.checks
     time.sleep(0.1)
     assert trimmer.checks == done

@@ -203,7 +203,7 @@ def test_output_send_skips_while_poller_holds_the_ports():
 
 def test_poller_thread_stops_within_timeout():
     inp = MidiInput("nano", backend=FakeBackend(), poll_s=0.01).start()
-    assert inp.close(timeout=1.0)
+    assert inp.close(timeout_s=1.0)
 
 
 # -- feedback -----------------------------------------------------------------------------

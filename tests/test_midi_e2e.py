@@ -69,4 +69,4 @@ def test_streams_reach_the_targets_and_survive_a_replug(jack_server, inst):
             ctl.cc(7, 0)
             assert settles("psi", 0.0)
     finally:
-        assert midi.close(timeout=2.0)
+        assert midi.close(timeout_s=2.0)

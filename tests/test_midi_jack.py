@@ -26,7 +26,7 @@ def midi_in(jack_server, sender):
         assert wait_for(lambda: inp.open_ports, 5.0), inp.messages
         yield inp
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
 
 
 def collect(inp: MidiInput, count: int, timeout: float = 5.0) -> list:
@@ -112,7 +112,7 @@ def test_hot_plug_reopens_and_reports(jack_server):
         assert changes[:3] == [("opened", "hotplug-ctl:out"), ("lost", "hotplug-ctl:out"),
                                ("reopened", "hotplug-ctl:out")]
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
 
 
 def test_backend_from_mido_environment_variable(jack_server, sender, monkeypatch):
@@ -161,7 +161,7 @@ def test_shutdown_with_traffic_is_prompt(jack_server, sender):
     try:
         assert wait_for(lambda: inp.stats().received > 100)
         t0 = time.monotonic()
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
         assert time.monotonic() - t0 < 2.0
         assert not any(t.name.startswith("midi-input") for t in threading.enumerate())
     finally:

@@ -71,7 +71,7 @@ def test_inputs_are_read_in_a_child_that_ends_with_them(sender):
         assert [e.value for e in collect(inp, 100)] == list(range(100))
         pid = host.pid
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
     assert wait_for(lambda: not alive(pid), 3.0)
 
 
@@ -94,7 +94,7 @@ def test_a_crashed_child_is_restarted_and_the_ports_reopened(sender):
         assert [e.value for e in got] == list(range(50))
         assert inp.open_ports == ("proc-controller:out",)  # the show never saw the port go
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
 
 
 def _connections(sender) -> list[str]:
@@ -127,7 +127,7 @@ def test_inputs_stay_in_process_when_asked(sender, monkeypatch):
             sender.cc(3, value)
         assert [e.value for e in collect(inp, 20)] == list(range(20))
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
 
 
 def test_no_child_possible_falls_back_and_says_so(sender, monkeypatch):
@@ -140,7 +140,7 @@ def test_no_child_possible_falls_back_and_says_so(sender, monkeypatch):
         sender.cc(4, 9)
         assert [e.value for e in collect(inp, 1)] == [9]
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
 
 
 def test_the_child_ends_when_the_show_dies(sender):
@@ -220,7 +220,7 @@ def test_a_hung_child_is_killed_and_restarted(sender):
         time.sleep(2.0)
         assert host.restarts == 1
     finally:
-        assert inp.close(timeout=2.0)
+        assert inp.close(timeout_s=2.0)
 
 
 def test_a_child_that_cannot_start_says_why_at_once():

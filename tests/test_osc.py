@@ -28,7 +28,7 @@ def server():
     try:
         yield srv
     finally:
-        assert srv.close(timeout=2.0)
+        assert srv.close(timeout_s=2.0)
 
 
 def collect(srv, count, timeout=5.0):
@@ -97,7 +97,7 @@ def test_port_in_use_is_a_clear_error(server):
 
 def test_close_stops_the_thread_promptly():
     srv = OscServer(REGISTRY, port=0).start()
-    assert srv.close(timeout=2.0)
+    assert srv.close(timeout_s=2.0)
     assert not any(t.name == "osc-server" for t in threading.enumerate())
 
 

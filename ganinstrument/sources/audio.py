@@ -258,17 +258,17 @@ class AudioInput:
         self._thread.start()
         return True
 
-    def stop(self, timeout: float = 2.0) -> bool:
-        """Stop the features thread, then the stream, each within `timeout` s; True if both ended."""
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Stop the features thread, then the stream, each within `timeout_s`; True if both ended."""
         self._stop.set()
         ok = True
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(timeout_s)
             ok = not self._thread.is_alive()
             if not ok:
-                log.warning("audio features thread did not end within %.1f s", timeout)
+                log.warning("audio features thread did not end within %.1f s", timeout_s)
             self._thread = None
-        ok = self._close_stream(timeout) and ok
+        ok = self._close_stream(timeout_s) and ok
         if self._state != "no_device":
             self._state, self._message = "off", "audio input stopped"
         return ok
@@ -340,7 +340,7 @@ class AudioInput:
         self._message = f"audio from {self._device_name}, {rate} Hz, channels {sel}{note}"
         log.info("audio: %s", self._message)
 
-    def _close_stream(self, timeout: float) -> bool:
+    def _close_stream(self, timeout_s: float) -> bool:
         """Close the stream from a helper thread: a dead device can hang PortAudio's close."""
         stream, self._stream = self._stream, None
         if stream is None:
@@ -356,9 +356,9 @@ class AudioInput:
 
         closer = threading.Thread(target=close, name="ganinstrument-audio-close", daemon=True)
         closer.start()
-        closer.join(timeout)
+        closer.join(timeout_s)
         if closer.is_alive():
-            log.warning("audio: the input stream did not close within %.1f s", timeout)
+            log.warning("audio: the input stream did not close within %.1f s", timeout_s)
             return False
         return True
 

@@ -3,12 +3,13 @@
 Threads (DESIGN.md section 4):
 
 - the backend's callback thread (one per open input port) owns nothing: it timestamps on the
-  instrument clock, decodes the bytes, and appends to a bounded deque, counting what it drops;
+  instrument clock, decodes the bytes, and puts the event in a DropQueue (queues.py), which
+  drops the newest when full and counts it;
 - the hot-plug poller (one per MidiInput / MidiOutput) owns the open ports: every `poll_s` it
   lists the ports, closes the ones that vanished and (re)opens the ones that match; listing and
   opening are not thread-safe in mido/rtmidi, so only this thread does them after start();
 - the engine calls `MidiInput.drain()` once per frame and `MidiOutput.send()`; neither waits:
-  drain pops a deque, send skips the frame if the poller holds the ports just then.
+  drain empties the queue, send skips the frame if the poller holds the ports just then.
 
 Coalescing (latest value per continuous control) happens in the router, not here: drain returns
 every event in arrival order.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from ..clock import Clock, MonotonicClock
 from ..events import ControlEvent
+from ..queues import DropQueue
 from ..text import shorten
 from .complaints import Complaints
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
@@ -200,12 +202,12 @@ class PortSet:
             self.messages.append(text)
             log.warning("%s", text)
 
-    def close(self, timeout: float = 2.0) -> bool:
-        """Stop the poller (within `timeout` s), then close every port. True if the thread stopped."""
+    def close(self, timeout_s: float = 2.0) -> bool:
+        """Stop the poller (within `timeout_s`), then close every port. True if the thread stopped."""
         self._stop.set()
         stopped = True
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(timeout_s)
             stopped = not self._thread.is_alive()
         for name in list(self.handles):
             self._close(name)
@@ -227,7 +229,7 @@ class MidiInput:
             else Backend(backend, client_name)
         self.clock = clock or MonotonicClock()
         self.queue_size = int(queue_size)
-        self._queue: deque[ControlEvent] = deque()
+        self._queue: DropQueue[ControlEvent] = DropQueue(self.queue_size, drop="newest")
         self._counters: list[PortCounters] = []
         self.ports = PortSet(self.backend, "input", PortMatcher(ports, client_name), self._open,
                              on_change, poll_s)
@@ -240,7 +242,7 @@ class MidiInput:
     def _open(self, name: str):
         counters = PortCounters()
         self._counters.append(counters)
-        queue, cap, now, complaints = self._queue, self.queue_size, self.clock.now, self._complaints
+        put, now, complaints = self._queue.put, self.clock.now, self._complaints
 
         def on_bytes(data, _name=name):
             # The backend's thread: timestamp, decode, queue. Nothing else, never raises.
@@ -255,11 +257,10 @@ class MidiInput:
                 return
             if event is None:
                 counters.ignored += 1
-            elif len(queue) >= cap:
-                counters.dropped += 1
-            else:
+            elif put(event):
                 counters.received += 1
-                queue.append(event)
+            else:
+                counters.dropped += 1
 
         return self.backend.open_input(name, on_bytes)
 
@@ -269,8 +270,7 @@ class MidiInput:
 
     def drain(self) -> list[ControlEvent]:
         """Every event since the last drain, oldest first (the engine, once per frame)."""
-        queue = self._queue
-        return [queue.popleft() for _ in range(len(queue))]
+        return self._queue.drain()
 
     @property
     def open_ports(self) -> tuple[str, ...]:
@@ -286,9 +286,9 @@ class MidiInput:
         return MidiStats(sum(c.received for c in cs), sum(c.dropped for c in cs), sum(c.ignored for c in cs),
                          sum(c.malformed for c in cs), len(self._queue), self.open_ports)
 
-    def close(self, timeout: float = 2.0) -> bool:
-        """Stop the poller and close the ports; True if the poller stopped within `timeout` s."""
-        stopped = self.ports.close(timeout)
+    def close(self, timeout_s: float = 2.0) -> bool:
+        """Stop the poller and close the ports; True if the poller stopped within `timeout_s`."""
+        stopped = self.ports.close(timeout_s)
         if hasattr(self.backend, "close"):
             self.backend.close()
         return stopped
@@ -344,8 +344,8 @@ class MidiOutput:
     def open_ports(self) -> tuple[str, ...]:
         return self.ports.open_names
 
-    def close(self, timeout: float = 2.0) -> bool:
-        stopped = self.ports.close(timeout)
+    def close(self, timeout_s: float = 2.0) -> bool:
+        stopped = self.ports.close(timeout_s)
         if hasattr(self.backend, "close"):
             self.backend.close()
         return stopped

@@ -7,9 +7,10 @@ value=its first numeric argument) for the mapping router, which may bind it with
 NaN and infinity, control characters or more than MAX_ADDRESS characters in an address, more than
 MAX_ARGS arguments are refused everywhere; a bundle's messages play at once (no time tag waits).
 
-Threads: the UDP server thread decodes, timestamps and appends to a bounded deque (dropping and
-counting beyond `queue_size`); the engine calls `drain()` once per frame. The server binds to
-127.0.0.1 unless told otherwise: opening a performance rig to the venue's network is a choice.
+Threads: the UDP server thread decodes, timestamps and puts into a DropQueue (queues.py: the
+newest dropped and counted beyond `queue_size`); the engine calls `drain()` once per frame. The
+server binds to 127.0.0.1 unless told otherwise: opening a performance rig to the venue's network
+is a choice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..clock import Clock, MonotonicClock
 from ..errors import GanInstrumentError
 from ..events import ControlEvent, ParamUpdate
 from ..params import Registry
+from ..queues import DropQueue
 from ..text import shorten
 from .complaints import Complaints
 
@@ -134,14 +136,27 @@ class OscServer:
         self.registry, self.host, self.prefix = registry, host, prefix.rstrip("/")
         self.requested_port = int(port)
         self.clock = clock or MonotonicClock()
-        self.queue_size = int(queue_size)
+        self._queue: DropQueue[ParamUpdate | ControlEvent] = DropQueue(queue_size, drop="newest")
         self.messages: deque[str] = deque(maxlen=32)
         # written by the server thread only:
-        self.received = self.dropped = self.rejected = self.malformed = 0
-        self._queue: deque[ParamUpdate | ControlEvent] = deque()
+        self.received = self.rejected = self.malformed = 0
         self._complaints = Complaints("OSC", self.messages, log)
         self._server = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def queue_size(self) -> int:
+        """How many messages may wait for the engine; beyond that the newest are dropped."""
+        return self._queue.maxlen
+
+    @queue_size.setter
+    def queue_size(self, value: int) -> None:
+        self._queue.maxlen = value
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost because the queue was full (the engine was not draining)."""
+        return self._queue.dropped
 
     @property
     def port(self) -> int:
@@ -218,11 +233,8 @@ class OscServer:
         except _Refused as exc:
             self._reject(sender, address, exc)
             return
-        if len(self._queue) >= self.queue_size:
-            self.dropped += 1
-            return
-        self.received += 1
-        self._queue.append(item)
+        if self._queue.put(item):
+            self.received += 1
 
     def _decode(self, address: str, args) -> ParamUpdate | ControlEvent:
         if len(address) > MAX_ADDRESS:
@@ -265,21 +277,20 @@ class OscServer:
     def drain(self) -> list[ParamUpdate | ControlEvent]:
         """Everything since the last drain, in arrival order: ParamUpdates for our own addresses
         (apply them), ControlEvents for the rest (route them)."""
-        queue = self._queue
-        return [queue.popleft() for _ in range(len(queue))]
+        return self._queue.drain()
 
     def stats(self) -> OscStats:
         return OscStats(self.received, self.dropped, self.rejected, len(self._queue), self.malformed)
 
-    def close(self, timeout: float = 2.0) -> bool:
-        """Stop the server thread (within `timeout` s) and free the port; True if it stopped."""
+    def close(self, timeout_s: float = 2.0) -> bool:
+        """Stop the server thread (within `timeout_s`) and free the port; True if it stopped."""
         if self._server is None:
             return True
         if self._thread is not None and self._thread.is_alive():
             done = threading.Thread(target=self._server.shutdown, daemon=True)
             done.start()
-            done.join(timeout)
-            self._thread.join(max(0.0, timeout))
+            done.join(timeout_s)
+            self._thread.join(max(0.0, timeout_s))
         stopped = self._thread is None or not self._thread.is_alive()
         self._server.server_close()
         self._server = None
