@@ -262,9 +262,9 @@ class LiveClicks:
             self.drained.append((ev.time_s, click, ev.kind))
         return out
 
-    def stop(self, timeout: float = 2.0) -> bool:
+    def stop(self, timeout_s: float = 2.0) -> bool:
         self._stop.set()
-        self._thread.join(timeout)
+        self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
 
@@ -305,9 +305,9 @@ class InjectedMidi:
         q = self.queue
         return [q.popleft() for _ in range(len(q))]
 
-    def close(self, timeout: float = 2.0) -> bool:
+    def close(self, timeout_s: float = 2.0) -> bool:
         self._stop.set()
-        self._thread.join(timeout)
+        self._thread.join(timeout_s)
         return True
 
 
@@ -347,10 +347,10 @@ class TapMidi:
         self.rec.pending_events.extend((e.timestamp, now) for e in events)
         return events
 
-    def close(self, timeout: float = 2.0):
+    def close(self, timeout_s: float = 2.0):
         # the injected source stops with the engine; a MidiInput is closed by the benchmark,
         # after the sender has stopped, so every message sent can be accounted for
-        return self.midi.close(timeout) if isinstance(self.midi, InjectedMidi) else True
+        return self.midi.close(timeout_s) if isinstance(self.midi, InjectedMidi) else True
 
 
 class TimedSinks(Sinks):

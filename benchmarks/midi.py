@@ -118,7 +118,7 @@ class TapMidi:
         self.batch = [e for e in events if e.kind == "control_change" and e.number == PROBE_CC]
         return events
 
-    def close(self, timeout: float = 2.0) -> bool:
+    def close(self, timeout_s: float = 2.0) -> bool:
         return True
 
 
