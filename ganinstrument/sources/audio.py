@@ -9,10 +9,12 @@ Threads and what each owns (DESIGN.md section 4):
 - the features thread (`FeatureWorker`, run by `AudioInput`) owns the ring's read counter and the
   `FeatureExtractor`. It takes whole blocks, mixes or picks channels, repairs NaN/inf/clipped
   samples, runs the extractor, publishes the newest `Features` into a single slot (one reference
-  assignment, atomic under the GIL) and appends onset events to a bounded deque. It also watches
+  assignment, atomic under the GIL) and puts onset events into a DropQueue (queues.py: the
+  oldest dropped and counted when the engine is not draining). It also watches
   the stream and reopens the device every `retry_s` seconds when it is lost.
 - the engine reads `latest()` and `drain_onsets()`; neither blocks or takes a lock the callback
-  could want.
+  could want (the onset queue's lock is the features thread's and the engine's, held for a deque
+  operation).
 
 `BlockSource` feeds an array or a WAV file through the very same callback and worker code,
 deterministically, for tests and offline rendering; its timestamps are stream time (frame / rate).
