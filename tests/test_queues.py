@@ -117,3 +117,30 @@ def test_a_flood_of_key_actions_between_two_frames_is_bounded():
         assert not engine.frozen  # KEY_QUEUE (even) toggles played, the last one dropped
     finally:
         engine.close()
+
+
+def test_onsets_the_engine_does_not_drain_lose_the_oldest_and_are_counted():
+    """The features worker's onset queue keeps the newest onsets when the engine falls behind,
+    and counts exactly the ones that went (the same input drained often loses none)."""
+    import numpy as np
+
+    from ganinstrument.sources.audio import BlockSource
+
+    rate, rng = 48000, np.random.default_rng(3)
+    x = np.zeros(24 * rate, np.float32)
+    burst = (rng.standard_normal(480) * np.exp(-np.arange(480) / 96.0) * 0.8).astype(np.float32)
+    for k in range(1, 120):  # a click every 0.2 s
+        start = int(0.2 * k * rate)
+        x[start:start + 480] += burst
+    drained = BlockSource(x, rate)  # drained every half second: nothing lost
+    every = []
+    for step in range(1, 49):
+        drained.advance_to(step / 2)
+        every.extend(drained.drain_onsets())
+    assert drained.worker.onsets_dropped == 0 and len(every) > 256
+
+    neglected = BlockSource(x, rate)  # the same sound, drained once at the end
+    neglected.advance_to(24.0)
+    kept = neglected.drain_onsets()
+    assert len(kept) == 256 and neglected.worker.onsets_dropped == len(every) - 256
+    assert kept == every[-256:]  # the newest stay, in order
