@@ -77,8 +77,6 @@ try:
 except ImportError:  # Windows
     resource = None
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 from ganinstrument.openmp import configure_openmp  # noqa: E402
 
 configure_openmp()  # as `ganinstrument perform` does, before torch loads (yours wins)
@@ -97,7 +95,7 @@ CUDA_CONFIGS = ["demo", "sg2-512-f", "sg2-1024-f"]
 CONTROL_CCS = [1, 2, 3, 4, 24]  # generic mapping: z.1..z.4, psi (z.0 is left to the kick)
 KICK_TARGET = "z.0"  # the generic mapping's `kick` route: onset.low pulses z.0
 SAMPLE_RATE, BLOCK = 48000, 256
-JACK = None  # the ServerInfo in use
+JACK = None  # the JackServer in use (ganinstrument.testing.jack)
 
 
 def late_cycles() -> tuple[int, int] | None:
@@ -394,19 +392,13 @@ class BenchEngine(Engine):
         kick = [r.route for r in routes
                 if r.route.feature == "onset.low" and r.route.mode not in ("replace", "multiply")]
         self.kick_depth = kick[0].offset + kick[0].depth if len(routes) == 1 and kick else None
+        self._phase = {"input": 0.0, "render": 0.0}
+        self.on_frame.append(self._took)
 
-    def _timed(self, phase: str, step, *args):
-        a = time.perf_counter()
-        try:
-            return step(*args)
-        finally:
-            self._phase[phase] = time.perf_counter() - a
-
-    def _take_input(self, t):
-        return self._timed("input", super()._take_input, t)
-
-    def _render(self, dt):
-        return self._timed("render", super()._render, dt)
+    def _took(self, frame, times) -> None:
+        """The engine's own phase times (FrameTimes): input is the controls and the audio
+        features handed to the modulation (one phase here, as before the engine split them)."""
+        self._phase = {"input": times.input_s + times.modulation_s, "render": times.render_s}
 
     def frame(self):
         rec, sinks = self.rec, self.sinks
@@ -628,16 +620,12 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         injected = InjectedMidi(clock, CONTROL_CCS, args.cc_rate).start()
         source, control_desc = injected, f"{args.cc_rate:g} injected CC/s"
     else:
-        from _jack import JACK_BACKEND, Sender
-
         from ganinstrument.sources.midi import MidiInput
+        from ganinstrument.testing.jack import JACK_BACKEND, Sender, wait_for
 
         sender = Sender(f"bench-ctl-{config}")
         midi_in = MidiInput(sender.client, backend=JACK_BACKEND, clock=clock).start()
-        deadline = time.monotonic() + 10
-        while not midi_in.open_ports and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not midi_in.open_ports:
+        if not wait_for(lambda: midi_in.open_ports, 10.0, 0.02):
             raise SystemExit(f"could not open the sender's port: {list(midi_in.messages)}")
         sender.start("stream", ccs=CONTROL_CCS, rate=args.cc_rate, seconds=seconds + 1.0)
         source, control_desc = midi_in, f"{args.cc_rate:g} CC/s through JACK"
@@ -990,7 +978,7 @@ def main(argv=None) -> int:
     if args.no_jack:
         body()
     else:
-        from _jack import jack_server
+        from ganinstrument.testing.jack import jack_server
 
         global JACK
         with jack_server(args.server) as desc:

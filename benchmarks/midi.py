@@ -43,16 +43,13 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _jack import JACK_BACKEND, Sender, jack_server  # noqa: E402
-
 from ganinstrument.clock import MonotonicClock  # noqa: E402
 from ganinstrument.engine import Engine  # noqa: E402
+from ganinstrument.testing.jack import JACK_BACKEND, Sender, jack_server, wait_for  # noqa: E402
 
 PROBE_CC, PROBE_TARGET = 24, "psi"  # the generic mapping: CC 24 -> psi
 FLOOD_CCS = list(range(32))
-JACK = None  # the ServerInfo in use
+JACK = None  # the JackServer in use (ganinstrument.testing.jack)
 
 
 def late_cycles() -> tuple[int, int]:
@@ -123,7 +120,8 @@ class TapMidi:
 
 
 class ProbeEngine(Engine):
-    """The real Engine with a stopwatch after drain + route + apply, and optionally no render."""
+    """The real Engine, watched through its on_frame observers (the end of drain + route + apply,
+    the input time); optionally no render."""
 
     def __init__(self, inst, tap: TapMidi, *, render: bool, poll_s: float, **kwargs):
         super().__init__(inst, midi=tap, **kwargs)
@@ -131,12 +129,13 @@ class ProbeEngine(Engine):
         self.seen: list[tuple[float, float, float, bool]] = []  # (visible, callback ts, value, changed)
         self.input_s: list[float] = []
         self._last_target = inst.state.target(PROBE_TARGET)
+        self.on_frame.append(self._took)
 
-    def _take_input(self, t: float) -> None:
-        t0 = time.perf_counter()
-        super()._take_input(t)
-        t1 = time.perf_counter()
-        self.input_s.append(t1 - t0)
+    def _took(self, frame, times) -> None:
+        now = time.perf_counter()
+        self.input_s.append(times.input_s)
+        # the moment drain + route + apply ended: the frame's start plus its input phase
+        t1 = now - times.total_s + times.input_s
         if self.tap.batch:
             value = self.inst.state.target(PROBE_TARGET)
             changed = value != self._last_target
@@ -300,17 +299,14 @@ def main(argv=None) -> int:
     if args.render:
         inst.warm_up(3)
     global JACK
-    with jack_server(args.server, args.jack_period, args.jack_rate) as desc, Sender("bench-controller") as sender:
+    with jack_server(args.server, period=args.jack_period, rate=args.jack_rate) as desc, Sender("bench-controller") as sender:
         JACK = desc
         print(f"JACK: {desc}; controller in its own process at {sender.name}; "
               f"instrument demo on {inst.device}, mapping generic (CC {PROBE_CC} -> {PROBE_TARGET})")
         midi = MidiInput("bench-controller", backend=JACK_BACKEND, clock=clock,
                          queue_size=args.queue_size).start()
         try:
-            deadline = time.monotonic() + 10
-            while not midi.open_ports and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if not midi.open_ports:
+            if not wait_for(lambda: midi.open_ports, 10.0, 0.02):
                 print("could not open the sender's port:", list(midi.messages))
                 return 1
             tap = TapMidi(midi, clock)
