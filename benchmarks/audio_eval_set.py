@@ -12,6 +12,7 @@ they are rebuilt only when missing. Two splits from different seeds: `dev` (to t
 `test` (to report).
 
     python benchmarks/audio_eval_set.py --split test     # build, print the list
+    python benchmarks/audio_eval_set.py --tones-only     # the tones alone (no FluidSynth)
 """
 
 from __future__ import annotations
@@ -244,11 +245,16 @@ def tones_glide(rng):
 # ----------------------------------------------------------------------------------------------
 
 
-def build(split: str = "test", cache: str | os.PathLike | None = None) -> list[Item]:
-    """Build (or reuse) the set for `split` ("dev" or "test"); return its items."""
+def build(split: str = "test", cache: str | os.PathLike | None = None, *,
+          tones_only: bool = False) -> list[Item]:
+    """Build (or reuse) the set for `split` ("dev" or "test"); return its items.
+
+    `tones_only`: only the numpy tones and their noisy copies (no FluidSynth needed), in their
+    own folder `<split>-tones`. The tones are the full set's; their noise is drawn differently."""
     import soundfile as sf
 
-    root = Path(cache or Path.home() / ".cache" / "ganinstrument" / "audio-eval") / split
+    root = Path(cache or Path.home() / ".cache" / "ganinstrument" / "audio-eval") / (
+        f"{split}-tones" if tones_only else split)
     root.mkdir(parents=True, exist_ok=True)
     index = root / "index.json"
     if index.exists():
@@ -257,7 +263,9 @@ def build(split: str = "test", cache: str | os.PathLike | None = None) -> list[I
     rng = np.random.default_rng(seed)
     entries = []
     clean = {}
-    for name, (tempo, programs, events, mono) in sequences(rng).items():
+    for name, (tempo, programs, events, mono) in sequences(rng).items():  # drawn either way
+        if tones_only:
+            continue
         midi = root / f"{name}.mid"
         timed = write_midi(midi, tempo, programs, events)
         x = render(midi, root / f"{name}.wav")
@@ -277,6 +285,8 @@ def build(split: str = "test", cache: str | os.PathLike | None = None) -> list[I
                         f0_curve=curve.tolist()))
     clean["tones_glide"] = x
     for base in ("piano_mono", "bass_mono", "flute_mono", "drums", "band_mix", "tones_steps"):
+        if base not in clean:
+            continue
         src = next(e for e in entries if e["name"] == base)
         for snr in (20, 6):
             name = f"{base}_pink{snr}"
@@ -301,8 +311,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", default="test", choices=sorted(SPLIT_SEEDS))
     ap.add_argument("--cache", default=None)
+    ap.add_argument("--tones-only", action="store_true", help="only the numpy tones (no FluidSynth)")
     args = ap.parse_args()
-    for it in build(args.split, args.cache):
+    for it in build(args.split, args.cache, tones_only=args.tones_only):
         print(f"{it.name:24s} {it.category:8s} onsets {len(it.onsets_s):4d}  "
               f"pitch {'yes' if it.f0 is not None or it.f0_curve is not None else '-'}")
 

@@ -19,6 +19,7 @@ at 48 kHz (as live) and prints per category and overall:
 
     pip install -e .[bench]      # mir_eval, mido, soundfile; Debian: fluidsynth fluid-soundfont-gm
     python benchmarks/audio_features.py [--split test] [--set key=value ...]
+    python benchmarks/audio_features.py --tones-only    # without FluidSynth: the tones alone
 """
 
 from __future__ import annotations
@@ -189,9 +190,11 @@ def main():
     ap.add_argument("--cache", default=None)
     ap.add_argument("--only", default=None, help="substring of file names to keep")
     ap.add_argument("--set", nargs="*", default=[], help="FeatureExtractor keyword=value")
+    ap.add_argument("--tones-only", action="store_true",
+                    help="only the set's numpy tones and their noisy copies (no FluidSynth needed)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args()
-    items = audio_eval_set.build(args.split, args.cache)
+    items = audio_eval_set.build(args.split, args.cache, tones_only=args.tones_only)
     if args.only:
         items = [it for it in items if args.only in it.name]
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
