@@ -29,8 +29,8 @@ Measured, on the engine thread unless said otherwise:
 - onset -> frame submitted: the onset's time (the end of the analysis frame that fired, on
   the instrument's clock) to the submit of the frame that drained it; also from the click's
   true start in the track; and whether z.0 jumped in that frame (the pulse is visible);
-- per sink: `submit()` on the engine thread, and `_write` on the sink's own thread (timed by
-  wrapping it: SinkStats counts frames but has no time), written and dropped frames.
+- per sink: `submit()` on the engine thread, and each write on the sink's own thread (its
+  `on_write` observers), written and dropped frames.
 
 With JACK, the private server's log is read for xruns, and for the cycles in which our MIDI
 client had not finished: MIDI sent but never seen by our input is reported as lost in JACK.
@@ -502,19 +502,15 @@ class GcWatch:
 
 
 def time_writes(sink, rec: Recorder) -> None:
-    """Wrap the sink's `_write` (called on its own thread) with a stopwatch."""
-    inner = sink._write
+    """Note each write on the sink's own thread (its on_write observers get its start and end)."""
     bucket = rec.write_s[sink.name]
     spans = rec.spans[f"{sink.name} write"]
 
-    def timed(frame):
-        a = time.perf_counter()
-        inner(frame)
-        b = time.perf_counter()
-        bucket.append(b - a)
-        spans.append((a, b))
+    def timed(began: float, ended: float) -> None:
+        bucket.append(ended - began)
+        spans.append((began, ended))
 
-    sink._write = timed
+    sink.on_write.append(timed)
 
 
 def time_trims(trimmer, rec: Recorder) -> None:
