@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 
 import torch
 
@@ -75,19 +75,9 @@ class EngineStats:
     times: FrameTimes = FrameTimes()  # of the last frame
 
 
-@dataclass
-class _Running:
-    """The engine thread's own counters, of which `Engine.stats` is a frozen copy."""
-
-    frames: int = 0
-    rendered: int = 0
-    errors: int = 0
-    last_error: str = ""
-    frame_ms: float = 0.0
-    fps: float = 0.0
-    events: int = 0
-    last_touched: str = ""
-    times: FrameTimes = FrameTimes()
+# The engine thread's own counters, of which `Engine.stats` is a frozen copy: EngineStats'
+# fields, writable.
+_Running = make_dataclass("_Running", [(f.name, f.type, field(default=f.default)) for f in fields(EngineStats)])
 
 
 class Engine:
