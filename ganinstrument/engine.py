@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
 LOG_FLUSH_S = 1.0  # --log-params reaches the disk at least this often
-KEY_QUEUE = 256  # key actions waiting for the next frame; beyond that the newest are dropped
+KEY_QUEUE = 256  # key actions waiting for the next frame; beyond that the oldest are dropped
 
 
 class News(str):
@@ -58,6 +58,7 @@ class FrameTimes:
     render_s: float = 0.0  # Instrument.step: smooth, modulate, scene, render (queued, on CUDA)
     submit_s: float = 0.0  # the frame handed to every sink
     total_s: float = 0.0  # the whole frame, the HUD and logs included
+    gpu_wait_s: float = 0.0  # (CUDA) waiting for the frame before the last to finish (_wait_for_gpu)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class EngineStats:
 
 # The engine thread's own counters, of which `Engine.stats` is a frozen copy: EngineStats'
 # fields, writable.
-_Running = make_dataclass("_Running", [(f.name, f.type, field(default=f.default)) for f in fields(EngineStats)])
+_Running = make_dataclass("_Running", [(f.name, f.type, field(default=f.default, default_factory=f.default_factory))
+                                        for f in fields(EngineStats)])
 
 
 class Engine:
@@ -111,7 +113,7 @@ class Engine:
         self.panic = Panic()  # freeze / blackout
         self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
         self._stop = threading.Event()
-        self._keys: DropQueue[str] = DropQueue(KEY_QUEUE)  # from the preview and MIDI poller threads
+        self._keys: DropQueue[str] = DropQueue(KEY_QUEUE, drop="oldest")  # (the newest, quit, matters most)
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
         self._log_flushed_t = 0.0
         self._last_t: float | None = None
@@ -189,16 +191,17 @@ class Engine:
         self._last_t = now
         t = now - self._start_t
         started = time.perf_counter()
-        marks = [started] * 4  # after the controls, the modulation, the render; the submit's start
+        marks = [started] * 5  # after the GPU wait, the controls, the modulation, the render; the submit's start
         rendered_before = self._run.rendered
         try:
             self._wait_for_gpu()
-            self._take_controls(t)
             marks[0] = time.perf_counter()
-            self._take_features(t)
+            self._take_controls(t)
             marks[1] = time.perf_counter()
-            frame = self._render(dt)
+            self._take_features(t)
             marks[2] = time.perf_counter()
+            frame = self._render(dt)
+            marks[3] = time.perf_counter()
             if self._run.rendered > rendered_before and getattr(getattr(frame, "pixels", None), "is_cuda", False):
                 done = torch.cuda.Event(blocking=True)  # sleeps rather than spins when waited on
                 done.record()
@@ -215,7 +218,7 @@ class Engine:
             self._render_s = max(seconds, 0.9 * self._render_s + 0.1 * seconds)
         if dt > 0:
             self._run.fps = 0.9 * self._run.fps + 0.1 / dt if self._run.fps else 1.0 / dt
-        marks[3] = time.perf_counter()
+        marks[4] = time.perf_counter()
         if frame is not None and self.sinks is not None:
             # Stamped with the show clock: a held (frozen) picture keeps time moving in a
             # recording, and the live audio input is stamped on the same clock.
@@ -235,10 +238,10 @@ class Engine:
                 log.debug("autosave snapshot failed: %s", exc)
         self._log_values(t)
         self._update_hud(now)
-        input_end, modulation_end, render_end, submit_start = (max(m, started) for m in marks)
+        waited, input_end, modulation_end, render_end, submit_start = marks
         self._run.times = times = FrameTimes(
-            input_end - started, max(0.0, modulation_end - input_end), max(0.0, render_end - modulation_end),
-            submitted - submit_start, time.perf_counter() - started)
+            max(0.0, input_end - waited), max(0.0, modulation_end - input_end), max(0.0, render_end - modulation_end),
+            submitted - submit_start, time.perf_counter() - started, waited - started)
         for observer in self.on_frame:
             try:
                 observer(frame, times)

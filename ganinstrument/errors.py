@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .text import shorten
+from .text import visible
 
 
 class GanInstrumentError(Exception):
@@ -38,5 +38,11 @@ class DeviceError(GanInstrumentError, OSError):
     """A compute or I/O device is missing or unusable."""
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    return shorten(" ".join(str(text).split()), limit)
+def _one_line(text: str, limit: int = 1000) -> str:
+    """`text` on one line (runs of white space, newlines too, become one space), cut to about
+    `limit` characters; only its start is read, however long it is."""
+    text = str(text)
+    head = " ".join(text[: 4 * limit].split())
+    if len(head) <= limit and len(text) <= 4 * limit:
+        return visible(head)
+    return f"{visible(head[:limit])}… ({len(text)} characters)"

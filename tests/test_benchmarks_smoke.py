@@ -14,7 +14,9 @@ set's numpy tones (`--tones-only`).
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,11 +29,18 @@ NUM = r"[-+]?\d+(?:\.\d+)?"
 
 def run_bench(script: str, *args: str, timeout: float = 120.0) -> str:
     """Run benchmarks/<script> with `args`; it must exit 0. Returns its stdout."""
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=BENCH.parent)
+    # In a session of its own: on a timeout the whole group goes (a private jackd included)
+    proc = subprocess.Popen([sys.executable, str(BENCH / script), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=BENCH.parent, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{script} did not finish within {timeout:g} s")
     assert proc.returncode == 0, (f"{script} exited with {proc.returncode}\n--- stdout\n"
-                                  f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-    return proc.stdout
+                                  f"{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}")
+    return stdout
 
 
 def line(out: str, pattern: str) -> re.Match:

@@ -33,7 +33,7 @@ def test_the_hud_shows_a_fader_waiting_for_pickup_and_clears_it(jack_server, tmp
         message after a JACK connection may come before the connection does)."""
         for _ in range(10):
             send()
-            if wait_for(lambda: engine.frame() is None or check(), 0.5):
+            if wait_for(lambda: (engine.frame(), check())[1], 0.5):
                 return True
         return False
 

@@ -210,6 +210,46 @@ def test_pickup_waits_for_the_fader_and_rearms_after_recall_and_outside_changes(
     assert r.stats.takeover_ignored == 4
 
 
+def test_pickups_name_the_controls_held_back_now_and_nothing_stale():
+    clock = FakeClock(1.0)
+    state = {n: s.default for n, s in REG.targets.items()}
+    r = make("- {cc: 0, target: z.0}\n", takeover="pickup", extra=BANKS.replace("cc: 0..1", "cc: 1..2"),
+             current=lambda n: state[n], clock=clock)
+
+    def route(*events):
+        clock.advance(0.2)
+        for u in r.route(events):
+            state[u.target] = u.value
+
+    assert r.pickups() == []
+    route(cc(0, 10))  # armed, far from z.0's 0: held back
+    [p] = r.pickups()
+    assert (p.target, p.control, p.target_value) == ("z.0", "cc 0 ch 1", 0.0)
+    assert p.control_value == pytest.approx(-3 + 6 * 10 / 127)
+    state["z.0"] = 1.5  # a recall moves the target: the waiting control now aims there
+    r.rearm()
+    assert r.pickups()[0].target_value == 1.5
+    state["z.0"] = p.control_value  # something else brought the target to the fader
+    assert r.pickups() == []
+    state["z.0"] = 1.5
+    route(cc(0, 100))  # crosses 1.5: picked up
+    assert r.pickups() == []
+    route(cc(0, 10))  # the fader leaves... and z.0 follows (picked up): nothing held back
+    assert r.pickups() == []
+    state["z.0"] = 2.5
+    route(cc(0, 12))
+    assert [p.target for p in r.pickups()] == ["z.0"]
+    r.rearm(forget_position=True)  # the controller was replugged: where the fader is is unknown
+    assert r.pickups() == []
+    route(cc(2, 10))  # page z's z.1 (at 0), far: held back
+    assert [p.target for p in r.pickups()] == ["z.1"]
+    route(note(26, 127))  # another page: z.1's control is not live there
+    assert r.pickups() == []
+    route(cc(2, 127))  # (moves edit.b8 on that page)
+    route(note(25, 127))  # back: the fader moved meanwhile, the old position is stale
+    assert r.pickups() == []
+
+
 def test_another_control_moving_the_target_stops_a_whip():
     clock = FakeClock(1.0)
     state = {"psi": 1.0}

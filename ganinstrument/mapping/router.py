@@ -222,8 +222,14 @@ class Router:
     def pickups(self) -> list[Pickup]:
         """The controls soft takeover holds back now (their last move was ignored), on the
         active pages, with where each is and where it must go; for the HUD."""
-        return [Pickup(bound.name, bound.label, bound.away, self._value_now(bound.name))
-                for bound in self._bound if bound.away is not None and self._live(bound)]
+        out = []
+        for bound in self._bound:
+            if bound.away is None or not self._live(bound):
+                continue
+            value = self._value_now(bound.name)
+            if abs(value - bound.away) > self.threshold * abs(bound.hi - bound.lo):  # (else: met
+                out.append(Pickup(bound.name, bound.label, bound.away, value))  # from elsewhere)
+        return out
 
     def rearm(self, targets: Iterable[str] | None = None, forget_position: bool = False) -> None:
         """Re-arm soft takeover (after a preset recall: `inst.on_recall.append(router.rearm)`;
@@ -232,6 +238,8 @@ class Router:
         for bound in self._bound:
             if names is None or bound.name in names:
                 bound.take = tk.rearm(bound.take, forget_position)
+                if forget_position:
+                    bound.away = None  # where it was is no longer known
 
     @property
     def pages(self) -> dict[str, str]:
@@ -472,6 +480,7 @@ class Router:
         for bound in self._bound:
             if bound.scope == (bank, page):
                 bound.take = tk.rearm(bound.take, forget_position=True)
+                bound.away = None  # it may have moved on the other page
         b = self.mapping.banks[bank]
         for callback in self.on_page:
             try:

@@ -143,18 +143,18 @@ def start_server(name: str, *, rate: int = 48000, period: int = 256) -> JackServ
     )
     log.close()
     server = JackServer(name, proc, log.name, rate, period)
-    deadline = time.monotonic() + READY_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            text = server.log()
-            stop_server(server)
-            raise JackError(f"jackd exited with {proc.returncode}:\n{text}")
-        if server.answers():
-            return server
-        time.sleep(0.05)
-    text = server.log()
-    stop_server(server)
-    raise JackError(f"jackd did not become ready within {READY_S:g} s:\n{text}")
+    try:
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise JackError(f"jackd exited with {proc.returncode}:\n{server.log()}")
+            if server.answers():
+                return server
+            time.sleep(0.05)
+        raise JackError(f"jackd did not become ready within {READY_S:g} s:\n{server.log()}")
+    except BaseException:  # (Ctrl-C included): no jackd is left behind
+        stop_server(server)
+        raise
 
 
 def stop_server(server: JackServer) -> None:
