@@ -228,8 +228,7 @@ class MidiInput:
         self.backend = backend if isinstance(backend, Backend) or hasattr(backend, "names") \
             else Backend(backend, client_name)
         self.clock = clock or MonotonicClock()
-        self.queue_size = int(queue_size)
-        self._queue: DropQueue[ControlEvent] = DropQueue(self.queue_size, drop="newest")
+        self._queue: DropQueue[ControlEvent] = DropQueue(int(queue_size), drop="newest")
         self._counters: list[PortCounters] = []
         self.ports = PortSet(self.backend, "input", PortMatcher(ports, client_name), self._open,
                              on_change, poll_s)
@@ -280,6 +279,15 @@ class MidiInput:
     def messages(self) -> deque[str]:
         """What the performer should know (missing device, port in use), newest last."""
         return self.ports.messages
+
+    @property
+    def queue_size(self) -> int:
+        """How many events may wait for the engine; beyond that the newest are dropped."""
+        return self._queue.maxlen
+
+    @queue_size.setter
+    def queue_size(self, value: int) -> None:
+        self._queue.maxlen = value
 
     def stats(self) -> MidiStats:
         cs = list(self._counters)
