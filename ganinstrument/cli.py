@@ -79,7 +79,7 @@ def _cmd_devices(args) -> int:
 
 def _cmd_learn(args) -> int:
     from .instrument import Instrument
-    from .mapping.learn import learn_loop
+    from .mapping.learn_session import learn_loop
     from .sources.midi import MidiInput
     from .sources.ports import backend_of
 

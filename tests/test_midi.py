@@ -300,7 +300,7 @@ def test_feedback_undoes_curve_and_invert():
 
 
 def test_feedback_from_mapping_bindings():
-    from ganinstrument.mapping.schema import parse_mapping
+    from ganinstrument.mapping import parse_mapping
     from ganinstrument.params import Registry, TargetSpec
 
     registry = Registry.build([TargetSpec("psi", -1, 2, 1), TargetSpec("z.0", -3, 3, 0), TargetSpec("z.1", -3, 3, 0)],

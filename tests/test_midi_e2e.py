@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ganinstrument.mapping.router import Router
-from ganinstrument.mapping.schema import parse_mapping
+from ganinstrument.mapping import parse_mapping
 from ganinstrument.sources.midi import MidiInput
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ganinstrument.events import ParamUpdate
 from ganinstrument.mapping.modulation import Modulation, feature_value
-from ganinstrument.mapping.schema import ModulationRoute, parse_mapping
+from ganinstrument.mapping import ModulationRoute, parse_mapping
 from ganinstrument.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.audio import BlockSource, OnsetEvent
 

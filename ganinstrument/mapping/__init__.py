@@ -8,11 +8,9 @@ Modulation routes (audio features) are parsed here too (`ModulationRoute`); thei
 `mapping.modulation`.
 """
 
+from .parse import load_mapping, parse_mapping
 from .router import Router
-from .schema import (
-    Bank, Binding, DeviceMatch, Info, Mapping, MappingError, ModulationRoute, Page, Problem, Source,
-    load_mapping, parse_mapping,
-)
+from .schema import Bank, Binding, DeviceMatch, Info, Mapping, MappingError, ModulationRoute, Page, Problem, Source
 
 __all__ = ["Bank", "Binding", "DeviceMatch", "Info", "Mapping", "MappingError", "ModulationRoute", "Page",
            "Problem", "Router", "Source", "load_mapping", "parse_mapping"]

@@ -19,7 +19,8 @@ from ..text import shorten_repr
 from ..yamlsafe import PRESET_BYTES, YamlError, read_text
 from .checks import Problem
 from .located import LDict, load_located
-from .schema import MappingError, load_mapping
+from .parse import load_mapping
+from .schema import MappingError
 
 PRESET_KEYS = ("targets", "latent", "edits", "blends", "saved_at", "models")
 

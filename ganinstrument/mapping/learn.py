@@ -1,11 +1,11 @@
-"""MIDI learn: what kind of control was moved, from the events it sent; and the terminal loop.
+"""MIDI learn: what kind of control was moved, from the events it sent.
 
 `detect(events)` is pure: a list of ControlEvents in, a `Detection` out (absolute CC, button CC,
 note button, relative encoder and its encoding, 14-bit CC pair, pitch bend, channel pressure,
 program change), the way ReaLearn and Mixxx's wizard guess a control's character from the
 values it emits. The performer is asked to turn encoders clockwise first, which tells the
-sign-magnitude encodings apart. `learn_loop` asks for targets and writes bindings with
-`learn_yaml.add_binding`, keeping the rest of the file (comments included) as it was.
+sign-magnitude encodings apart. `learn_session.learn_loop` asks for targets and writes bindings
+with `learn_yaml.add_binding`, keeping the rest of the file (comments included) as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..clock import Clock, MonotonicClock
+from ..clock import Clock
 from ..errors import GanInstrumentError
 from ..events import ControlEvent
 from ..params import Registry
@@ -167,47 +167,3 @@ def capture(source, clock: Clock, *, wait_s: float = 30.0, quiet_s: float = 1.0,
         if first is not None and (now - last >= quiet_s or now - first >= max_s):
             return events
         sleep(0.02)
-
-
-def learn_loop(registry: Registry, source, out_path, *, ask: Callable[[str], str] = input,
-               say: Callable[[str], None] = print, clock: Clock | None = None,
-               sleep: Callable[[float], None] = time.sleep, quiet_s: float = 1.0) -> int:
-    """Ask for targets, capture a control each, write bindings; returns how many were written."""
-    from .learn_yaml import add_binding
-
-    clock = clock or MonotonicClock()
-    names = list(registry.targets) + list(registry.actions)
-    written = 0
-    say(f"MIDI learn: bindings go to {out_path}. Type a target or action (or its number; "
-        "'?' lists them; empty to finish).")
-    while True:
-        try:
-            answer = ask("target> ").strip()
-        except EOFError:
-            break
-        if not answer:
-            break
-        if answer == "?":
-            for i, name in enumerate(names, 1):
-                say(f"{i:4d}  {name}{'  (action)' if name in registry.actions else ''}")
-            continue
-        try:
-            name = resolve_name(registry, answer, names)
-        except GanInstrumentError as exc:
-            say(str(exc))
-            continue
-        say(f"move the control for {name} now (encoders: a few clicks clockwise, then back)")
-        events = capture(source, clock, quiet_s=quiet_s, sleep=sleep)
-        try:
-            found = detect(events)
-            line = add_binding(out_path, found, name, is_action=name in registry.actions, registry=registry)
-        except GanInstrumentError as exc:
-            say(f"not written: {exc}")
-            continue
-        say(f"{found.describe()} -> {name}")
-        for note in found.notes:
-            say(f"  note: {note}")
-        say(f"  wrote {line}")
-        written += 1
-    say(f"{written} binding{'s' if written != 1 else ''} written to {out_path}")
-    return written

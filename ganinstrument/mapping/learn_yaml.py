@@ -19,6 +19,8 @@ import yaml
 
 from ..yamlsafe import MAPPING_BYTES, LimitedLoader, YamlError, compose, construct, read_text
 from .learn import Detection, LearnError
+from .parse import parse_mapping
+from .schema import MappingError
 
 NEW_FILE = """\
 # ganinstrument mapping, written by `ganinstrument learn`; edit freely (comments are kept).
@@ -170,10 +172,6 @@ def add_binding(path, found: Detection, name: str, *, is_action: bool, registry=
 
 
 def _check(text: str, path: Path, registry, item: str) -> None:
-    try:
-        from .schema import MappingError, parse_mapping
-    except ImportError:  # the schema is optional here: the text edit stands on its own
-        return
     try:
         parse_mapping(text, path, registry)
     except MappingError as exc:

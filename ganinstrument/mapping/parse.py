@@ -9,8 +9,12 @@ by parse_bindings.py, the `modulation:` routes by parse_modulation.py.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ..params import Registry
 from ..text import shorten_repr
+from ..yamlsafe import MAPPING_BYTES, YamlError, read_text
 from . import names
 from .checks import MISSING, Checker, Problem
 from .located import LDict, LList, YamlSyntaxError, line_of, load_located
@@ -176,3 +180,22 @@ def _banks(data: LDict, ck: Checker, defaults, templates, protos: list[Proto], s
                                   (bi, pi), state)
         banks.append(bank)
     return banks
+
+
+def parse_mapping(text: str, path="<string>", registry: Registry | None = None) -> Mapping:
+    """Parse mapping YAML text; raises MappingError with every problem (lines of `path`)."""
+    return parse(text, os.fspath(path), registry)
+
+
+def load_mapping(path, registry: Registry | None = None) -> Mapping:
+    """Read and parse a mapping file (see schema.py's docstring); raises MappingError."""
+    path = Path(path)
+    try:
+        text = read_text(path, MAPPING_BYTES)
+    except FileNotFoundError:
+        raise MappingError(path, [Problem(0, "no such mapping file")]) from None
+    except YamlError as exc:
+        raise MappingError(path, [Problem(exc.line, str(exc))]) from None
+    except OSError as exc:
+        raise MappingError(path, [Problem(0, f"cannot read: {exc.strerror or exc}")]) from None
+    return parse_mapping(text, path, registry)

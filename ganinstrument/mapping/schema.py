@@ -73,17 +73,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import GanInstrumentError
 from ..params import Registry
-from ..yamlsafe import MAPPING_BYTES, YamlError, read_text
 from .checks import Problem
 
 __all__ = [
     "SCHEMA_VERSION", "SOURCE_KINDS", "BINDING_MODES", "FEATURES", "ONSET_FEATURES", "MODULATION_MODES",
     "MappingError", "Problem", "Info", "DeviceMatch", "Source", "Binding", "Page", "Bank", "ModulationRoute",
-    "Mapping", "load_mapping", "parse_mapping",
+    "Mapping",
 ]
 
 SCHEMA_VERSION = 1
@@ -317,24 +315,3 @@ class Mapping:
         for bank in self.banks:
             for page in bank.pages:
                 yield from page.bindings
-
-
-def parse_mapping(text: str, path="<string>", registry: Registry | None = None) -> Mapping:
-    """Parse mapping YAML text; raises MappingError with every problem (lines of `path`)."""
-    from .parse import parse
-
-    return parse(text, os.fspath(path), registry)
-
-
-def load_mapping(path, registry: Registry | None = None) -> Mapping:
-    """Read and parse a mapping file (see the module docstring); raises MappingError."""
-    path = Path(path)
-    try:
-        text = read_text(path, MAPPING_BYTES)
-    except FileNotFoundError:
-        raise MappingError(path, [Problem(0, "no such mapping file")]) from None
-    except YamlError as exc:
-        raise MappingError(path, [Problem(exc.line, str(exc))]) from None
-    except OSError as exc:
-        raise MappingError(path, [Problem(0, f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_mapping(text, path, registry)
