@@ -77,7 +77,7 @@ def test_an_out_that_is_an_input_is_refused_before_rendering(tmp_path, capsys, w
 def test_a_render_stopped_part_way_leaves_the_previous_out(tmp_path, how):
     # A take without sound: the video is written straight to its file as the frames come
     (tmp_path / "in").mkdir()
-    take = _take(tmp_path / "in", seconds=120.0)
+    take = _take(tmp_path / "in", seconds=3600.0)  # (14,401 frames: it cannot end before the signal)
     out = tmp_path / "out" / "video.mp4"
     out.parent.mkdir()
     out.write_bytes(b"the previous render")
