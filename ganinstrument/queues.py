@@ -93,3 +93,14 @@ class DropQueue(Generic[T]):
 
     def __repr__(self) -> str:
         return f"DropQueue({len(self)}/{self._maxlen}, drop={self.drop!r}, dropped={self._dropped})"
+
+
+class QueueBound:
+    """`queue_size` of a part that hands its items over through a DropQueue in `self._queue`
+    (MIDI input, OSC server): reading it gives the queue's bound, setting it changes it."""
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj._queue.maxlen
+
+    def __set__(self, obj, value: int) -> None:
+        obj._queue.maxlen = value

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..clock import Clock, MonotonicClock
 from ..events import ControlEvent
-from ..queues import DropQueue
+from ..queues import DropQueue, QueueBound
 from ..text import shorten
 from .complaints import Complaints
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
@@ -280,14 +280,7 @@ class MidiInput:
         """What the performer should know (missing device, port in use), newest last."""
         return self.ports.messages
 
-    @property
-    def queue_size(self) -> int:
-        """How many events may wait for the engine; beyond that the newest are dropped."""
-        return self._queue.maxlen
-
-    @queue_size.setter
-    def queue_size(self, value: int) -> None:
-        self._queue.maxlen = value
+    queue_size = QueueBound()  # how many events may wait for the engine (then the newest are dropped)
 
     def stats(self) -> MidiStats:
         cs = list(self._counters)

@@ -25,7 +25,7 @@ from ..clock import Clock, MonotonicClock
 from ..errors import GanInstrumentError
 from ..events import ControlEvent, ParamUpdate
 from ..params import Registry
-from ..queues import DropQueue
+from ..queues import DropQueue, QueueBound
 from ..text import shorten
 from .complaints import Complaints
 
@@ -144,14 +144,7 @@ class OscServer:
         self._server = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def queue_size(self) -> int:
-        """How many messages may wait for the engine; beyond that the newest are dropped."""
-        return self._queue.maxlen
-
-    @queue_size.setter
-    def queue_size(self, value: int) -> None:
-        self._queue.maxlen = value
+    queue_size = QueueBound()  # how many messages may wait for the engine (then the newest are dropped)
 
     @property
     def dropped(self) -> int:
