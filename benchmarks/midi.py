@@ -135,7 +135,7 @@ class ProbeEngine(Engine):
         now = time.perf_counter()
         self.input_s.append(times.input_s)
         # the moment drain + route + apply ended: the frame's start plus its input phase
-        t1 = now - times.total_s + times.input_s
+        t1 = now - times.total_s + times.gpu_wait_s + times.input_s
         if self.tap.batch:
             value = self.inst.state.target(PROBE_TARGET)
             changed = value != self._last_target

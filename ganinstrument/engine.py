@@ -22,7 +22,6 @@ import json
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 
@@ -313,7 +312,7 @@ class Engine:
         if self._run.errors == 1 or self._run.errors % 100 == 0:
             log.error("frame %d failed (%d so far): %s; the last good frame stays up (--debug shows "
                       "where)", self._run.frames, self._run.errors, shorten(self._run.last_error, 300))
-        log.debug("frame %d failed\n%s", self._run.frames, "".join(traceback.format_exception(exc)))
+        log.debug("frame %d failed", self._run.frames, exc_info=exc)  # (formatted only when shown)
         return self._last_good
 
     def _engine_action(self, action: str) -> bool:

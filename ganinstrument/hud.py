@@ -63,15 +63,14 @@ class Hud:
             hud["news"] = shorten(news, 240)
         if engine.frozen or engine.blackout:
             hud["panic"] = "frozen" if engine.frozen else "blackout"
-        problem = self.problem(engine, now)
+        problem = self.problem(stats, engine.inst.warnings, now)
         if problem:
             hud["error"] = shorten(problem, 240)
         return hud
 
-    def problem(self, engine, now: float) -> str | None:
+    def problem(self, stats, warnings, now: float) -> str | None:
         """The newest error (a frame that failed) or warning (a preset, a mapping), for
         NEWS_S seconds after it happened; a failure that repeats stays up while it does."""
-        stats, warnings = engine.stats, engine.inst.warnings
         seen = self._problem_key or (0, 0)
         if (stats.errors, warnings.said) != seen:
             self._problem_key = (stats.errors, warnings.said)

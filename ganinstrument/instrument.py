@@ -95,7 +95,7 @@ class Instrument:
         self.registry = Registry.build(own + list(self.latent.targets()) + list(self.bender.targets()),
                                        list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS))
         self.state = State(self.registry)
-        self.bank = PresetBank(presets_dir)  # (None: the user's, made when first needed)
+        self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
         self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
         # Per-frame modulation (audio features): `apply(values, dt) -> set of changed names`
         # writes into the frame's values after smoothing; `pending_actions()` -> ParamUpdates.

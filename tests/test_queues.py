@@ -103,8 +103,8 @@ def test_many_producers_against_a_small_bound_count_every_drop_exactly(drop):
 
 
 def test_a_flood_of_key_actions_between_two_frames_is_bounded():
-    """The preview's keys wait in the engine's DropQueue: a flood plays the first KEY_QUEUE
-    actions and drops the rest (an even number of freeze toggles leaves the picture live)."""
+    """The preview's keys wait in the engine's DropQueue: a flood plays the newest KEY_QUEUE
+    actions and drops the oldest, so the key pressed last (Esc, quit) is never the one lost."""
     from ganinstrument.clock import FakeClock
     from ganinstrument.engine import KEY_QUEUE, Engine
     from ganinstrument.instrument import Instrument
@@ -113,8 +113,11 @@ def test_a_flood_of_key_actions_between_two_frames_is_bounded():
     try:
         for _ in range(KEY_QUEUE + 1):
             engine.key_action("panic.freeze")
+        engine.key_action("quit")
         engine.frame()
-        assert not engine.frozen  # KEY_QUEUE (even) toggles played, the last one dropped
+        assert engine.stopping  # the last key played
+        assert engine._keys.dropped == 2  # the two oldest toggles went ...
+        assert engine.frozen  # ... so KEY_QUEUE - 1 (odd) toggles played
     finally:
         engine.close()
 

@@ -24,6 +24,7 @@ WINDOW_S = 2.0  # a problem said is then counted, not said, for this long (doubl
 MAX_HOLD_S = 300.0
 BURST = 8  # new problems said per window; beyond that they are counted together
 MAX_KEYS = 256
+FLUSH_S = 0.25  # how often the counts due are looked for
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Complaints:
         self._problems: dict[Hashable, _Problem] = {}
         self._window = (clock(), 0)  # (start, new problems said in it)
         self._lock = threading.Lock()
+        self._flushed = float("-inf")
 
     def say(self, key: Hashable, text: str, more: str = "") -> bool:
         """Problem `key` happened: say `text` unless it was said lately (then count it, and say
@@ -53,12 +55,14 @@ class Complaints:
         with self._lock:
             now = self.clock()
             self.total += 1
-            self._flush(now)
             problem = self._problems.get(key)
             if problem is not None and now < problem.until:
                 problem.count += 1
                 problem.more = more or problem.more
                 return False
+            if problem is not None and problem.count:  # its count is due and not said yet
+                self._emit((problem.more or "{n} more like it").format(n=problem.count))
+                problem.count = 0
             start, said = self._window
             if now - start >= WINDOW_S:
                 start, said = now, 0
@@ -73,9 +77,14 @@ class Complaints:
             return True
 
     def flush(self) -> None:
-        """Say the counts that are due (and forget problems long quiet)."""
+        """Say the counts that are due (and forget problems long quiet); at most every
+        FLUSH_S, however often it is called (the OSC server calls it after every packet)."""
         with self._lock:
-            self._flush(self.clock())
+            now = self.clock()
+            if now - self._flushed < FLUSH_S:
+                return
+            self._flushed = now
+            self._flush(now)
 
     def _flush(self, now: float) -> None:
         for key, problem in list(self._problems.items()):

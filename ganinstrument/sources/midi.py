@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..clock import Clock, MonotonicClock
 from ..events import ControlEvent
 from ..queues import DropQueue, QueueBound
-from ..text import shorten
+from ..text import shorten, shorten_repr
 from .complaints import Complaints
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
 
@@ -78,7 +78,7 @@ def bytes_shown(data: Sequence[int], limit: int = 8) -> str:
     try:
         head = " ".join(f"{int(b) & 0xFF:02X}" for b in list(data[:limit]))
     except Exception:  # not bytes at all
-        return shorten(repr(data), 40)
+        return shorten_repr(data, 40)
     return f"[{head}{f' ... ({len(data)} bytes)' if len(data) > limit else ''}]"
 
 

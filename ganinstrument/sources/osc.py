@@ -26,7 +26,7 @@ from ..errors import GanInstrumentError
 from ..events import ControlEvent, ParamUpdate
 from ..params import Registry
 from ..queues import DropQueue, QueueBound
-from ..text import shorten
+from ..text import shorten, shorten_repr
 from .complaints import Complaints
 
 log = logging.getLogger("ganinstrument.osc")
@@ -71,7 +71,7 @@ def _sender(client_address) -> str:
 def _args_shown(args) -> str:
     if not args:
         return "no arguments"
-    parts = [shorten(repr(a), 24) for a in args[:4]]
+    parts = [shorten_repr(a, 24) for a in args[:4]]
     more = f", ... ({len(args)} arguments)" if len(args) > 4 else ""
     return "(" + ", ".join(parts) + more + ")"
 
@@ -257,7 +257,7 @@ class OscServer:
             return ParamUpdate(name, 0.0 if value is None else value, action=True, source="osc")
         guesses = Registry.suggest(name, list(self.registry.targets) + list(self.registry.actions))
         hint = f"; did you mean {' or '.join(head + g for g in guesses)}?" if guesses else ""
-        raise _Refused(f"no target or action {shorten(name, 60)!r}{hint}")
+        raise _Refused(f"no target or action {shorten_repr(name, 60)}{hint}")
 
     def _reject(self, sender, address: str, why: _Refused) -> None:
         self.rejected += 1
