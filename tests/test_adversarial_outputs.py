@@ -57,6 +57,17 @@ def test_offline_outputs_do_not_reopen(tmp_path):
                        offline=True)
     assert [s.restart for s in sinks] == [False, False, False]
     sinks.close()
+    null = open_sinks("null", 64, 48, 30, offline=True).get("null")
+
+    def broken(frame):
+        raise OSError(5, "Input/output error")
+
+    null._write = broken  # (a failure, as a disk would give it)
+    null.submit(frame(0, 0.0))
+    time.sleep(0.6)  # past the first two back-offs of a live output
+    assert null.stats.errors == 1 and null.stats.restarts == 0 and not null.stats.enabled
+    assert not null.submit(frame(1, 1 / 30))  # a render then fails: "writing the output failed"
+    null.close()
     live = open_sinks(f"record:{tmp_path / 'live.mp4'}", 64, 48, 30)
     assert live.get("record").restart
     live.close()
