@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import audio_eval_set  # noqa: E402
 
-from ganinstrument.sources.features import FeatureExtractor  # noqa: E402
+from ganinstrument.sources.audio.features import FeatureExtractor  # noqa: E402
 
 WINDOW_S = 0.05
 

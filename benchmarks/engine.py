@@ -36,7 +36,7 @@ With JACK, the private server's log is read for xruns, and for the cycles in whi
 client had not finished: MIDI sent but never seen by our input is reported as lost in JACK.
 
 The engine runs on the main thread, as `perform` runs it; `--engine-thread worker` runs it on
-another thread instead. OpenMP is set up as `perform` sets it (ganinstrument/openmp.py: spin
+another thread instead. OpenMP is set up as `perform` sets it (ganinstrument/common/openmp.py: spin
 briefly, then sleep); with libgomp's default long spin, on a loaded 2-core machine, frames on
 the main thread cost up to 20x the CPU time they cost on a worker thread; compare by setting
 OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself.
@@ -77,18 +77,19 @@ try:
 except ImportError:  # Windows
     resource = None
 
-from ganinstrument.openmp import configure_openmp  # noqa: E402
+from ganinstrument.common.openmp import configure_openmp  # noqa: E402
 
 configure_openmp()  # as `ganinstrument perform` does, before torch loads (yours wins)
 
 import torch  # noqa: E402
 
-from ganinstrument.clock import MonotonicClock  # noqa: E402
-from ganinstrument.engine import Engine  # noqa: E402
-from ganinstrument.events import ControlEvent  # noqa: E402
-from ganinstrument.heap import HeapTrimmer  # noqa: E402
+from ganinstrument.common.clock import MonotonicClock  # noqa: E402
+from ganinstrument.engine.loop import Engine  # noqa: E402
+from ganinstrument.common.events import ControlEvent  # noqa: E402
+from ganinstrument.common.reporting import Quiet  # noqa: E402
+from ganinstrument.common.heap import HeapTrimmer  # noqa: E402
 from ganinstrument.outputs import Sinks  # noqa: E402
-from ganinstrument.sources.audio import BlockSource, OnsetEvent  # noqa: E402
+from ganinstrument.sources.audio.input import BlockSource, OnsetEvent  # noqa: E402
 
 CPU_CONFIGS = ["demo", "sg2-256-paper"]
 CUDA_CONFIGS = ["demo", "sg2-512-f", "sg2-1024-f"]
@@ -187,7 +188,7 @@ def click_track(seconds: float, bpm: float, sr: int = SAMPLE_RATE) -> tuple[np.n
     return x, beats
 
 
-class LiveClicks:
+class LiveClicks(Quiet):
     """A looping click track through BlockSource, fed by wall time on its own thread (the
     live input's callback + feature worker, in one thread). Onset times come out on the
     instrument's clock; `drained` tells, per drained onset, (onset time, click time, kind)."""
@@ -267,7 +268,7 @@ class LiveClicks:
 
 
 # -- controls ----------------------------------------------------------------------------------
-class InjectedMidi:
+class InjectedMidi(Quiet):
     """`--no-jack`: a thread puts ControlEvents (triangle waves on `ccs`) on a deque at `rate`/s,
     timestamped on the clock, as our rtmidi callback would."""
 
@@ -333,7 +334,7 @@ class Recorder:
         self.last_start: float | None = None
 
 
-class TapMidi:
+class TapMidi(Quiet):
     """Between the engine and its MIDI source: notes the timestamps of what each drain returns."""
 
     def __init__(self, midi, rec: Recorder):
@@ -531,13 +532,13 @@ def time_trims(trimmer, rec: Recorder) -> None:
 
 
 def build_instrument(config: str, device: str | None):
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.instrument.facade import Instrument
 
     if config == "demo":
         return Instrument("demo", device=device)
-    from ganinstrument.models import build_generator
-    from ganinstrument.models.configs import FULL_SIZE
-    from ganinstrument.models.device import pick_device
+    from ganinstrument.generator import build_generator
+    from ganinstrument.generator.configs import FULL_SIZE
+    from ganinstrument.generator.device import pick_device
 
     kind, kwargs = FULL_SIZE[config]
     torch.manual_seed(0)
@@ -593,7 +594,7 @@ def open_sinks(names, width, height, fps, tmpdir, config, rec, tap=None):
 
 
 def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = False) -> None:
-    from ganinstrument.wiring import connect_mapping
+    from ganinstrument.instrument.wiring import connect_mapping
 
     clock = MonotonicClock()
     rss0 = rss_bytes()
@@ -616,7 +617,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         injected = InjectedMidi(clock, CONTROL_CCS, args.cc_rate).start()
         source, control_desc = injected, f"{args.cc_rate:g} injected CC/s"
     else:
-        from ganinstrument.sources.midi import MidiInput
+        from ganinstrument.sources.midi.input import MidiInput
         from ganinstrument.testing.jack import JACK_BACKEND, Sender, wait_for
 
         sender = Sender(f"bench-ctl-{config}")
@@ -627,7 +628,7 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         source, control_desc = midi_in, f"{args.cc_rate:g} CC/s through JACK"
 
     late0 = late_cycles()
-    engine = BenchEngine(inst, rec, router=controls.router, midi=TapMidi(source, rec), audio=audio,
+    engine = BenchEngine(inst, rec, router=controls.router, controls=[TapMidi(source, rec)], audio=audio,
                          sinks=TimedSinks(sinks, rec, device), clock=clock, fps=args.fps or None)
     label = (f"{'soak: ' if soak else ''}{config} on {device}, {width}x{height}, {minutes:g} min, "
              f"{control_desc}, clicks at {args.bpm:g} BPM, sinks {', '.join(s.name for s in sinks)}")
@@ -943,13 +944,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     faulthandler.enable()  # a crash in a native library (rtmidi, torch) prints every thread's stack
 
-    from ganinstrument.models.device import pick_device
+    from ganinstrument.generator.device import pick_device
     from ganinstrument.outputs.spec import unavailable_reason
 
     device = pick_device(args.device)
     args.device = str(device)
     if device.type == "cpu":  # as `perform` does: one core left to the rest (OMP_NUM_THREADS=N wins)
-        from ganinstrument.openmp import leave_a_core
+        from ganinstrument.common.openmp import leave_a_core
 
         leave_a_core()
     configs = args.configs or (CUDA_CONFIGS if device.type == "cuda" else CPU_CONFIGS)

@@ -24,10 +24,10 @@ import time
 
 import torch
 
-from ganinstrument.models import build_generator
-from ganinstrument.models.configs import FULL_SIZE
-from ganinstrument.models.device import pick_device
-from ganinstrument.models.ops import tune_cpu_allocator
+from ganinstrument.generator import build_generator
+from ganinstrument.generator.configs import FULL_SIZE
+from ganinstrument.generator.device import pick_device
+from ganinstrument.generator.ops import tune_cpu_allocator
 
 CONFIGS = FULL_SIZE
 # FLOPs per frame as counted on the official NVlabs code (the reference figures): our

@@ -43,8 +43,9 @@ import time
 
 import numpy as np
 
-from ganinstrument.clock import MonotonicClock  # noqa: E402
-from ganinstrument.engine import Engine  # noqa: E402
+from ganinstrument.common.clock import MonotonicClock  # noqa: E402
+from ganinstrument.common.reporting import Quiet  # noqa: E402
+from ganinstrument.engine.loop import Engine  # noqa: E402
 from ganinstrument.testing.jack import JACK_BACKEND, Sender, jack_server, wait_for  # noqa: E402
 
 PROBE_CC, PROBE_TARGET = 24, "psi"  # the generic mapping: CC 24 -> psi
@@ -91,7 +92,7 @@ def fmt_ms(values, qs=(50, 90, 99)) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in p.items()) + f" ms (n={len(values)})"
 
 
-class TapMidi:
+class TapMidi(Quiet):
     """Stands between the engine and MidiInput: counts and timestamps what each drain returns.
     `close` is a no-op so one MidiInput serves several engines."""
 
@@ -121,11 +122,11 @@ class TapMidi:
 
 class ProbeEngine(Engine):
     """The real Engine, watched through its on_frame observers (the end of drain + route + apply,
-    the input time); optionally no render."""
+    the input time); optionally drawing nothing (then it polls every `poll_s`)."""
 
-    def __init__(self, inst, tap: TapMidi, *, render: bool, poll_s: float, **kwargs):
-        super().__init__(inst, midi=tap, **kwargs)
-        self.tap, self.render, self.poll_s = tap, render, poll_s
+    def __init__(self, inst, tap: TapMidi, *, render: bool, poll_s: float, fps=None, **kwargs):
+        super().__init__(inst, controls=[tap], draw=render, fps=fps if render else 1.0 / poll_s, **kwargs)
+        self.tap = tap
         self.seen: list[tuple[float, float, float, bool]] = []  # (visible, callback ts, value, changed)
         self.input_s: list[float] = []
         self._last_target = inst.state.target(PROBE_TARGET)
@@ -142,18 +143,6 @@ class ProbeEngine(Engine):
             self._last_target = value
             for ev in self.tap.batch:
                 self.seen.append((t1, ev.timestamp, ev.value, changed))
-
-    def _render(self, dt: float):
-        if self.render:
-            return super()._render(dt)
-        self.inst.state.step(dt)  # smoothing goes on; no picture
-        return None
-
-    def _pace(self, next_t: float) -> float:
-        if self.fps:
-            return super()._pace(next_t)
-        self._stop.wait(self.poll_s)
-        return next_t
 
 
 def drive(engine: Engine, work) -> tuple[object, float]:
@@ -212,7 +201,7 @@ def latency_phase(label: str, inst, controls, tap, sender, clock, args, *, fps, 
     vis = np.array([s[0] for s in seen[:k]])
     cb = np.array([s[1] for s in seen[:k]])
     changed = sum(1 for s in seen[:k] if s[3])
-    frames = engine.stats.frames
+    frames = len(engine.input_s)  # (frames run, drawn or not)
     print(f"\n[{label}] load: {machine_load()}")
     print(f"  probes sent {len(sends)}, drained {len(seen)}, in order {order_ok}/{k}, "
           f"moved the target {changed}/{k}; engine frames {frames}, "
@@ -288,9 +277,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     faulthandler.enable()  # a crash in a native library (rtmidi, torch) prints every thread's stack
 
-    from ganinstrument.instrument import Instrument
-    from ganinstrument.sources.midi import MidiInput
-    from ganinstrument.wiring import connect_mapping
+    from ganinstrument.instrument.facade import Instrument
+    from ganinstrument.sources.midi.input import MidiInput
+    from ganinstrument.instrument.wiring import connect_mapping
 
     print(f"load at start: {machine_load()}")
     clock = MonotonicClock()

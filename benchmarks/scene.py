@@ -29,10 +29,10 @@ import time
 
 import torch
 
-from ganinstrument.models import build_generator, load_generator
-from ganinstrument.models.configs import FULL_SIZE
-from ganinstrument.models.device import pick_device
-from ganinstrument.models.ops import tune_cpu_allocator
+from ganinstrument.generator import build_generator, load_generator
+from ganinstrument.generator.configs import FULL_SIZE
+from ganinstrument.generator.device import pick_device
+from ganinstrument.generator.ops import tune_cpu_allocator
 from ganinstrument.scene.bending import Bender
 
 CONFIGS = {"demo": None, **FULL_SIZE}

@@ -11,7 +11,7 @@ __all__ = ["Instrument", "__version__"]
 
 def __getattr__(name):
     if name == "Instrument":
-        from .instrument import Instrument
+        from .instrument.facade import Instrument
 
         return Instrument
     raise AttributeError(f"module 'ganinstrument' has no attribute {name!r}")

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ganinstrument.sources.audio import read_wav
+    from ganinstrument.sources.audio.input import read_wav
 
     samples, _rate = read_wav(args.wav)
     data = np.ascontiguousarray(samples[:, 0], dtype=np.float32)

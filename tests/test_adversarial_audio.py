@@ -13,11 +13,11 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.cli import main
+from ganinstrument.commands.cli import main
 from ganinstrument.outputs import mux
 from ganinstrument.outputs.live_audio import AudioTap
-from ganinstrument.sources.audio import write_wav
-from ganinstrument.sources.audiofile import _wav_declared_frames
+from ganinstrument.sources.audio.input import write_wav
+from ganinstrument.sources.audio.file import _wav_declared_frames
 from test_outputs_live_audio import T0, _bursts, _decode, _onset, _record
 
 SECONDS, FPS = 1.0, 4

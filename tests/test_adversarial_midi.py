@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ganinstrument.sources.midi import MidiInput, bytes_shown
+from ganinstrument.sources.midi.input import MidiInput, bytes_shown
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(90)

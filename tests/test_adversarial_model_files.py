@@ -13,9 +13,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.errors import GanInstrumentError
-from ganinstrument.models import load_generator
-from ganinstrument.models.loading import save_safetensors
+from ganinstrument.common.errors import GanInstrumentError
+from ganinstrument.generator import load_generator
+from ganinstrument.generator.loading import save_safetensors
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -91,8 +91,8 @@ def test_a_forged_memo_index_is_refused_before_it_costs_memory(originals, tmp_pa
     path = tmp_path / "memo-bomb.pkl"
     path.write_bytes(bytes(data))
     script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
-              "from ganinstrument.models import load_generator\n"
-              "from ganinstrument.errors import GanInstrumentError\n"
+              "from ganinstrument.generator import load_generator\n"
+              "from ganinstrument.common.errors import GanInstrumentError\n"
               "try:\n    load_generator(sys.argv[1], device='cpu')\n"
               "except GanInstrumentError as exc:\n    print(exc)\n")
     result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
@@ -103,7 +103,7 @@ def test_a_forged_memo_index_is_refused_before_it_costs_memory(originals, tmp_pa
 def test_a_refusal_is_one_line_whatever_the_reason_quotes():
     """Found by fuzzing: a damaged NVlabs pickle made torch raise a TypeError whose text runs
     over several lines, and the refusal quoted it whole."""
-    from ganinstrument.errors import ModelLoadError
+    from ganinstrument.common.errors import ModelLoadError
 
     exc = ModelLoadError("net.pkl", "could not read the pickle: TypeError: set_() received\n * ()\n * (x)",
                          "try\nagain")

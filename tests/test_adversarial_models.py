@@ -12,8 +12,8 @@ import types
 import pytest
 import torch
 
-from ganinstrument.errors import ModelLoadError
-from ganinstrument.models.loading import load_generator
+from ganinstrument.common.errors import ModelLoadError
+from ganinstrument.generator.loading import load_generator
 
 
 class _System:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
-from ganinstrument.events import ParamUpdate
-from ganinstrument.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.common.events import ParamUpdate
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.complaints import BURST
 from ganinstrument.sources.osc import OscServer
 from jack_helpers import wait_for

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from ganinstrument.engine import Engine
-from ganinstrument.events import ControlEvent, ParamUpdate
-from ganinstrument.instrument import Instrument
+from ganinstrument.engine.loop import Engine
+from ganinstrument.common.events import ControlEvent, ParamUpdate
+from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.null import NullSink
 from ganinstrument.sources.osc import OscServer
+from ganinstrument.common.reporting import Quiet
 
 _DISK_EVENTS = ("open", "os.scandir", "os.rename", "os.remove", "os.listdir", "os.mkdir")
 _audit: dict = {"thread": None, "root": None, "seen": []}
@@ -84,7 +85,7 @@ def test_a_flood_of_saves_and_recalls_over_osc_leaves_the_engine_thread_off_the_
     osc = OscServer(inst.registry, port=0).start()
     sink = NullSink(queue_size=1)
     sink.open(256, 256, 30)
-    engine = Engine(inst, osc=osc, sinks=Sinks([sink]), fps=30, trim_heap_s=None)
+    engine = Engine(inst, controls=[osc], sinks=Sinks([sink]), fps=30, trim_heap_s=None)
     spent = _timed_input(engine)
     recalls = []
     real_recall = inst.recall
@@ -140,7 +141,7 @@ def test_a_program_change_flood_plays_one_recall_per_frame_and_the_last_one_wins
     events = [ControlEvent("program_change", number=p % 5, source="flood") for p in range(3000)] + \
         [ControlEvent("program_change", number=2, source="flood")]
 
-    class Flood:  # a source with drain(): 3001 program changes arrive in one frame
+    class Flood(Quiet):  # a source with drain(): 3001 program changes arrive in one frame
         def __init__(self):
             self.batches = [events]
 
@@ -148,7 +149,7 @@ def test_a_program_change_flood_plays_one_recall_per_frame_and_the_last_one_wins
             return self.batches.pop() if self.batches else []
 
     inst.set("psi", 0.9, immediate=True)
-    engine = Engine(inst, midi=Flood(), router=inst.controls.router, fps=None, max_frames=3,
+    engine = Engine(inst, controls=[Flood()], router=inst.controls.router, fps=None, max_frames=3,
                     trim_heap_s=None)
     spent = _timed_input(engine)
     recalls = []
@@ -214,7 +215,7 @@ def test_a_folder_that_refuses_saves_says_so_once_and_the_look_stays_recallable(
 
 
 def test_the_presets_worker_survives_a_failure_of_its_own_and_says_so(inst, tmp_path, monkeypatch):
-    import ganinstrument.preset_bank as preset_bank
+    import ganinstrument.state.preset_bank as preset_bank
 
     real_save = preset_bank.save_preset_file
     calls = []
@@ -248,8 +249,8 @@ def test_a_read_only_presets_folder_refuses_saves_in_one_line_and_keeps_its_file
     (presets / "01 calm.yaml").write_text("schema_version: 1\ntargets: {psi: 0.5}\n")
     script = textwrap.dedent(f"""
         import sys
-        from ganinstrument.preset_bank import PresetBank
-        from ganinstrument.presets import Preset
+        from ganinstrument.state.preset_bank import PresetBank
+        from ganinstrument.state.presets import Preset
         bank = PresetBank({str(presets)!r}).start()
         bank.save(bank.path_for_save(1), Preset(targets={{"psi": 1.0}}))
         bank.save(bank.path_for_save(2), Preset(targets={{"psi": 2.0}}))

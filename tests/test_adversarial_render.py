@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.cli import main
-from ganinstrument.frame import Frame
+from ganinstrument.commands.cli import main
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs.recorder import VideoRecorder
-from ganinstrument.sources.audio import write_wav
+from ganinstrument.sources.audio.input import write_wav
 from ganinstrument.sources.replay import SessionWriter
 
 FPS = 4

@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 
-from ganinstrument.sources.audio import (
+from ganinstrument.sources.audio.input import (
     AudioDeviceError,
     AudioInput,
     BlockSource,
@@ -24,7 +24,7 @@ from ganinstrument.sources.audio import (
     wait_until,
     write_wav,
 )
-from ganinstrument.sources.features import FeatureExtractor
+from ganinstrument.sources.audio.features import FeatureExtractor
 
 RATE = 48000
 
@@ -338,7 +338,7 @@ def test_no_device_at_all_runs_without_audio_and_says_so():
 
 
 def test_portaudio_missing_runs_without_audio(monkeypatch):
-    import ganinstrument.sources.audio as audio
+    import ganinstrument.sources.audio.input as audio
 
     def missing():
         raise AudioDeviceError("audio input unavailable: PortAudio library not found (install libportaudio2)")
@@ -396,7 +396,7 @@ def test_a_block_source_is_freed_without_the_cycle_collector():
     import gc
     import weakref
 
-    from ganinstrument.sources.audio import BlockSource
+    from ganinstrument.sources.audio.input import BlockSource
 
     gc.collect()
     gc.disable()
@@ -411,7 +411,7 @@ def test_a_block_source_is_freed_without_the_cycle_collector():
 
 
 def test_a_recording_hears_the_analysed_channels_stamped_with_their_arrival():
-    from ganinstrument.clock import FakeClock
+    from ganinstrument.common.clock import FakeClock
     from ganinstrument.outputs.live_audio import AudioTap
 
     clock, tap = FakeClock(), AudioTap()

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from jack_helpers import restore_env, wait_for
 
-from ganinstrument.sources.audio import AudioInput, write_wav
+from ganinstrument.sources.audio.input import AudioInput, write_wav
 
 HERE = Path(__file__).resolve().parent
 RATE = 48000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ganinstrument.sources.audiofile import AudioFileError, read_audio
+from ganinstrument.sources.audio.file import AudioFileError, read_audio
 
 
 def test_rates_outside_the_extractors_range_go_to_48k(tmp_path):
@@ -68,7 +68,7 @@ def test_aac_in_m4a_is_read_through_ffmpeg(tmp_path, channels):
 def test_the_sound_of_a_recorded_take_is_read(tmp_path):
     import torch
 
-    from ganinstrument.frame import Frame
+    from ganinstrument.common.frame import Frame
     from ganinstrument.outputs.live_audio import AudioTap
     from ganinstrument.outputs.recorder import VideoRecorder
 

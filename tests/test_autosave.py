@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ganinstrument.autosave import Autosave
-from ganinstrument.instrument import Instrument
-from ganinstrument.presets import load_preset_file
+from ganinstrument.commands.autosave import Autosave
+from ganinstrument.instrument.facade import Instrument
+from ganinstrument.state.presets import load_preset_file
 
 
 @pytest.fixture(scope="module")

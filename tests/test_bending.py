@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from ganinstrument.errors import GanInstrumentError, ModelMismatchError
-from ganinstrument.models import build_generator, load_generator
+from ganinstrument.common.errors import GanInstrumentError, ModelMismatchError
+from ganinstrument.generator import build_generator, load_generator
 from ganinstrument.scene.bending import Bender, check_compatible, group_of
 from ganinstrument.scene.edits import EditSpec, default_edits
 

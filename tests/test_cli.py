@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ganinstrument.cli import main
+from ganinstrument.commands.cli import main
 
 
 def test_info_demo_runs_as_a_real_command():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ganinstrument.clock import Clock, FakeClock, MonotonicClock
+from ganinstrument.common.clock import Clock, FakeClock, MonotonicClock
 
 
 def test_both_clocks_satisfy_the_protocol():

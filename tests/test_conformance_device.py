@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinstrument.models import build_generator
+from ganinstrument.generator import build_generator
 
 FIXTURES = [("sg2_small", "sg2"), ("sg2_cond", "sg2"), ("sg2ada_small", "sg2"), ("sg3t_small", "sg3"),
             ("sg3r_small", "sg3")]

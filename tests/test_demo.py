@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ganinstrument.models import load_generator
-from ganinstrument.models.demo import DEMO_KWARGS, build_demo
+from ganinstrument.generator import load_generator
+from ganinstrument.generator.demo import DEMO_KWARGS, build_demo
 
 
 def _z(n, seed=1):
@@ -15,7 +15,7 @@ def _z(n, seed=1):
 def test_demo_is_deterministic_and_leaves_the_global_rng_alone():
     torch.manual_seed(5)
     before = torch.random.get_rng_state()
-    from ganinstrument.models import demo
+    from ganinstrument.generator import demo
 
     a = build_demo()
     demo._STATE = None  # tune again from scratch, not from the per-process copy

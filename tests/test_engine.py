@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.engine import Engine
-from ganinstrument.instrument import Instrument
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.engine.loop import Engine
+from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks, ThreadedSink
 from ganinstrument.sources.osc import OscServer
+from ganinstrument.common.reporting import Quiet
 
 
 class Collect(ThreadedSink):
@@ -73,7 +74,7 @@ def test_osc_controls_a_target_through_the_engine(inst):
     from pythonosc.udp_client import SimpleUDPClient
 
     osc = OscServer(inst.registry, port=0).start()
-    engine, sink, clock = _engine(inst, osc=osc)
+    engine, sink, clock = _engine(inst, controls=[osc])
     try:
         SimpleUDPClient("127.0.0.1", osc.port).send_message("/ganinstrument/z.3", 2.0)
         deadline = time.monotonic() + 5
@@ -133,7 +134,7 @@ def test_panic_freeze_and_blackout(inst):
 
 def test_run_stops_on_request_from_another_thread(inst):
     engine, sink, clock = _engine(inst)
-    engine.clock = __import__("ganinstrument.clock", fromlist=["MonotonicClock"]).MonotonicClock()
+    engine.clock = __import__("ganinstrument.common.clock", fromlist=["MonotonicClock"]).MonotonicClock()
     engine.fps = 100
     def stop_once_playing():  # (run() first freezes the startup objects: a big process takes a while)
         deadline = time.monotonic() + 30
@@ -176,26 +177,26 @@ def test_the_hud_says_what_the_sources_report(inst):
     """A missing controller or audio device, and news such as the MIDI process restarting, reach
     the HUD; news fades after NEWS_S seconds, the waiting state stays while it lasts."""
 
-    from ganinstrument.hud import NEWS_S
-    from ganinstrument.sources.midi import MidiInput
+    from ganinstrument.engine.hud import NEWS_S
+    from ganinstrument.sources.midi.input import MidiInput
 
     class Backend:  # lists no port at all (a real MidiInput, just nothing plugged in)
         def names(self, direction):
             return []
 
-    class NoAudio:
+    class NoAudio(Quiet):
         def latest(self):
             return None
 
         def drain_onsets(self):
             return []
 
-        def status(self):
-            return type("S", (), {"message": "no input device 'Line In'; running without audio features"})()
+        def hud_lines(self):
+            return {"audio": "no input device 'Line In'; running without audio features"}
 
     midi = MidiInput("nano", backend=Backend(), poll_s=60).start()
     clock = FakeClock()
-    engine = Engine(inst, midi=midi, audio=NoAudio(), clock=clock, fps=None)
+    engine = Engine(inst, controls=[midi], audio=NoAudio(), clock=clock, fps=None)
     try:
         hud = engine.hud_values(clock.now())
         assert hud["midi"] == "waiting for 'nano'"
@@ -227,7 +228,7 @@ def _slow(frame):
 
 
 def test_the_hud_shows_each_panic_as_news_even_when_it_repeats(inst):
-    from ganinstrument.hud import NEWS_S
+    from ganinstrument.engine.hud import NEWS_S
 
     clock = FakeClock()
     engine = Engine(inst, clock=clock, fps=None, trim_heap_s=None)

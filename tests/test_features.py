@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ganinstrument.sources.features import FeatureExtractor
-from ganinstrument.sources.onset import OnsetPicker, fast_attack_window, log_filterbank
+from ganinstrument.sources.audio.features import FeatureExtractor
+from ganinstrument.sources.audio.onset import OnsetPicker, fast_attack_window, log_filterbank
 
 SR = 48000
 BLOCK = 256
@@ -196,7 +196,7 @@ def test_onset_strength_is_continuous_in_0_1():
 
 
 def test_causal_yin_on_its_own():
-    from ganinstrument.sources.pitch import CausalYin
+    from ganinstrument.sources.audio.pitch import CausalYin
 
     yin = CausalYin(sample_rate=SR, fmin_hz=40.0, window=768)
     hist = sine(100.0, 0.1).astype(np.float64)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ganinstrument.heap import HeapTrimmer
+from ganinstrument.common.heap import HeapTrimmer
 
 
 def rss_bytes() -> int:

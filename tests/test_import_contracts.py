@@ -28,13 +28,16 @@ def test_an_upward_import_or_a_circle_breaks_them(tmp_path):
     shutil.copytree(ROOT / "ganinstrument", tmp_path / "ganinstrument",
                     ignore=shutil.ignore_patterns("__pycache__", "data"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    ops = tmp_path / "ganinstrument" / "models" / "ops.py"
-    ops.write_text(ops.read_text() + "\nfrom ..engine import Engine  # noqa\n")  # a room reaching up
+    ops = tmp_path / "ganinstrument" / "generator" / "ops.py"
+    ops.write_text(ops.read_text() + "\nfrom ..engine.loop import Engine  # noqa\n")  # a room reaching up
+    osc = tmp_path / "ganinstrument" / "sources" / "osc.py"
+    osc.write_text(osc.read_text() + "\nfrom ..outputs.base import Sinks  # noqa\n")  # one room into its neighbour
     schema = tmp_path / "ganinstrument" / "mapping" / "schema.py"
     schema.write_text(schema.read_text() + "\nfrom .parse import parse  # noqa\n")  # a circle
     result = lint_imports(tmp_path, tmp_path)
     assert result.returncode != 0
     out = result.stdout
-    assert "The rooms never reach up to the instrument, the engine or the commands BROKEN" in out
-    assert "ganinstrument.models.ops -> ganinstrument.engine" in out
+    assert "The rooms are layers (each imports only the ones below) BROKEN" in out
+    assert "ganinstrument.generator.ops -> ganinstrument.engine.loop" in out
+    assert "ganinstrument.sources.osc -> ganinstrument.outputs.base" in out
     assert "No import circles inside a room BROKEN" in out and ".schema -> .parse" in out

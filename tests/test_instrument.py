@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.events import ParamUpdate
-from ganinstrument.instrument import Instrument
-from ganinstrument.models import build_generator
-from ganinstrument.models.demo import DEMO_KWARGS, build_demo
-from ganinstrument.params import UnknownTargetError
-from ganinstrument.presets import PresetError
+from ganinstrument.common.events import ParamUpdate
+from ganinstrument.instrument.facade import Instrument
+from ganinstrument.generator import build_generator
+from ganinstrument.generator.demo import DEMO_KWARGS, build_demo
+from ganinstrument.state.params import UnknownTargetError
+from ganinstrument.state.presets import PresetError
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def test_presets_record_the_model_and_warn_when_it_changed(fixtures_dir, tmp_pat
     inst = Instrument(str(model), device="cpu")
     path = inst.save_preset(tmp_path / "p.yaml")
     text = path.read_text()
-    from ganinstrument.presets import file_sha256
+    from ganinstrument.state.presets import file_sha256
 
     assert str(model) in text and file_sha256(model) in text
     inst.load_preset(path)
@@ -197,7 +197,7 @@ def test_presets_record_the_model_and_warn_when_it_changed(fixtures_dir, tmp_pat
 
 
 def test_a_mapping_given_to_the_instrument_routes_events():
-    from ganinstrument.events import ControlEvent
+    from ganinstrument.common.events import ControlEvent
 
     inst = Instrument("demo", device="cpu", mapping="generic")
     assert inst.modulation is not None  # the generic mapping's audio routes

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from ganinstrument.models import load_generator
-from ganinstrument.params import Registry, UnknownTargetError
+from ganinstrument.generator import load_generator
+from ganinstrument.state.params import Registry, UnknownTargetError
 from ganinstrument.scene.latent import (
     SEED_MAX,
     DirectionsFileError,

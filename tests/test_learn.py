@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.events import ControlEvent
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.events import ControlEvent
 from ganinstrument.mapping import load_mapping
 from ganinstrument.mapping.learn import Detection, LearnError, capture, detect
-from ganinstrument.mapping.learn_session import learn_loop
+from ganinstrument.commands.learn import learn_loop
 from ganinstrument.mapping.learn_yaml import add_binding, binding_fields, update_text
-from ganinstrument.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 
 
 def cc(number, *values, channel=0):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganinstrument.errors import ModelLoadError
-from ganinstrument.models import convert_rosinality, safetensors_format
-from ganinstrument.models.channels import fit_channel_params, sg2_channels
-from ganinstrument.models.loading import detect_format, load_generator, read_model
+from ganinstrument.common.errors import ModelLoadError
+from ganinstrument.generator import convert_rosinality, safetensors_format
+from ganinstrument.generator.channels import fit_channel_params, sg2_channels
+from ganinstrument.generator.loading import detect_format, load_generator, read_model
 
 NVLABS = ["sg2_small", "sg2_cond", "sg2ada_small", "sg3t_small", "sg3r_small"]
 
@@ -259,8 +259,8 @@ def test_missing_and_unexpected_keys(fixtures_dir, tmp_path):
 
 def test_bare_generator_pickle(fixtures_dir):
     """A pickle of the Generator object alone (not a training snapshot) is accepted too."""
-    from ganinstrument.models import convert_nvlabs
-    from ganinstrument.models.safe_pickle import safe_load
+    from ganinstrument.generator import convert_nvlabs
+    from ganinstrument.generator.safe_pickle import safe_load
 
     path = fixtures_dir / "sg2_cond" / "network-stripped.pkl"
     G_ema = safe_load(path, path.read_bytes())["G_ema"]

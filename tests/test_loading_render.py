@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinstrument.models.loading import convert_model, detect_format, load_generator
+from ganinstrument.generator.loading import convert_model, detect_format, load_generator
 
 KIND = {"sg2_small": "sg2", "sg2_cond": "sg2", "sg2ada_small": "sg2", "sg3t_small": "sg3", "sg3r_small": "sg3"}
 
@@ -100,7 +100,7 @@ def test_rosinality_without_latent_avg_computes_w_avg(fixtures_dir, tmp_path):
     assert any("w_avg was computed" in note for note in G.load_notes)
     out = tmp_path / "train.safetensors"
     convert_model(path, out)
-    from ganinstrument.models.loading import read_model
+    from ganinstrument.generator.loading import read_model
 
     assert any("w_avg was computed" in note for note in read_model(out).notes)
 

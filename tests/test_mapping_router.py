@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.events import ControlEvent, ParamUpdate
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.events import ControlEvent, ParamUpdate
 from ganinstrument.mapping import Router, load_mapping, parse_mapping
-from ganinstrument.params import ActionSpec, Registry, TargetSpec
-from ganinstrument.userdirs import shipped_folder
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.common.userdirs import shipped_folder
 
 
 REG = Registry.build(

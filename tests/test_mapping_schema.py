@@ -7,14 +7,14 @@ import textwrap
 
 import pytest
 
-from ganinstrument.cli import main
-from ganinstrument.errors import GanInstrumentError
+from ganinstrument.commands.cli import main
+from ganinstrument.common.errors import GanInstrumentError
 from ganinstrument.mapping import (
     Binding, Mapping, MappingError, ModulationRoute, Router, Source, load_mapping, parse_mapping,
 )
-from ganinstrument.mapping import check as check_mod
-from ganinstrument.params import ActionSpec, Registry, TargetSpec
-from ganinstrument.userdirs import shipped_folder
+from ganinstrument.commands import check as check_mod
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.common.userdirs import shipped_folder
 
 SHIPPED = sorted(shipped_folder("mappings").glob("*.yaml"))
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from ganinstrument.clock import FakeClock
+from ganinstrument.common.clock import FakeClock
 from ganinstrument.mapping.takeover import THRESHOLD, WHIP_S, TakeoverState, decide, rearm
 
 T = THRESHOLD

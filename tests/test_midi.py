@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.events import ControlEvent
-from ganinstrument.sources.feedback import FeedbackBinding, MidiFeedback, from_bindings
-from ganinstrument.sources.midi import MidiInput, MidiOutput, decode
-from ganinstrument.sources.ports import Backend, MidiPortError, PortMatcher, explain_open_error, normalise
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.events import ControlEvent
+from ganinstrument.sources.midi.feedback import FeedbackBinding, MidiFeedback, from_bindings
+from ganinstrument.sources.midi.input import MidiInput, MidiOutput, decode
+from ganinstrument.sources.midi.ports import Backend, MidiPortError, PortMatcher, explain_open_error, normalise
 
 
 # -- decoding ---------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_feedback_undoes_curve_and_invert():
 
 def test_feedback_from_mapping_bindings():
     from ganinstrument.mapping import parse_mapping
-    from ganinstrument.params import Registry, TargetSpec
+    from ganinstrument.state.params import Registry, TargetSpec
 
     registry = Registry.build([TargetSpec("psi", -1, 2, 1), TargetSpec("z.0", -3, 3, 0), TargetSpec("z.1", -3, 3, 0)],
                               [])

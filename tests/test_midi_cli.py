@@ -39,7 +39,7 @@ def no_jack_for_portaudio(monkeypatch):
 
 
 def devices_report(**kw) -> str:
-    from ganinstrument.devices import report
+    from ganinstrument.commands.devices import report
 
     lines: list[str] = []
     report(lines.append, **kw)
@@ -142,7 +142,7 @@ def test_midi_api_option_chooses(jack_server):
 
 @ALSA_SEQ_ABSENT
 def test_the_midi_input_process_finds_jack_without_the_variable(jack_server, monkeypatch):
-    from ganinstrument.sources.midi import MidiInput
+    from ganinstrument.sources.midi.input import MidiInput
     from jack_helpers import wait_for
 
     monkeypatch.delenv("MIDO_BACKEND", raising=False)

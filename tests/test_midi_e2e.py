@@ -6,7 +6,7 @@ import pytest
 
 from ganinstrument.mapping.router import Router
 from ganinstrument.mapping import parse_mapping
-from ganinstrument.sources.midi import MidiInput
+from ganinstrument.sources.midi.input import MidiInput
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -25,7 +25,7 @@ bindings:
 
 @pytest.fixture(scope="module")
 def inst():
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.instrument.facade import Instrument
 
     return Instrument("demo", device="cpu", presets_dir=".")
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ganinstrument.sources.midi import MidiInput, MidiOutput
+from ganinstrument.sources.midi.input import MidiInput, MidiOutput
 from jack_helpers import JACK_BACKEND, FloodPlayer, JackReceiver, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -170,7 +170,7 @@ def test_shutdown_with_traffic_is_prompt(jack_server, sender):
 
 
 def test_feedback_resent_after_the_controller_returns(jack_server):
-    from ganinstrument.sources.feedback import MidiFeedback
+    from ganinstrument.sources.midi.feedback import MidiFeedback
 
     values = {"psi": 1.0, "z.0": 0.0}
     with JackReceiver("test-leds2") as leds:

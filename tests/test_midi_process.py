@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from ganinstrument.sources.midi import MidiInput
-from ganinstrument.sources.midi_child import ALIVE, DATA, ERROR, OPENED, READY, FrameReader, frame
-from ganinstrument.sources.ports import Backend, MidiPortError
+from ganinstrument.sources.midi.input import MidiInput
+from ganinstrument.sources.midi.child import ALIVE, DATA, ERROR, OPENED, READY, FrameReader, frame
+from ganinstrument.sources.midi.ports import Backend, MidiPortError
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,7 +151,7 @@ def test_the_child_ends_when_the_show_dies(sender):
 
     script = textwrap.dedent(f"""
         import os, signal, sys, time
-        from ganinstrument.sources.midi import MidiInput
+        from ganinstrument.sources.midi.input import MidiInput
         inp = MidiInput("proc-controller", backend={JACK_BACKEND!r}, poll_s=0.05).start()
         deadline = time.monotonic() + 10
         while not inp.open_ports and time.monotonic() < deadline:
@@ -171,7 +171,7 @@ def test_a_close_waiting_on_a_child_that_dies_returns_at_once(sender):
     import threading
     import time
 
-    from ganinstrument.sources.midi_host import REPLY_TIMEOUT_S
+    from ganinstrument.sources.midi.host import REPLY_TIMEOUT_S
 
     backend = Backend(JACK_BACKEND)
     try:
@@ -228,7 +228,7 @@ def test_a_child_that_cannot_start_says_why_at_once():
     HostUnavailable with that reason straight away, not after its start timeout."""
     import time
 
-    from ganinstrument.sources.midi_host import START_TIMEOUT_S, HostUnavailable, InputHost
+    from ganinstrument.sources.midi.host import START_TIMEOUT_S, HostUnavailable, InputHost
 
     host = InputHost("NO_SUCH_API", "ganinstrument", 64)
     t0 = time.monotonic()

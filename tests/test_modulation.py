@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.events import ParamUpdate
-from ganinstrument.mapping.modulation import Modulation, feature_value
+from ganinstrument.common.events import ParamUpdate
+from ganinstrument.modulation.routes import Modulation, feature_value
 from ganinstrument.mapping import ModulationRoute, parse_mapping
-from ganinstrument.params import ActionSpec, Registry, TargetSpec
-from ganinstrument.sources.audio import BlockSource, OnsetEvent
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.sources.audio.input import BlockSource, OnsetEvent
 
 REGISTRY = Registry.build(
     [
@@ -295,7 +295,7 @@ modulation:
 
 
 def test_instrument_renders_modulated_values_and_keeps_the_base(tmp_path):
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.instrument.facade import Instrument
 
     inst = Instrument("demo", device="cpu", presets_dir=tmp_path / "presets")
     inst.set("psi", 0.6, immediate=True)

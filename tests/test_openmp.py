@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from ganinstrument.openmp import DEFAULTS, configure_openmp
+from ganinstrument.common.openmp import DEFAULTS, configure_openmp
 
 
 def test_defaults_fill_only_what_is_unset(monkeypatch):
@@ -27,7 +27,7 @@ def test_a_wait_policy_of_the_users_own_is_left_alone(monkeypatch):
 
 def test_the_cli_sets_it_for_the_commands_that_load_torch():
     env = {k: v for k, v in os.environ.items() if k not in (*DEFAULTS, "OMP_WAIT_POLICY")}
-    code = ("import sys, os; from ganinstrument.cli import main; "
+    code = ("import sys, os; from ganinstrument.commands.cli import main; "
             "rc = main(['targets']); "
             "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -36,7 +36,7 @@ def test_the_cli_sets_it_for_the_commands_that_load_torch():
 
 
 def test_a_live_show_leaves_one_core(monkeypatch):
-    from ganinstrument.openmp import THREAD_VARS, live_cpu_threads
+    from ganinstrument.common.openmp import THREAD_VARS, live_cpu_threads
 
     for key in THREAD_VARS:
         monkeypatch.delenv(key, raising=False)
@@ -53,7 +53,7 @@ def test_perform_on_the_cpu_plays_with_one_core_left(tmp_path):
     with a core fewer than torch's default, and gives the count back when it returns."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     code = (
-        "import os, torch; from ganinstrument.cli import main; import ganinstrument.engine as e\n"
+        "import os, torch; from ganinstrument.commands.cli import main; import ganinstrument.engine.loop as e\n"
         "seen = []\n"
         "real = e.Engine.frame\n"
         "def frame(self):\n"

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganinstrument.models import ops
+from ganinstrument.generator import ops
 
 
 def _zero_stuff(x, up):
@@ -97,7 +97,7 @@ def test_float16_unfused_modconv_stays_in_range():
 
 
 def test_image_to_uint8_makes_nan_grey():
-    from ganinstrument.models.taps import image_to_uint8
+    from ganinstrument.generator.taps import image_to_uint8
 
     img = torch.tensor([[[[float("nan"), 1.0], [-1.0, float("inf")]]]])  # [1, 1, 2, 2]
     assert image_to_uint8(img)[0, :, :, 0].tolist() == [[128, 255], [0, 255]]

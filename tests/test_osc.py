@@ -8,9 +8,9 @@ import threading
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.events import ControlEvent, ParamUpdate
-from ganinstrument.params import ActionSpec, Registry, TargetSpec
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.events import ControlEvent, ParamUpdate
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.osc import OscError, OscServer
 from jack_helpers import wait_for
 
@@ -102,7 +102,7 @@ def test_close_stops_the_thread_promptly():
 
 
 def test_drives_the_demo_instrument():
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.instrument.facade import Instrument
 
     inst = Instrument("demo", device="cpu")
     with OscServer(inst.registry, port=0) as srv:

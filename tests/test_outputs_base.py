@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs import (SinkError, Sinks, SinkSpecError, SinkUnavailableError,
                                    ThreadedSink, open_sinks, parse_output_spec,
                                    unavailable_reason)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs.live_audio import AudioTap, Feed
 from ganinstrument.outputs.recorder import VideoRecorder
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs.spec import open_sinks, parse_output_spec, unavailable_reason
 
 ndi = pytest.importorskip("NDIlib", reason="ndi-python is in requirements-dev.txt; install it")
@@ -100,9 +100,9 @@ def test_frames_reach_an_ndi_receiver():
             sink.submit(frame.again(time.monotonic()))
             time.sleep(0.02)
         assert sink.connections == 1
-        from ganinstrument.clock import FakeClock
-        from ganinstrument.engine import Engine
-        from ganinstrument.instrument import Instrument
+        from ganinstrument.common.clock import FakeClock
+        from ganinstrument.engine.loop import Engine
+        from ganinstrument.instrument.facade import Instrument
 
         engine = Engine(Instrument("demo", device="cpu"), sinks=sinks, clock=FakeClock(), fps=None, trim_heap_s=None)
         assert engine.hud_values(0.0)["ndi"] == "1 receiver"  # the HUD says someone is watching

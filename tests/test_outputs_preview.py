@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs import SinkError, open_sinks
 from ganinstrument.outputs.preview import PreviewSink, format_hud
 

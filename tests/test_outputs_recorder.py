@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs import SinkError, SinkUnavailableError
 from ganinstrument.outputs import recorder
 from ganinstrument.outputs.frames import FrameDirSink
@@ -260,7 +260,7 @@ def test_png_folder(tmp_path):
 _DIE_WHILE_RECORDING = """
 import os, signal, sys
 import numpy as np, torch
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs.recorder import VideoRecorder
 from ganinstrument.outputs.live_audio import AudioTap
 tap = AudioTap()

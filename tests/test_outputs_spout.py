@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.frame import Frame
+from ganinstrument.common.frame import Frame
 from ganinstrument.outputs import SinkError, open_sinks
 from ganinstrument.outputs import spout as spout_module
 from ganinstrument.outputs.spout import SpoutSink

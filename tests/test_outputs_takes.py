@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.engine import Engine
-from ganinstrument.events import ControlEvent
-from ganinstrument.frame import Frame
-from ganinstrument.instrument import Instrument
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.engine.loop import Engine
+from ganinstrument.common.events import ControlEvent
+from ganinstrument.common.frame import Frame
+from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.spec import default_output_spec, open_sinks, parse_output_spec
 from ganinstrument.outputs.takes import TakeRecorder
-from ganinstrument.wiring import connect_mapping
+from ganinstrument.instrument.wiring import connect_mapping
+from ganinstrument.common.reporting import Quiet
 
 
 def _frame(i: int, t: float) -> Frame:
@@ -129,13 +130,13 @@ def test_the_engine_records_takes_from_a_key_or_a_pad_and_the_hud_says_so(tmp_pa
     controls = connect_mapping(inst, str(mapping), clock)
     pad = []
 
-    class Pad:
+    class Pad(Quiet):
         def drain(self):
             out, pad[:] = list(pad), []
             return out
 
     sinks = open_sinks(f"takes:{tmp_path / 'takes'}", 256, 256, 10)
-    engine = Engine(inst, router=controls.router, midi=Pad(), sinks=sinks, clock=clock, fps=10, trim_heap_s=None)
+    engine = Engine(inst, router=controls.router, controls=[Pad()], sinks=sinks, clock=clock, fps=10, trim_heap_s=None)
     takes = sinks.get("takes")
 
     def frames(n):
@@ -236,7 +237,7 @@ def test_each_take_has_the_sound_of_its_own_time(tmp_path):
 
 
 def test_perform_keeps_the_shows_session_beside_the_takes_only_when_a_take_was_recorded(tmp_path):
-    from ganinstrument.cli import main
+    from ganinstrument.commands.cli import main
 
     takes = tmp_path / "takes"
     args = ["perform", "--model", "demo", "--device", "cpu", "--midi-port", "none", "--audio-device", "none",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ganinstrument.errors import DeviceError, GanInstrumentError, ModelLoadError
+from ganinstrument.common.errors import DeviceError, GanInstrumentError, ModelLoadError
 
 
 def test_import_does_not_load_torch_or_touch_devices():

@@ -20,8 +20,8 @@ import pytest
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 from test_audio_capture_jack import CLICKS_S, RATE, capture_ports, click_track, sounddevice_on_jack  # noqa: F401
 
-from ganinstrument.cli import main
-from ganinstrument.sources.audio import write_wav
+from ganinstrument.commands.cli import main
+from ganinstrument.sources.audio.input import write_wav
 
 pytestmark = pytest.mark.timeout(180)
 HERE = Path(__file__).resolve().parent

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from ganinstrument.sources.features import FeatureExtractor
-from ganinstrument.sources.pitch import CausalYin, PitchTracker, dips
+from ganinstrument.sources.audio.features import FeatureExtractor
+from ganinstrument.sources.audio.pitch import CausalYin, PitchTracker, dips
 
 SR = 48000
 HOP = 256

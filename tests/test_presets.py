@@ -11,8 +11,8 @@ import time
 import pytest
 import yaml
 
-from ganinstrument.preset_bank import PresetBank
-from ganinstrument.presets import (
+from ganinstrument.state.preset_bank import PresetBank
+from ganinstrument.state.presets import (
     ModelRef,
     Preset,
     PresetError,
@@ -87,7 +87,7 @@ def test_missing_file(tmp_path):
 
 _SLOW_SAVE = """
 import os, sys, time
-from ganinstrument import presets
+from ganinstrument.state import presets
 real_fsync = os.fsync
 def slow_fsync(fd):
     print("writing", flush=True)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ganinstrument.queues import DropQueue
+from ganinstrument.common.queues import DropQueue
 
 
 def test_drop_newest_keeps_what_came_first_and_counts_the_rest():
@@ -105,9 +105,9 @@ def test_many_producers_against_a_small_bound_count_every_drop_exactly(drop):
 def test_a_flood_of_key_actions_between_two_frames_is_bounded():
     """The preview's keys wait in the engine's DropQueue: a flood plays the newest KEY_QUEUE
     actions and drops the oldest, so the key pressed last (Esc, quit) is never the one lost."""
-    from ganinstrument.clock import FakeClock
-    from ganinstrument.engine import KEY_QUEUE, Engine
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.common.clock import FakeClock
+    from ganinstrument.engine.loop import KEY_QUEUE, Engine
+    from ganinstrument.instrument.facade import Instrument
 
     engine = Engine(Instrument("demo", device="cpu"), clock=FakeClock(), fps=None)
     try:
@@ -127,7 +127,7 @@ def test_onsets_the_engine_does_not_drain_lose_the_oldest_and_are_counted():
     and counts exactly the ones that went (the same input drained often loses none)."""
     import numpy as np
 
-    from ganinstrument.sources.audio import BlockSource
+    from ganinstrument.sources.audio.input import BlockSource
 
     rate, rng = 48000, np.random.default_rng(3)
     x = np.zeros(24 * rate, np.float32)

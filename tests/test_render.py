@@ -7,9 +7,9 @@ import mido
 import numpy as np
 import pytest
 
-from ganinstrument.cli import main
-from ganinstrument.render import RenderError, parse_size
-from ganinstrument.sources.audio import write_wav
+from ganinstrument.commands.cli import main
+from ganinstrument.commands.render import RenderError, parse_size
+from ganinstrument.sources.audio.input import write_wav
 
 FPS = 10
 

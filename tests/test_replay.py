@@ -5,7 +5,7 @@ from __future__ import annotations
 import mido
 import pytest
 
-from ganinstrument.events import ControlEvent, ParamUpdate
+from ganinstrument.common.events import ControlEvent, ParamUpdate
 from ganinstrument.sources.replay import ReplayError, SessionWriter, Timeline, midi_file_events, read_session
 
 
@@ -78,7 +78,7 @@ def test_timeline_hands_out_each_item_once():
 def test_a_session_takes_numpy_scalars_and_audio_features(tmp_path):
     import numpy as np
 
-    from ganinstrument.sources.audio import BlockSource
+    from ganinstrument.sources.audio.input import BlockSource
 
     t = np.arange(48000) / 48000
     x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
@@ -95,9 +95,9 @@ def test_a_session_takes_numpy_scalars_and_audio_features(tmp_path):
 
 
 def test_a_session_that_cannot_be_written_never_stops_the_show(tmp_path):
-    from ganinstrument.clock import FakeClock
-    from ganinstrument.engine import Engine
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.common.clock import FakeClock
+    from ganinstrument.engine.loop import Engine
+    from ganinstrument.instrument.facade import Instrument
 
     odd = SessionWriter(tmp_path / "odd.jsonl")
     odd.features(0.5, {"thing": object()})  # not JSON: that line is left out, the rest goes on

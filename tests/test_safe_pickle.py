@@ -15,8 +15,8 @@ import types
 
 import pytest
 
-from ganinstrument.errors import ModelLoadError
-from ganinstrument.models.loading import load_generator
+from ganinstrument.common.errors import ModelLoadError
+from ganinstrument.generator.loading import load_generator
 
 
 def _touch_cmd(marker) -> str:

@@ -9,16 +9,17 @@ import json
 import numpy as np
 from PIL import Image
 
-from ganinstrument.cli import main
-from ganinstrument.clock import FakeClock
-from ganinstrument.engine import Engine
-from ganinstrument.events import ControlEvent
-from ganinstrument.instrument import Instrument
+from ganinstrument.commands.cli import main
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.engine.loop import Engine
+from ganinstrument.common.events import ControlEvent
+from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.frames import FrameDirSink
-from ganinstrument.sources.audio import BlockSource, write_wav
+from ganinstrument.sources.audio.input import BlockSource, write_wav
 from ganinstrument.sources.replay import SessionWriter
-from ganinstrument.wiring import connect_mapping
+from ganinstrument.instrument.wiring import connect_mapping
+from ganinstrument.common.reporting import Quiet
 
 FPS = 8  # 1/8 s is exact in binary: the live dt and the render's 1/fps are the same number
 SR = 48000
@@ -35,7 +36,7 @@ def _track() -> np.ndarray:
     return np.clip(x, -1, 1).astype(np.float32)
 
 
-class TrackInput:
+class TrackInput(Quiet):
     """The live audio input's side the engine sees (latest features, onsets), fed from a track
     in step with the fake clock."""
 
@@ -50,7 +51,7 @@ class TrackInput:
         return self.src.drain_onsets()
 
 
-class Script:
+class Script(Quiet):
     """A MIDI input that delivers, at each frame, the events scripted for it."""
 
     def __init__(self, clock, by_frame):
@@ -106,7 +107,7 @@ def test_a_recorded_performance_renders_again_frame_for_frame(tmp_path):
     sink = FrameDirSink(live_dir, on_full="wait", queue_size=64)
     sink.open(256, 256, FPS)
     session = SessionWriter(session_path, model="demo", mapping=str(mapping), fps=FPS)
-    engine = Engine(inst, router=controls.router, midi=Script(clock, script), audio=TrackInput(samples, clock),
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, script)], audio=TrackInput(samples, clock),
                     sinks=Sinks([sink]), clock=clock, fps=FPS, session=session, trim_heap_s=None)
     states = []
     for k in range(n):
@@ -148,7 +149,7 @@ def test_the_panic_toggles_can_be_mapped_and_checked(tmp_path, capsys):
     inst = Instrument("demo", device="cpu")
     assert {"panic.freeze", "panic.blackout"} <= set(inst.actions())
     before = inst.state.targets()
-    from ganinstrument.events import ParamUpdate
+    from ganinstrument.common.events import ParamUpdate
 
     assert inst.apply(ParamUpdate("panic.freeze", action=True))  # known, and no change to the scene
     assert inst.state.targets() == before and not inst.warnings
@@ -171,7 +172,7 @@ def test_quit_is_not_recorded(tmp_path):
 def test_what_the_command_line_gives_wins_over_the_session(tmp_path):
     import argparse
 
-    from ganinstrument.render import _defaults_from_session
+    from ganinstrument.commands.render import _defaults_from_session
 
     header = {"model": "show.pkl", "mapping": "akai-midimix", "preset": "03 storm", "fps": 60,
               "presets_dir": "gig/presets"}

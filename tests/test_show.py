@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ganinstrument.events import ParamUpdate
-from ganinstrument.instrument import Instrument
-from ganinstrument.show import Panic, apply_controls
+from ganinstrument.common.events import ParamUpdate
+from ganinstrument.instrument.facade import Instrument
+from ganinstrument.instrument.show import Panic, apply_controls
 
 
 @pytest.fixture()

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.clock import FakeClock
-from ganinstrument.smoothing import (
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.state.smoothing import (
     FILTER_KINDS,
     CriticallyDamped,
     NoSmoothing,

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from ganinstrument.events import ParamUpdate
-from ganinstrument.params import Registry, TargetSpec, UnknownTargetError
-from ganinstrument.state import SMOOTHING_TARGET, State
+from ganinstrument.common.events import ParamUpdate
+from ganinstrument.state.params import Registry, TargetSpec, UnknownTargetError
+from ganinstrument.state.values import SMOOTHING_TARGET, State
 
 
 def _state(**over):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinstrument.models import build_generator
+from ganinstrument.generator import build_generator
 
 FIXTURES = ["sg2_small", "sg2_cond", "sg2ada_small"]
 CASES = [  # (case key, truncation_psi, truncation_cutoff)
@@ -173,7 +173,7 @@ def test_fp16_request_is_float32_on_cpu():
 
 
 def test_gradients_flow_when_asked():
-    from ganinstrument.models.stylegan2 import Generator
+    from ganinstrument.generator.stylegan2 import Generator
 
     G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8)
     G(torch.randn(1, 8)).square().mean().backward()

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinstrument.models import build_generator
-from ganinstrument.models import sg3_ops
+from ganinstrument.generator import build_generator
+from ganinstrument.generator import sg3_ops
 
 NAMES = ["sg3t_small", "sg3r_small"]
 
@@ -240,7 +240,7 @@ def test_unknown_kwargs_warn_and_extra_state():
 
 def test_gradients_flow_when_trainable():
     """A directly built (trainable) network supports backward: no in-place op breaks autograd."""
-    from ganinstrument.models.stylegan3 import Generator
+    from ganinstrument.generator.stylegan3 import Generator
 
     G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8)
     z = torch.randn(2, 8, requires_grad=True)

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganinstrument.cli import main
-from ganinstrument.supervisor import CHILD_ENV, crashed, restarted_name, supervise
+from ganinstrument.commands.cli import main
+from ganinstrument.commands.supervisor import CHILD_ENV, crashed, restarted_name, supervise
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and shell scripts")
 
@@ -212,7 +212,7 @@ trap 'echo int >> {runs}; sleep 0.5; exit 0' INT
 trap 'echo term >> {runs}; exit 0' TERM
 echo start >> {runs}
 while true; do sleep 0.05; done''')
-    code = (f"import sys; from ganinstrument.supervisor import supervise; "
+    code = (f"import sys; from ganinstrument.commands.supervisor import supervise; "
             f"sys.exit(supervise(['perform'], python={script!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     assert wait_for(lambda: runs.exists() and "start" in runs.read_text(), 20)

@@ -11,16 +11,16 @@ import pytest
 from PIL import Image
 from test_session_replay import MAPPING, SR, Script, TrackInput, _track
 
-from ganinstrument.cli import main
-from ganinstrument.clock import FakeClock
-from ganinstrument.engine import Engine
-from ganinstrument.instrument import Instrument
+from ganinstrument.commands.cli import main
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.engine.loop import Engine
+from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.frames import FrameDirSink
 from ganinstrument.outputs.takes import TakeRecorder
-from ganinstrument.presets import to_yaml_dict
+from ganinstrument.state.presets import to_yaml_dict
 from ganinstrument.sources.replay import ReplayError, SessionWriter, read_take_note
-from ganinstrument.wiring import connect_mapping
+from ganinstrument.instrument.wiring import connect_mapping
 
 FPS = 8
 
@@ -45,7 +45,7 @@ def _play_a_take(tmp_path):
     script = {k: [("control_change", 0, 20 + 9 * k), ("control_change", 24, 30 + 4 * k)] for k in range(2, 22, 2)}
     script[4] = script[4] + [("note_on", 62, 100)]  # the next seed, before the take
     script[12] = [("note_on", 62, 100)]              # and during it
-    engine = Engine(inst, router=controls.router, midi=Script(clock, script),
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, script)],
                     audio=TrackInput(_track(), clock), sinks=Sinks([live, takes]), clock=clock, fps=FPS,
                     session=session, trim_heap_s=None)
     for k in range(24):
@@ -87,7 +87,7 @@ def test_a_take_renders_again_bigger_with_its_own_sound(tmp_path):
 
 
 def _wav(tmp_path):
-    from ganinstrument.sources.audio import write_wav
+    from ganinstrument.sources.audio.input import write_wav
 
     path = tmp_path / "sound.wav"
     write_wav(path, _track(), SR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganinstrument.models.taps import activation_to_rgb, image_to_uint8, tap_to_uint8
+from ganinstrument.generator.taps import activation_to_rgb, image_to_uint8, tap_to_uint8
 
 
 def test_image_to_uint8_maps_range_and_layout():

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ganinstrument import userdirs
+from ganinstrument.common import userdirs
 from ganinstrument.mapping import MappingError, load_mapping
-from ganinstrument.mapping.check import run_check
+from ganinstrument.commands.check import run_check
 from ganinstrument.mapping.resolve import find_mapping
-from ganinstrument.perform import resolve_preset
-from ganinstrument.presets import PresetError
+from ganinstrument.commands.perform import resolve_preset
+from ganinstrument.state.presets import PresetError
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_the_per_user_folder_on_each_system(monkeypatch, tmp_path):
 
 def test_shipped_files_are_package_data():
     folder = userdirs.shipped_folder("mappings")
-    assert folder.parent.parent == Path(userdirs.__file__).parent  # ganinstrument/data/mappings
+    assert folder.parent.parent == Path(userdirs.__file__).parent.parent  # ganinstrument/data/mappings
     assert "generic" in userdirs.shipped_names("mappings") and len(userdirs.shipped_names("presets")) >= 3
 
 
@@ -104,7 +104,7 @@ def test_the_default_presets_folder_is_seeded_once(home):
 
 
 def test_read_only_commands_and_scripts_do_not_make_the_presets_folder(home, capsys):
-    from ganinstrument.instrument import Instrument
+    from ganinstrument.instrument.facade import Instrument
 
     assert run_check(["generic"], None) == 0
     inst = Instrument("demo", device="cpu")

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..clock import Clock
-from ..errors import GanInstrumentError
-from ..events import ControlEvent
-from ..params import Registry
+from ..common.clock import Clock
+from ..common.errors import GanInstrumentError
+from ..common.events import ControlEvent
+from ..state.params import Registry
 from .transforms import ENCODINGS, decode_relative
 
 # Relative encodings are told apart by value semantics (notes 4.4, transforms.ENCODINGS).
@@ -142,7 +142,7 @@ def resolve_name(registry: Registry, answer: str, names: Sequence[str]) -> str:
         return names[int(answer) - 1]
     if answer in registry:
         return answer
-    from ..params import UnknownTargetError
+    from ..state.params import UnknownTargetError
 
     raise UnknownTargetError(answer, registry.suggest(answer, names), "target or action")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from ..yamlsafe import MAPPING_BYTES, LimitedLoader, YamlError, compose, construct, read_text
+from ..common.yamlsafe import MAPPING_BYTES, LimitedLoader, YamlError, compose, construct, read_text
 from .learn import Detection, LearnError
 from .parse import parse_mapping
 from .schema import MappingError

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import yaml
 
-from ..yamlsafe import YamlError, compose, construct
+from ..common.yamlsafe import YamlError, compose, construct
 
 __all__ = ["LDict", "LList", "YamlSyntaxError", "load_located", "line_of"]
 

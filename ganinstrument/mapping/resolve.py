@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import userdirs
+from ..common import userdirs
 from .checks import Problem
 from .schema import MappingError
 

@@ -25,9 +25,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..clock import Clock, MonotonicClock
-from ..events import ControlEvent, ParamUpdate
-from ..params import Registry
+from ..common.clock import Clock, MonotonicClock
+from ..common.events import ControlEvent, ParamUpdate
+from ..state.params import Registry
 from . import takeover as tk
 from . import transforms as tf
 from .names import NRPN_CCS, is_glob

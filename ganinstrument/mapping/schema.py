@@ -74,8 +74,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ..errors import GanInstrumentError
-from ..params import Registry
+from ..common.errors import GanInstrumentError
+from ..state.params import Registry
 from .checks import Problem
 
 __all__ = [

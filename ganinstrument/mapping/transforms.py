@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ..text import shorten_repr
+from ..common.text import shorten_repr
 
 __all__ = [
     "CURVES", "ENCODINGS", "DEFAULT_CURVE_K",

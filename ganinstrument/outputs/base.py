@@ -34,11 +34,12 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..errors import GanInstrumentError
-from ..text import shorten
+from ..common.errors import GanInstrumentError
+from ..common.text import shorten
+from .resize import resize_frame
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,27 @@ class SinkStats:
 
 
 class Sink(ABC):
-    """What the engine sees of an output."""
+    """What the engine sees of an output (and the HUD reads: common.reporting.Reporting)."""
 
     name: str
+    messages: Sequence[str] = ()  # its news, newest last
+    shows_hud = False  # (the preview) it shows the HUD: `set_hud` takes the engine's values
+
+    def hud_lines(self) -> Mapping[str, str]:
+        """Lines it keeps up on the HUD while they hold ("rec": "00:12 recording")."""
+        return {}
+
+    def set_hud(self, values: Mapping[str, object]) -> None:
+        """(shows_hud) The HUD's values from the engine; other sinks have no HUD."""
+
+    def toggle(self) -> str | None:
+        """`record.toggle`: a sink that records takes starts or ends one and says which;
+        None from the others."""
+        return None
+
+    def window_closed(self) -> bool:
+        """A window the performer closed (the preview's): the show ends."""
+        return False
 
     @abstractmethod
     def open(self, width: int, height: int, fps: float) -> None:
@@ -389,10 +408,15 @@ def _same_picture(a, b) -> bool:
 
 
 class Sinks:
-    """Several sinks driven as one: what `open_sinks` returns and the engine holds."""
+    """Several sinks driven as one: what `open_sinks` returns and the engine holds.
 
-    def __init__(self, sinks):
+    `size`: (width, height) every frame is scaled to before it goes out (render's --size),
+    once for all of them, on the frame's device; None: frames go out as they come.
+    """
+
+    def __init__(self, sinks, size: tuple[int, int] | None = None):
         self.sinks = list(sinks)
+        self.size = size
 
     def __iter__(self):
         return iter(self.sinks)
@@ -406,7 +430,24 @@ class Sinks:
 
     def submit(self, frame) -> int:
         """Hand `frame` to every sink; returns how many took it. Never waits on a sink."""
+        if self.size is not None:
+            frame = resize_frame(frame, self.size)
         return sum(bool(s.submit(frame)) for s in self.sinks)
+
+    def toggle(self) -> list[str]:
+        """`record.toggle` to every sink; what those that record takes said."""
+        return [said for said in (s.toggle() for s in self.sinks) if said is not None]
+
+    def shows_hud(self) -> bool:
+        return any(s.shows_hud for s in self.sinks)
+
+    def set_hud(self, values: Mapping[str, object]) -> None:
+        for sink in self.sinks:
+            if sink.shows_hud:
+                sink.set_hud(values)
+
+    def window_closed(self) -> bool:
+        return any(s.window_closed() for s in self.sinks)
 
     def close(self, timeout_s: float = 2.0) -> bool:
         """Close in reverse order of opening, each with its own timeout."""

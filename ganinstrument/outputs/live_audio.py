@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from ..queues import DropQueue
+from ..common.queues import DropQueue
 from .mux import AUDIO_BIT_RATE, AacWriter
 
 log = logging.getLogger(__name__)

@@ -126,6 +126,11 @@ class NdiSink(ThreadedSink):
             self.audio_frames += 1
             blocks = blocks[same:]
 
+    def hud_lines(self) -> dict[str, str]:
+        """Who is watching."""
+        n = self._connections
+        return {self.name: f"{n} receiver{'' if n == 1 else 's'}"}
+
     @property
     def connections(self) -> int:
         """How many receivers were connected at the last send (any thread: the sender itself is

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ..text import visible
+from ..common.text import visible
 from .base import SinkError, SinkUnavailableError, ThreadedSink
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,11 @@ class PreviewSink(ThreadedSink):
         self._codes: dict[int, str] = {}
         self._font = None
         self._windowed_rect = (100, 100, 640, 480)
+
+    shows_hud = True
+
+    def window_closed(self) -> bool:
+        return self.closed.is_set()
 
     def set_hud(self, values: Mapping[str, object]) -> None:
         """Replace the HUD values that come from outside `hud()` (any thread)."""

@@ -220,13 +220,14 @@ def _make_sink(item: SinkSpec, offline, hud, on_action, audio, audio_sample_rate
 
 
 def open_sinks(spec: str, width: int, height: int, fps: float, *, required: bool = True,
-               **options) -> Sinks:
+               size: tuple[int, int] | None = None, **options) -> Sinks:
     """Parse `spec`, check availability, build and open every sink.
 
     `required=True` (the user named these outputs): anything unavailable or failing to open
     raises `SinkUnavailableError`/`SinkError` listing every problem, and nothing stays open.
     `required=False` (defaults): those are skipped with a warning. `options` go to
     `make_sink` (offline, hud, on_action, audio, audio_sample_rate, resume_takes, live_audio).
+    `size`: every frame is scaled to it before it goes out (Sinks).
     """
     items = parse_output_spec(spec)
     reasons = {item.kind: unavailable_reason(item.kind) for item in items}
@@ -248,4 +249,4 @@ def open_sinks(spec: str, width: int, height: int, fps: float, *, required: bool
             log.warning("%s", err)
             continue
         opened.append(sink)
-    return Sinks(opened)
+    return Sinks(opened, size=size)

@@ -145,6 +145,10 @@ class TakeRecorder(Sink):
         self._helper(self._start, path)
         return f"take starting: {path.name}"
 
+    def hud_lines(self) -> dict[str, str]:
+        status = self.status()
+        return {"rec": status} if status else {}
+
     def status(self, now: float | None = None) -> str | None:
         """'REC 1:23 take-....mp4' while a take records (with "(no sound)" when the audio input
         is not in it), None otherwise."""

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ModelMismatchError
-from ..params import TargetSpec
+from ..common.errors import ModelMismatchError
+from ..state.params import TargetSpec
 from .edits import IDENTITY, EditSpec, default_edits, edit_noise
 
 BLEND_PREFIX = "blend."

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from ..errors import GanInstrumentError
+from ..common.errors import GanInstrumentError
 
 __all__ = ["DirectionsFileError", "load_directions", "w_direction_scales"]
 

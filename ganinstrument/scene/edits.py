@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..params import TargetSpec
+from ..state.params import TargetSpec
 
 EDIT_OPS = ("scale", "offset", "noise")
 IDENTITY = {"scale": 1.0, "offset": 0.0, "noise": 0.0}

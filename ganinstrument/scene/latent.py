@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import GanInstrumentError
-from ..params import ActionSpec, Registry, TargetSpec, UnknownTargetError
+from ..common.errors import GanInstrumentError
+from ..state.params import ActionSpec, Registry, TargetSpec, UnknownTargetError
 from .directions import DirectionsFileError, load_directions, w_direction_scales
 from .noise import perlin_pattern
 

@@ -21,12 +21,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from ..clock import Clock, MonotonicClock
-from ..errors import GanInstrumentError
-from ..events import ControlEvent, ParamUpdate
-from ..params import Registry
-from ..queues import DropQueue, QueueBound
-from ..text import shorten, shorten_repr
+from ..common.clock import Clock, MonotonicClock
+from ..common.errors import GanInstrumentError
+from ..common.events import ControlEvent, ParamUpdate
+from ..state.params import Registry
+from ..common.queues import DropQueue, QueueBound
+from ..common.text import shorten, shorten_repr
 from .complaints import Complaints
 
 log = logging.getLogger("ganinstrument.osc")
@@ -271,6 +271,9 @@ class OscServer:
         """Everything since the last drain, in arrival order: ParamUpdates for our own addresses
         (apply them), ControlEvents for the rest (route them)."""
         return self._queue.drain()
+
+    def hud_lines(self) -> dict[str, str]:
+        return {}  # (what it refuses is news: `messages`)
 
     def stats(self) -> OscStats:
         return OscStats(self.received, self.dropped, self.rejected, len(self._queue), self.malformed)

@@ -22,13 +22,18 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-from ..errors import GanInstrumentError
-from ..events import ControlEvent, ParamUpdate
+from ..common.clock import Clock
+from ..common.errors import GanInstrumentError
+from ..common.events import ControlEvent, ParamUpdate
+from ..common.reporting import Quiet
 
 log = logging.getLogger(__name__)
 
 SESSION_SCHEMA = 1
+T_DIGITS = 6  # a session's times are written to the microsecond
+T_SLACK = 0.5 * 10.0 ** -T_DIGITS
 
 
 class ReplayError(GanInstrumentError, ValueError):
@@ -140,14 +145,14 @@ class SessionWriter:
         self._write({"type": "start", "clock_s": float(clock_s)})
 
     def event(self, t: float, event: ControlEvent) -> None:
-        self._write({"t": round(float(t), 6), "event": asdict(event)})
+        self._write({"t": round(float(t), T_DIGITS), "event": asdict(event)})
 
     def update(self, t: float, update: ParamUpdate) -> None:
-        self._write({"t": round(float(t), 6), "update": asdict(update)})
+        self._write({"t": round(float(t), T_DIGITS), "update": asdict(update)})
 
     def features(self, t: float, features: dict) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in features.items()}
-        self._write({"t": round(float(t), 6), "features": clean})
+        self._write({"t": round(float(t), T_DIGITS), "features": clean})
 
     def close(self) -> None:
         try:
@@ -219,7 +224,9 @@ def read_session(path) -> tuple[dict, list[Timed]]:
 
 
 class Timeline:
-    """Hands out timed items up to a time, in order: `until(t)` returns those with time <= t."""
+    """Hands out timed items up to a time, in order: `until(t)` returns those with time <= t
+    (within half the session's rounding of times, T_DIGITS: a line written at a frame's time,
+    rounded up, is still that frame's)."""
 
     def __init__(self, items: Iterable[Timed]):
         self._items = sorted(items, key=lambda item: item.t)
@@ -227,6 +234,7 @@ class Timeline:
 
     def until(self, t: float) -> list[Timed]:
         start = self._next
+        t += T_SLACK
         while self._next < len(self._items) and self._items[self._next].t <= t:
             self._next += 1
         return self._items[start:self._next]
@@ -237,6 +245,46 @@ class Timeline:
     @property
     def end_s(self) -> float:
         return self._items[-1].t if self._items else 0.0
+
+
+class TimelineControls(Quiet):
+    """Recorded controls (a session's events, updates and keys; a MIDI file's events) as a
+    control source: each `drain` hands out what happened up to `clock`'s time (render's), so
+    they are routed and applied by the same engine, in the same frames, as they were live."""
+
+    def __init__(self, items: Iterable[Timed], clock: Clock):
+        self.timeline, self.clock = Timeline(i for i in items if i.event is not None or i.update is not None), clock
+
+    def drain(self) -> list[ControlEvent | ParamUpdate]:
+        return [item.event if item.event is not None else item.update for item in self.timeline.until(self.clock.now())]
+
+
+class SessionFeatures(Quiet):
+    """A session's recorded audio features as a feature source: what the live input gave the
+    engine, frame by frame, up to `clock`'s time."""
+
+    def __init__(self, items: Iterable[Timed], clock: Clock):
+        self.timeline, self.clock = Timeline(i for i in items if i.features is not None), clock
+        self._latest = None
+        self._onsets: list = []
+
+    def _take(self) -> None:
+        for item in self.timeline.until(self.clock.now()):
+            row = dict(item.features)
+            self._onsets.extend(SimpleNamespace(**o) for o in row.pop("onsets", []) if isinstance(o, dict))
+            features = SimpleNamespace(**row) if row else None
+            if features is not None and isinstance(getattr(features, "bands", None), list):
+                features.bands = tuple(features.bands)
+            self._latest = features
+
+    def latest(self):
+        self._take()
+        return self._latest
+
+    def drain_onsets(self) -> list:
+        self._take()
+        out, self._onsets = self._onsets, []
+        return out
 
 
 # -- takes ----------------------------------------------------------------------------------

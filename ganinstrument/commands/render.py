@@ -1,0 +1,267 @@
+"""`ganinstrument render`: an audio-reactive video from a music file, offline and deterministic.
+
+The same engine as `perform` (engine.loop.Engine), run offline: its clock advances exactly
+1/fps per frame and never waits; the sources are the recorded ones (sources.protocols): the
+audio analysed block by block up to each frame's time, or a session's recorded features;
+MIDI-file automation and a session's controls handed out at their times, routed through the
+mapping. Every frame is written (offline sinks wait rather than drop). For a take, a pre-roll
+plays the show before it without drawing. The audio is muxed into the video. Two runs with
+the same inputs give identical frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..common.clock import FakeClock
+from ..common.errors import GanInstrumentError
+from ..common.files import new_file_mode
+from ..sources.audio.file import AudioFileError, read_audio
+
+log = logging.getLogger("ganinstrument")
+
+
+class RenderError(GanInstrumentError, ValueError):
+    """Bad render arguments or inputs: names what is wrong."""
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise RenderError(f"--size must look like 1920x1080, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise RenderError(f"--size {text}: width and height must be 16..8192")
+    return w, h
+
+
+class _Progress:
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stderr  # (the one of the moment)
+        self.start = time.monotonic()
+        self._last = 0.0
+        self.live = self.stream.isatty() if hasattr(self.stream, "isatty") else False
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if done < self.total and now - self._last < 0.5:
+            return
+        self._last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        bar = "#" * int(30 * done / max(self.total, 1))
+        text = (f"[{bar:<30}] {done}/{self.total} frames {100 * done / max(self.total, 1):5.1f}% "
+                f"elapsed {elapsed:5.0f}s ETA {eta:5.0f}s" if done else f"[{' ' * 30}] 0/{self.total} frames")
+        self.stream.write(("\r" if self.live else "") + text + ("" if self.live and done < self.total else "\n"))
+        self.stream.flush()
+
+
+# What `perform --record-session` writes in the session's header, and render's own defaults:
+# what the command line leaves out is taken from the session, so a performance renders again
+# with the model, second model, mapping, starting look (or preset) and presets folder it was
+# played with.
+SESSION_DEFAULTS = (("model", "demo"), ("model_b", None), ("mapping", "generic"), ("preset", None),
+                    ("presets_dir", None))  # None: the user's presets folder (userdirs)
+
+
+def _defaults_from_session(args, header: dict) -> None:
+    taken = []
+    for name, default in SESSION_DEFAULTS:
+        if getattr(args, name) is None:
+            # a session that holds its starting look starts from that, not from a preset file
+            value = None if name == "preset" and isinstance(header.get("look"), dict) else header.get(name)
+            if value is not None:
+                taken.append(f"{name.replace('_', '-')} {value}")
+            setattr(args, name, value if value is not None else default)
+    if args.fps is None:
+        fps = header.get("fps")
+        args.fps = float(fps) if isinstance(fps, (int, float)) and fps > 0 else 30.0
+        if fps:
+            taken.append(f"fps {args.fps:g}")
+    if taken:
+        log.info("from the session %s: %s", args.session, ", ".join(taken))
+
+
+def run_render(args) -> int:
+    from ..engine.loop import Engine
+    from ..instrument.facade import Instrument
+    from ..instrument.wiring import connect_mapping
+    from ..outputs.spec import open_sinks
+    from ..sources.audio.offline import BlockSource
+    from ..sources.replay import (ReplayError, SessionFeatures, TimelineControls, midi_file_events, read_session,
+                                  read_take_note)
+    from ..state.presets import PresetError, parse_preset
+    from .perform import resolve_preset
+
+    take = None
+    try:
+        if args.take:
+            take, session_header, session = read_take_note(args.take)
+            args.session = str(take.session)
+        else:
+            session_header, session = read_session(args.session) if args.session else ({}, [])
+    except ReplayError as exc:
+        raise RenderError(str(exc)) from None
+    _defaults_from_session(args, session_header)
+    _refuse_out_among_inputs(args, take)  # (the session's model, mapping, preset included)
+    if args.fps <= 0 or not math.isfinite(args.fps):
+        raise RenderError(f"--fps must be a positive number, got {args.fps}")
+    size = parse_size(args.size)
+    if take is not None:
+        # The take's frames, from its first to its last; the show before it is played (not
+        # rendered) so every value is where it was. Its sound: the take's own, if it has one.
+        start_s = take.start_s
+        frames_total = int(round((take.end_s - take.start_s) * args.fps)) + 1
+        mux = args.audio or (os.fspath(take.video) if _has_sound(take.video) else None)
+        samples = None
+        log.info("take %s: %.2f s of the show from %.2f s; %d frames at %g fps", take.video.name,
+                 take.end_s - take.start_s, start_s, frames_total, args.fps)
+    else:
+        if not args.audio:
+            raise RenderError("render needs --audio FILE (the music), or --take FILE.mp4")
+        start_s, mux = 0.0, os.fspath(args.audio)
+        try:
+            samples, rate = read_audio(args.audio)
+        except AudioFileError as exc:
+            raise RenderError(str(exc)) from None
+        duration_s = samples.shape[0] / rate
+        frames_total = int(math.floor(duration_s * args.fps + 1e-9))
+        if frames_total < 1:
+            raise RenderError(f"{args.audio}: {duration_s:.3f} s of audio is shorter than one frame")
+
+    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
+    if args.preset:
+        inst.load_preset(resolve_preset(args.preset, args.presets_dir))
+    elif isinstance(session_header.get("look"), dict):  # the look the show started with
+        where = f"{args.session} (the look the show started with)"
+        try:
+            inst.recall(parse_preset(session_header["look"], where), where)
+        except PresetError as exc:
+            raise RenderError(str(exc)) from None
+    # The render's clock is the session's (0 at the show's first frame); a take's frames are
+    # drawn from start_s on, after a pre-roll of the show before it.
+    pre_roll = int(math.floor(start_s * args.fps + 1e-9))
+    clock = FakeClock(start_s - pre_roll / args.fps)
+    controls = connect_mapping(inst, args.mapping, clock)
+    for warning in controls.warnings:
+        log.warning("%s", warning)
+    recorded = (midi_file_events(args.midi) if args.midi else []) + session
+    if any(item.features is not None for item in session):
+        audio = SessionFeatures(session, clock)
+    else:
+        audio = BlockSource(samples, rate, follow=clock) if samples is not None else None
+
+    out = os.fspath(args.out)
+    to_frames = out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir()
+    width, height = size or (inst.G.img_resolution, inst.G.img_resolution)
+    # A video goes to a temporary file beside --out, which replaces --out once it is complete
+    with contextlib.nullcontext(out) if to_frames else _Partial(os.path.realpath(out)) as target:
+        sinks = open_sinks(f"frames:{target}" if to_frames else f"record:{target}", width, height,
+                           args.fps, required=True, offline=True, size=size,
+                           **({"audio": mux} if mux and not to_frames else {}))
+        engine = Engine(inst, router=controls.router, controls=[TimelineControls(recorded, clock)],
+                        audio=audio if controls.modulation is not None else None, sinks=sinks, clock=clock,
+                        fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
+                        trim_heap_s=None, close_timeout_s=120.0)
+        progress = _Progress(frames_total)
+        engine.on_frame.append(lambda frame, times: progress.update(engine.stats.frames))
+        stats = engine.run()
+        problems = [f"{s.name}: {s.last_error}" for s in sinks.stats() if s.errors]
+        if problems or not stats.closed:
+            raise RenderError("writing the output failed: " + "; ".join(problems or ["the writer did not finish"]))
+        if stats.errors:
+            raise RenderError(f"{stats.errors} frame(s) failed to render, the last: {stats.last_error}")
+        if stats.frames != frames_total:
+            raise RenderError(f"the render stopped after {stats.frames} of {frames_total} frames")
+    log.info("wrote %s: %d frames at %g fps, %dx%d, %.2f s", out, frames_total, args.fps, width, height,
+             frames_total / args.fps)
+    return 0
+
+
+def _refuse_out_among_inputs(args, take) -> None:
+    """--out must not be one of the files the render reads (the same file, through links too):
+    writing it would destroy the input."""
+    out = os.fspath(args.out)
+    if not os.path.exists(out):
+        return
+    inputs = [args.audio, args.take, args.session, args.midi, args.model, args.model_b, args.mapping,
+              args.preset]
+    if take is not None:
+        inputs += [take.video, take.session, Path(args.take).with_suffix(".json")]
+    for name in inputs:
+        if name is not None and os.path.isfile(name) and os.path.samefile(name, out):
+            raise RenderError(f"--out {out} is the input {name}: rendering would overwrite it; "
+                              "give --out another file")
+
+
+class _Partial:
+    """A temporary file beside `final`, named after it (hidden, with `.partial` before the
+    extension, so the muxer still knows the format): the render writes there, and it replaces
+    `final` only once the render has finished without an error. A render that fails or is
+    stopped (Ctrl-C) removes it and leaves what was at `final` untouched; one killed outright
+    leaves at most the hidden .partial file, never a half-written `final`."""
+
+    def __init__(self, final: str):
+        self.final = final
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        folder, name = os.path.split(self.final)
+        if not os.path.isdir(folder or "."):
+            raise RenderError(f"--out {self.final}: the folder {folder} does not exist")
+        stem, ext = os.path.splitext(name)
+        fd, self.path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder or ".")
+        os.close(fd)
+        os.chmod(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
+        return self.path
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is None:
+                os.replace(self.path, self.final)
+        finally:
+            Path(self.path).unlink(missing_ok=True)  # (gone already where it was moved)
+
+
+def _has_sound(video) -> bool:
+    import av
+
+    try:
+        with av.open(os.fspath(video)) as container:
+            return bool(container.streams.audio)
+    except Exception as exc:  # av raises FFmpegError flavours and OSError
+        raise RenderError(f"{video}: cannot read the take ({exc})") from None
+
+
+def add_render_parser(sub) -> None:
+    p = sub.add_parser("render", help="render an audio-reactive video from a music file (offline)")
+    p.add_argument("--model", default=None, help="model file or 'demo' (default: the session's, else demo)")
+    p.add_argument("--model-b", default=None, help="a second model, for blend.* targets (default: the session's)")
+    p.add_argument("--mapping", default=None, help="mapping file or shipped name: its audio routes "
+                   "and the bindings MIDI files and sessions go through (default: the session's, else generic)")
+    p.add_argument("--audio", default=None, help="the music: wav, flac, ogg, mp3, m4a, or the sound of a "
+                   "video (needed unless --take)")
+    p.add_argument("--take", default=None, metavar="TAKE.mp4",
+                   help="a take recorded by perform: its frames again, from the show's session kept "
+                        "beside it, at any --size, with its own sound")
+    p.add_argument("--midi", default=None, help="a MIDI file of controller automation, played through the mapping")
+    p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`; "
+                   "what the other options leave out (model, mapping, preset, fps) is taken from it")
+    p.add_argument("--preset", default=None, help="preset file, name or slot to start from")
+    p.add_argument("--presets-dir", default=None,
+                   help="folder of presets (default: the session's, else your presets folder)")
+    p.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for PNG frames")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the session's, else 30)")
+    p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")
+    p.add_argument("--device", default=None, help="torch device (default: automatic)")
+    p.set_defaults(func=run_render)

@@ -1,0 +1,377 @@
+"""The Instrument: one object that tests, `render`, the live engine and users' scripts drive.
+
+    inst = Instrument(model="demo")
+    inst.set("psi", 0.6)
+    inst.trigger("seed.next")
+    frame = inst.step(1 / 30)      # smooth by dt, update the scene, render
+    inst.save_preset("presets/01 dusk.yaml")
+
+Per frame: the state smooths every moving target by the real dt; the bender rewrites only the
+weights whose edit or blend moved; the latent scene re-runs the mapping network only when z
+moved; the synthesis network renders only when something it depends on changed. When nothing
+moves, `step` returns the previous picture at no cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..common.errors import GanInstrumentError
+from ..common.events import Messages, ParamUpdate
+from ..common.frame import Frame
+from ..generator import load_generator
+from ..generator.device import pick_device
+from ..generator.ops import tune_cpu_allocator
+from ..generator.taps import image_to_uint8, tap_to_uint8
+from .morph import Morph
+from ..state.params import ActionSpec, Registry, TargetSpec
+from ..state.preset_bank import PresetBank, slot_number
+from ..state.presets import ModelRef, Preset, PresetError, file_sha256, load_preset_file
+from ..scene.bending import Bender
+from ..scene.latent import LatentConfig, LatentScene
+from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
+from ..state.values import SMOOTHING_TARGET, State
+
+log = logging.getLogger(__name__)
+
+NOISE_MODES = ("const", "random", "none")
+PRESET_ACTIONS = (
+    ActionSpec("preset.next", "recall the next preset in the presets folder"),
+    ActionSpec("preset.prev", "recall the previous preset in the presets folder"),
+    ActionSpec("preset.recall", "recall preset slot N (a file named 'N ...yaml')", takes_value=True),
+    ActionSpec("preset.save", "save the current look to preset slot N", takes_value=True),
+)
+
+def _model_ref(role: str, model) -> ModelRef:
+    if isinstance(model, (str, os.PathLike)) and os.fspath(model) != "demo":
+        path = os.path.abspath(os.fspath(model))
+        return ModelRef(role, path, file_sha256(path))
+    return ModelRef(role, "demo" if model == "demo" or model is None else repr(model), None)
+
+
+class Instrument:
+    """A playable StyleGAN network (and optionally a second one to blend toward).
+
+    `model`, `model_b`: a model file, "demo", or an already-built generator. `device`: None
+    for automatic (CUDA, MPS, CPU). `mapping`: a mapping file or shipped name; then `feed`
+    routes ControlEvents through it and its audio routes modulate the targets. `latent`: z groups, seeds and directions (LatentConfig).
+    `edits`: None for one default edit per layer/block, or a list of EditSpec.
+    `presets_dir`: the folder `preset.next/prev/recall/save` work in (a preset_bank.PresetBank:
+    the live engine starts its worker, so those actions never wait on the disk); None: the user's
+    presets folder (userdirs.default_presets_dir).
+    """
+
+    def __init__(self, model="demo", model_b=None, device=None, mapping=None, *, latent: LatentConfig | None = None,
+                 edits=None, presets_dir=None):
+        self.device = pick_device(device)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
+        self.G = model if isinstance(model, torch.nn.Module) else load_generator(model, device=self.device)
+        self.G_b = None
+        if model_b is not None:
+            self.G_b = model_b if isinstance(model_b, torch.nn.Module) else load_generator(model_b, device=self.device)
+        self.models = (_model_ref("a", model),) + ((_model_ref("b", model_b),) if model_b is not None else ())
+        self.latent = LatentScene(self.G, latent or LatentConfig(), device=self.device)
+        self.bender = Bender(self.G, self.G_b, edits, name_a=str(self.models[0].path),
+                             name_b=str(self.models[-1].path))
+        self.taps = tuple(self.G.synthesis.tap_names())
+        own = [
+            SMOOTHING_TARGET,
+            TargetSpec("view", 0, len(self.taps), 0, kind="choice", smoothing="none", smoothing_ms=0.0,
+                       choices=("image",) + self.taps, doc="what is shown: the image or a layer's activations"),
+            TargetSpec("noise", 0, 2, 0, kind="choice", smoothing="none", smoothing_ms=0.0, choices=NOISE_MODES,
+                       doc="StyleGAN2 per-pixel noise: const (stable), random (shimmers), none"),
+            TargetSpec("preset.morph", 0.0, 60.0, 0.0, unit="s", smoothing="none", smoothing_ms=0.0,
+                       preset=False, doc="how long preset recall from the controller morphs"),
+        ]
+        self.registry = Registry.build(own + list(self.latent.targets()) + list(self.bender.targets()),
+                                       list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS))
+        self.state = State(self.registry)
+        self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
+        self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
+        # Per-frame modulation (audio features): `apply(values, dt) -> set of changed names`
+        # writes into the frame's values after smoothing; `pending_actions()` -> ParamUpdates.
+        self.modulation = None
+        self.last_values: dict[str, float] = self.state.values()
+        self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
+        self.time_s = 0.0
+        self.frames_rendered = 0
+        self._morph: Morph | None = None
+        self._morph_latent: tuple[float, ...] | None = None
+        self._wanted_recall: tuple[Path, float, str] | None = None  # (file, morph s, action): see batch()
+        self._batching = 0
+        self._dirty = True
+        self._last: Frame | None = None
+        self.controls = None
+        if mapping is not None:
+            from .wiring import connect_mapping
+
+            self.controls = connect_mapping(self, mapping)
+            self.warnings.extend(self.controls.warnings)
+
+    # -- targets and actions ------------------------------------------------------------
+    def targets(self) -> Mapping[str, TargetSpec]:
+        """Every performable target by name, with range, default, unit and smoothing."""
+        return self.registry.targets
+
+    def actions(self) -> Mapping[str, ActionSpec]:
+        return self.registry.actions
+
+    def set(self, name: str, value: float, *, smoothing_ms: float | None = None, immediate: bool = False) -> float:
+        """Ask target `name` for `value` (smoothed unless `immediate`); returns the clamped value."""
+        clamped = self.state.set(name, value, smoothing_ms=smoothing_ms, immediate=immediate)
+        self._dirty = True
+        return clamped
+
+    def get(self, name: str) -> float:
+        """The current (smoothed) value of target `name`."""
+        return self.state.get(name)
+
+    def trigger(self, action: str, value: float | None = None) -> None:
+        """Fire an action, e.g. "seed.next", "z.random", "preset.recall" with value 3."""
+        self.registry.action(action)
+        if action in SHOW_ACTION_NAMES:
+            return  # the show's (engine.Engine, render): the picture out, not the scene
+        if action.startswith("preset."):
+            self._preset_action(action, value)
+        else:
+            for name, target in self.latent.action_updates(action, self.state.targets()).items():
+                self.state.set(name, target)
+        self._dirty = True
+
+    def feed(self, events) -> int:
+        """Route raw ControlEvents (MIDI, OSC) through the mapping given at construction and
+        apply the resulting updates; returns how many applied. Never raises."""
+        if self.controls is None:
+            raise GanInstrumentError("this Instrument has no mapping; pass mapping=... to route events")
+        return sum(self.apply(update) for update in self.controls.router.route(events))
+
+    def apply(self, update: ParamUpdate) -> bool:
+        """The stage side: apply one controller update; never raises (problems go to `warnings`)."""
+        if not update.action:
+            ok = self.state.apply(update)
+            if not ok and self.state.problems:
+                self.warnings.append(self.state.problems[-1])
+            self._dirty |= ok
+            return ok
+        try:
+            self.trigger(update.target, update.value)
+            return True
+        except (GanInstrumentError, KeyError, ValueError) as exc:
+            self.warnings.append(f"{update.source or 'action'} {update.target}: {exc}")
+            return False
+
+    # -- the frame --------------------------------------------------------------------
+    def step(self, dt: float) -> Frame:
+        """Advance smoothing (and any morph) by `dt` seconds, update the scene, render."""
+        values, changed = self._advance(dt)
+        noise = NOISE_MODES[int(values["noise"])]
+        if self._last is not None and not (changed or self._dirty or noise == "random"):
+            return self._last.again(self.time_s)
+        self._dirty = False
+        return self._render(values, noise)
+
+    def advance(self, dt: float) -> None:
+        """What `step` does, without the render: smoothing, morphs, audio modulation and its
+        actions move on by `dt` seconds (render's pre-roll before a take). The next `step`
+        renders. Weight edits (a function of the values alone) wait for that render."""
+        self._advance(dt, scene=False)
+        self._dirty = True
+
+    def _advance(self, dt: float, scene: bool = True) -> tuple[dict[str, float], bool]:
+        """Move every value on by `dt`; returns the values to play and whether any moved.
+        `scene`: also rewrite the weights the values edit."""
+        dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
+        self._recall_wanted()
+        while self.bank.errors:  # saves the disk refused (the bank's worker)
+            self.warnings.append(self.bank.errors.popleft())
+        self.time_s += dt
+        moved = self.state.step(dt)
+        if self._morph is not None:
+            self._advance_morph(dt)
+            moved.add("morph")
+        values = self.state.values()
+        if self.modulation is not None:
+            # Faders set the base; audio moves around it. Presets keep the base values.
+            moved |= self.modulation.apply(values, dt)
+            for update in self.modulation.pending_actions():
+                self.apply(update)
+        self.last_values = values  # what this frame plays (modulated): logs and the HUD read it
+        if not scene:
+            return values, bool(moved)
+        rewritten = self.bender.apply(values)
+        if any(key.startswith("mapping.") for key in rewritten):
+            self.latent.invalidate()
+        return values, bool(moved or rewritten)
+
+    def redraw(self) -> None:
+        """Render the next frame even if no value moved (after changing the scene behind the
+        registry's back, e.g. `latent.set_base_z`)."""
+        self._dirty = True
+
+    def warm_up(self, frames: int = 3) -> Frame:
+        """Render `frames` frames at the current values (no time passes); returns the last.
+        CPU back ends set themselves up per shape on the first calls (the first 1-3 frames
+        are slow), so `perform` warms up before the show."""
+        frame = None
+        for _ in range(max(1, int(frames))):
+            self._dirty = True
+            frame = self.step(0.0)
+        return frame
+
+    def render(self) -> Frame:
+        """Render the current values now (no time passes)."""
+        return self.step(0.0) if self._last is not None else self._render(self.state.values(), "const")
+
+    def _render(self, values: Mapping[str, float], noise: str) -> Frame:
+        view = int(values["view"])
+        with torch.no_grad():
+            ws = self.latent.ws(values)  # [1, num_ws, w_dim]
+            if view == 0:
+                img = self.G.synthesis(ws, noise_mode=noise)  # [1, C, H, W]
+                if img.shape[1] == 1:
+                    img = img.expand(-1, 3, -1, -1)
+                pixels = image_to_uint8(img[:, :3])[0]  # [H, W, 3]
+            else:
+                act = self.G.synthesis(ws, noise_mode=noise, until=self.taps[view - 1])  # [1, C, h, w]
+                pixels = tap_to_uint8(act, mode="project")[0]
+        self.frames_rendered += 1
+        self._last = Frame(pixels, self.time_s, self.frames_rendered)
+        return self._last
+
+    # -- presets ----------------------------------------------------------------------
+    def _base_z(self) -> np.ndarray:
+        override = self.latent.base_z_override
+        return override if override is not None else self.latent.seed_z(self.state.get("seed"))
+
+    def snapshot(self, name: str = "") -> Preset:
+        """The current look as a Preset (what `save_preset` writes)."""
+        values = self.state.values()
+        stored = {n: v for n, v in values.items() if self.registry.targets[n].preset}
+        seed = values["seed"]
+        explicit = self.latent.base_z_override is not None or seed != round(seed)
+        return Preset(targets=stored, latent=tuple(float(v) for v in self._base_z()) if explicit else None,
+                      models=self.models, name=name)
+
+    def save_preset(self, path, name: str | None = None) -> Path:
+        """Save the current look to `path` (YAML, atomic; on the bank's worker once started)."""
+        path = Path(path)
+        return self.bank.save(path, self.snapshot(name if name is not None else path.stem))
+
+    def load_preset(self, path, morph_s: float = 0.0) -> Preset:
+        """Recall a preset file: at once, or morphing over `morph_s` seconds.
+
+        A broken file raises PresetError and the current look stays. Targets the preset names
+        that this instrument lacks, and models whose content changed, become `warnings`.
+        """
+        preset = self.recall(load_preset_file(path), path, morph_s)
+        self.bank.mark(path)
+        return preset
+
+    def recall(self, preset: Preset, source, morph_s: float = 0.0) -> Preset:
+        """Recall a parsed preset (`source` names where it came from, in errors and warnings)."""
+        path = source
+        if preset.latent is not None and len(preset.latent) != self.latent.z_dim:
+            raise PresetError(path, [f"latent.vector has {len(preset.latent)} values; this model's z has "
+                                     f"{self.latent.z_dim}"])
+        self._check_models(preset, path)
+        end = {}
+        for name, value in preset.targets.items():
+            if name in self.registry.targets:
+                end[name] = self.registry.targets[name].clamp(value)
+            else:
+                hint = Registry.suggest(name, self.registry.targets)
+                self.warnings.append(f"{path}: preset target {name!r} does not exist here"
+                                     + (f" (did you mean {hint[0]!r}?)" if hint else "") + "; skipped")
+        base_to = (np.asarray(preset.latent, dtype=np.float64) if preset.latent is not None
+                   else self.latent.seed_z(end.get("seed", self.state.get("seed"))))
+        if morph_s > 0:
+            self._morph = Morph(self.state.values(), end, self.registry.targets, morph_s, self._base_z(), base_to)
+            self._morph_latent = preset.latent
+        else:
+            self._finish_recall(end, preset.latent)
+        self._dirty = True
+        return preset
+
+    def _check_models(self, preset: Preset, path) -> None:
+        mine = {m.role: m for m in self.models}
+        for ref in preset.models:
+            own = mine.get(ref.role)
+            if own is not None and ref.sha256 and own.sha256 and ref.sha256 != own.sha256:
+                self.warnings.append(f"{path}: made with model {ref.role} {ref.path}, whose content differs "
+                                     f"from the loaded {own.path}; the look may differ")
+
+    def _advance_morph(self, dt: float) -> None:
+        morph = self._morph
+        values, base = morph.advance(dt)
+        for name, value in values.items():
+            self.state.set(name, value, immediate=True)
+        self.latent.set_base_z(base)
+        if morph.done:
+            self._morph = None
+            self._finish_recall(morph.end, self._morph_latent)
+
+    def _finish_recall(self, end: Mapping[str, float], latent) -> None:
+        self._morph = None
+        self.state.jump_all(end)
+        self.latent.set_base_z(None if latent is None else np.asarray(latent, dtype=np.float64))
+        for callback in self.on_recall:
+            callback()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One frame's controls (show.apply_controls): preset recalls inside are played once, at
+        the end, the latest winning, so a burst of them (a flood of program changes) costs one."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self._recall_wanted()
+
+    def _preset_action(self, action: str, value: float | None) -> None:
+        if action in ("preset.next", "preset.prev"):
+            path = self.bank.step(+1 if action == "preset.next" else -1)
+            if path is None:
+                raise PresetError(self.bank.directory, ["no preset files in this folder"])
+        elif action == "preset.save":
+            self._recall_wanted()  # a recall earlier in the batch: save the look it makes
+            self.save_preset(self.bank.path_for_save(slot_number(value, action)))
+            return
+        else:
+            slot = slot_number(value, action)
+            path = self.bank.slot_path(slot)
+            if path is None:
+                raise PresetError(self.bank.directory, [f"no preset in slot {slot}"])
+        self._wanted_recall = (path, self.state.get("preset.morph"), action)
+        if not self._batching:
+            self._recall_wanted(raise_errors=True)
+
+    def _recall_wanted(self, raise_errors: bool = False) -> None:
+        """Play the preset recall asked for, once its file is parsed (the bank's worker reads
+        files not read yet; until then, it waits here, a frame at a time). A file that does
+        not parse, or does not fit this model, is a warning (`raise_errors`: raised)."""
+        if self._wanted_recall is None:
+            return
+        path, morph_s, action = self._wanted_recall
+        try:
+            preset = self.bank.get(path)
+            if preset is None:
+                return
+            self._wanted_recall = None
+            self.recall(preset, path, morph_s)
+            self.bank.mark(path)
+        except (GanInstrumentError, ValueError) as exc:
+            self._wanted_recall = None
+            if raise_errors:
+                raise
+            self.warnings.append(f"{action}: {exc}")
