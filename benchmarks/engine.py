@@ -87,6 +87,7 @@ from ganinstrument.common.clock import MonotonicClock  # noqa: E402
 from ganinstrument.engine.loop import Engine  # noqa: E402
 from ganinstrument.common.events import ControlEvent  # noqa: E402
 from ganinstrument.common.reporting import Quiet  # noqa: E402
+from ganinstrument.modulation.audio import AudioFeatures  # noqa: E402
 from ganinstrument.common.heap import HeapTrimmer  # noqa: E402
 from ganinstrument.outputs import Sinks  # noqa: E402
 from ganinstrument.sources.audio.input import BlockSource, OnsetEvent  # noqa: E402
@@ -386,12 +387,11 @@ class TimedSinks(Sinks):
 class BenchEngine(Engine):
     """The real Engine, with a stopwatch around each frame and the onsets it took."""
 
-    def __init__(self, inst, rec: Recorder, **kwargs):
+    def __init__(self, inst, rec: Recorder, clicks: LiveClicks, **kwargs):
         super().__init__(inst, **kwargs)
-        self.rec = rec
-        routes = getattr(self.inst.modulation, "_targets", {}).get(KICK_TARGET, [])
-        kick = [r.route for r in routes
-                if r.route.feature == "onset.low" and r.route.mode not in ("replace", "multiply")]
+        self.rec, self.clicks = rec, clicks
+        routes = self.inst.modulation.follows(KICK_TARGET) if self.inst.modulation is not None else []
+        kick = [r for r in routes if r.feature == "onset.low" and r.mode not in ("replace", "multiply")]
         self.kick_depth = kick[0].offset + kick[0].depth if len(routes) == 1 and kick else None
         self._phase = {"input": 0.0, "render": 0.0}
         self.on_frame.append(self._took)
@@ -426,7 +426,7 @@ class BenchEngine(Engine):
             rec.first_start = t0
         rec.last_start = t0
         # The onsets this frame drained went into this frame's values; it was submitted at last_t.
-        drained, self.audio.drained = self.audio.drained, []
+        drained, self.clicks.drained = self.clicks.drained, []
         low = [(onset_t, click_t) for onset_t, click_t, kind in drained if kind == "onset.low"]
         if low and sinks.submits > submits:
             for onset_t, click_t in low:
@@ -518,17 +518,8 @@ def time_trims(trimmer, rec: Recorder) -> None:
     """Note when the engine's heap trims ran (a trim locks each malloc arena while it walks it)."""
     if trimmer is None:
         return
-    inner = trimmer.trim
     spans = rec.spans["heap trim"]
-
-    def timed():
-        a = time.perf_counter()
-        try:
-            return inner()
-        finally:
-            spans.append((a, time.perf_counter()))
-
-    trimmer.trim = timed
+    trimmer.on_trim.append(lambda began, ended: spans.append((began, ended)))
 
 
 def build_instrument(config: str, device: str | None):
@@ -594,13 +585,12 @@ def open_sinks(names, width, height, fps, tmpdir, config, rec, tap=None):
 
 
 def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = False) -> None:
-    from ganinstrument.instrument.wiring import connect_mapping
 
     clock = MonotonicClock()
     rss0 = rss_bytes()
     inst = build_instrument(config, args.device)
     device = inst.device
-    controls = connect_mapping(inst, "generic", clock)
+    controls = inst.use_mapping("generic", clock)
     first = inst.warm_up(3)  # as `perform` does: CPU back ends set themselves up on the first calls
     width, height = first.size
     seconds = minutes * 60.0
@@ -628,7 +618,8 @@ def run_config(config: str, args, minutes: float, sink_names, *, soak: bool = Fa
         source, control_desc = midi_in, f"{args.cc_rate:g} CC/s through JACK"
 
     late0 = late_cycles()
-    engine = BenchEngine(inst, rec, router=controls.router, controls=[TapMidi(source, rec)], audio=audio,
+    engine = BenchEngine(inst, rec, audio, router=controls.router, controls=[TapMidi(source, rec)],
+                         modulation=[AudioFeatures(audio)],
                          sinks=TimedSinks(sinks, rec, device), clock=clock, fps=args.fps or None)
     label = (f"{'soak: ' if soak else ''}{config} on {device}, {width}x{height}, {minutes:g} min, "
              f"{control_desc}, clicks at {args.bpm:g} BPM, sinks {', '.join(s.name for s in sinks)}")

@@ -279,12 +279,11 @@ def main(argv=None) -> int:
 
     from ganinstrument.instrument.facade import Instrument
     from ganinstrument.sources.midi.input import MidiInput
-    from ganinstrument.instrument.wiring import connect_mapping
 
     print(f"load at start: {machine_load()}")
     clock = MonotonicClock()
     inst = Instrument("demo", device=args.device)
-    controls = connect_mapping(inst, "generic", clock)
+    controls = inst.use_mapping("generic", clock)
     if args.render:
         inst.warm_up(3)
     global JACK

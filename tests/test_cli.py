@@ -79,3 +79,6 @@ def test_targets_lists_the_registry_and_actions(capsys):
     for name in ("psi ", "z.7 ", "edit.b256 ", "seed.next ", "preset.recall "):
         assert name in out
     assert "blend.all" not in out  # only with a second model
+    signals = out.split("signals (a modulation route's feature):\n")[1].splitlines()
+    assert [line.split()[:3] for line in signals if line.split()[0] in ("rms_db", "onset.low")] == [
+        ["rms_db", "audio", "-60"], ["onset.low", "audio", "event"]]

@@ -15,6 +15,7 @@ from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks, ThreadedSink
 from ganinstrument.sources.osc import OscServer
 from ganinstrument.common.reporting import Quiet
+from ganinstrument.modulation.audio import AudioFeatures
 
 
 class Collect(ThreadedSink):
@@ -196,7 +197,7 @@ def test_the_hud_says_what_the_sources_report(inst):
 
     midi = MidiInput("nano", backend=Backend(), poll_s=60).start()
     clock = FakeClock()
-    engine = Engine(inst, controls=[midi], audio=NoAudio(), clock=clock, fps=None)
+    engine = Engine(inst, controls=[midi], modulation=[AudioFeatures(NoAudio())], clock=clock, fps=None)
     try:
         hud = engine.hud_values(clock.now())
         assert hud["midi"] == "waiting for 'nano'"

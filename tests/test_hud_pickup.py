@@ -11,7 +11,6 @@ from ganinstrument.common.clock import MonotonicClock
 from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.sources.midi.input import MidiInput
-from ganinstrument.instrument.wiring import connect_mapping
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -23,7 +22,7 @@ def test_the_hud_shows_a_fader_waiting_for_pickup_and_clears_it(jack_server, tmp
     (presets / "01 bright.yaml").write_text("schema_version: 1\ntargets: {psi: 1.6}\n")
     clock = MonotonicClock()
     inst = Instrument("demo", device="cpu", presets_dir=presets)
-    controls = connect_mapping(inst, "generic", clock)
+    controls = inst.use_mapping("generic", clock)
     midi = MidiInput("hud-ctl", backend=JACK_BACKEND, clock=clock, poll_s=0.05)
     engine = Engine(inst, router=controls.router, controls=[midi], clock=clock, fps=None, trim_heap_s=None)
     hud = lambda: engine.hud_values(clock.now())  # noqa: E731

@@ -13,6 +13,7 @@ from ganinstrument.mapping import (
     Binding, Mapping, MappingError, ModulationRoute, Router, Source, load_mapping, parse_mapping,
 )
 from ganinstrument.commands import check as check_mod
+from ganinstrument.modulation.audio import AUDIO_SIGNALS
 from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.common.userdirs import shipped_folder
 
@@ -29,7 +30,7 @@ def small_registry(z_groups: int = 4, blend: bool = False) -> Registry:
         targets += [TargetSpec("blend.all", -1.0, 2.0, 0.0, extrapolate=True)]
     actions = [ActionSpec(n) for n in ("seed.next", "seed.prev", "z.random", "preset.next", "preset.prev")]
     actions += [ActionSpec("preset.recall", takes_value=True), ActionSpec("preset.save", takes_value=True)]
-    return Registry.build(targets, actions)
+    return Registry.build(targets, actions, AUDIO_SIGNALS)
 
 
 REG = small_registry()
@@ -107,7 +108,7 @@ def test_a_good_file_becomes_frozen_objects():
     loud, kick, pulse = m.modulation
     assert loud == ModulationRoute(feature="rms_db", target="psi", depth=0.4, input_range=(-60.0, 0.0),
                                    attack_ms=10.0, release_ms=250.0, name="loud", line=19)
-    assert kick.action == "seed.next" and kick.cooldown_ms == 500 and kick.is_event
+    assert kick.action == "seed.next" and kick.cooldown_ms == 500 and REG.signals[kick.feature].event
     assert pulse.pulse_decay_ms == 120 and pulse.offset == 1.0  # multiply's neutral offset
     with pytest.raises(dataclasses.FrozenInstanceError):
         m.bindings[0].target = "psi"  # type: ignore[misc]
@@ -215,11 +216,11 @@ def test_problems_in_header_banks_and_modulation_with_lines():
         (5, "unknown key 'pitchbend'"), (5, "expected one button source"),
         (8, "page name 'one' is used twice"),
         (9, "a bank needs 'pages:'"),
-        (11, "feature must be one of"),
-        (12, "onset is an event, not a value"),
-        (13, "pulse applies to onset features"),
+        (11, "unknown feature 'loudness' (expected a signal of this instrument: onset_strength, rms_db"),
+        (12, "onset' is an event, not a value"),
+        (13, "pulse applies to event features (onset, onset.low, onset.mid, onset.high), not 'rms_db'"),
         (14, "attack_ms does not apply to a pulse"),
-        (15, "actions fire on onsets"),
+        (15, "actions fire on events; feature must be one of onset, onset.low"),
         (16, "unknown action 'seed.nxt' (expected an action of this instrument) | did you mean 'seed.next'"),
         (17, "depth applies to routes with a target, not actions"),
     ])

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ganinstrument.common.events import ParamUpdate
-from ganinstrument.modulation.routes import Modulation, feature_value
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.modulation.audio import AUDIO_SIGNALS, AudioFeatures, feature_value, reading_of
+from ganinstrument.modulation.routes import Modulation
 from ganinstrument.mapping import ModulationRoute, parse_mapping
 from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.audio.input import BlockSource, OnsetEvent
@@ -24,6 +26,7 @@ REGISTRY = Registry.build(
         TargetSpec("seed", 0, 1000, 0, kind="step"),
     ],
     [ActionSpec("seed.next"), ActionSpec("preset.recall", takes_value=True)],
+    AUDIO_SIGNALS,
 )
 
 
@@ -38,7 +41,7 @@ def route(**kw) -> ModulationRoute:
 
 def frame(mod, base, features=None, onsets=(), dt=1 / 60):
     values = dict(base)
-    mod.feed(features, onsets)
+    mod.feed(reading_of(features, onsets))
     changed = mod.apply(values, dt)
     return values, changed
 
@@ -216,8 +219,8 @@ def test_action_cooldown_uses_onset_times():
 
 def test_onsets_fed_between_frames_accumulate():
     mod = Modulation([route(feature="onset", action="seed.next")], REGISTRY)
-    mod.feed(None, [onset(0.0)])
-    mod.feed(None, [onset(0.2)])
+    mod.feed(reading_of(None, [onset(0.0)]))
+    mod.feed(reading_of(None, [onset(0.2)]))
     mod.apply(dict(BASE), 1 / 60)
     assert len(mod.pending_actions()) == 2
 
@@ -277,12 +280,14 @@ modulation:
     for t in (0.2, 0.6):
         i = int(t * rate)
         x[i:i + 2400] = rng.standard_normal(2400) * np.exp(-np.arange(2400) / 400.0) * 0.5
-    source = BlockSource(x, rate)
-    mod = Modulation(mapping.modulation, REGISTRY, source=source)
+    clock = FakeClock()
+    source = AudioFeatures(BlockSource(x, rate, follow=clock))  # (the audio as the engine reads it)
+    mod = Modulation(mapping.modulation, REGISTRY)
     assert mod.warnings == []
     fps, psi, z, actions = 60, [], [], 0
     for k in range(1, fps + 1):
-        source.advance_to(k / fps)
+        clock.set(k / fps)
+        mod.feed(source.read())
         values = dict(BASE)
         mod.apply(values, 1 / fps)
         psi.append(values["psi"])
@@ -303,7 +308,7 @@ def test_instrument_renders_modulated_values_and_keeps_the_base(tmp_path):
                      inst.registry)
     inst.modulation = mod
     quiet = inst.step(1 / 30)
-    mod.feed({"rms_db": 0.0}, [onset(0.0)])
+    mod.feed(reading_of({"rms_db": 0.0}, [onset(0.0)]))
     loud = inst.step(1 / 30)
     assert loud.index != quiet.index  # the modulated psi (0.9) was rendered
     assert inst.get("psi") == pytest.approx(0.6)  # the base (what presets store) is the fader's

@@ -17,7 +17,6 @@ from ganinstrument.common.frame import Frame
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.spec import default_output_spec, open_sinks, parse_output_spec
 from ganinstrument.outputs.takes import TakeRecorder
-from ganinstrument.instrument.wiring import connect_mapping
 from ganinstrument.common.reporting import Quiet
 
 
@@ -127,7 +126,7 @@ def test_the_engine_records_takes_from_a_key_or_a_pad_and_the_hud_says_so(tmp_pa
     mapping.write_text(MAPPING)
     clock = FakeClock()
     inst = Instrument("demo", device="cpu")
-    controls = connect_mapping(inst, str(mapping), clock)
+    controls = inst.use_mapping(str(mapping), clock)
     pad = []
 
     class Pad(Quiet):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import mido
 import pytest
 
+from ganinstrument.common.clock import FakeClock
 from ganinstrument.common.events import ControlEvent, ParamUpdate
+from ganinstrument.modulation.audio import reading_of
+from ganinstrument.modulation.recorded import recorded_sources
+from ganinstrument.modulation.source import Event, Reading
 from ganinstrument.sources.replay import ReplayError, SessionWriter, Timeline, midi_file_events, read_session
 
 
@@ -41,13 +47,36 @@ def test_session_round_trip_and_order(tmp_path):
     with SessionWriter(path, model="demo", mapping="generic.yaml") as w:
         w.event(0.5, ev)
         w.update(0.25, ParamUpdate("psi", 0.5, source="osc"))
-        w.features(0.75, {"onset": True, "rms_db": -12.5, "pitch_hz": float("nan")})
+        w.modulation(0.75, "audio", Reading({"rms_db": -12.5, "pitch_hz": float("nan")},
+                                            (Event("onset", 0.7),)).as_row())
     header, items = read_session(path)
-    assert header["model"] == "demo" and header["schema_version"] == 1
+    assert header["model"] == "demo" and header["schema_version"] == 2
     assert [i.t for i in items] == [0.25, 0.5, 0.75]
     assert items[0].update == ParamUpdate("psi", 0.5, source="osc")
     assert items[1].event == ev
-    assert items[2].features == {"onset": True, "rms_db": -12.5, "pitch_hz": None}
+    assert items[2].modulation == {"source": "audio", "values": {"rms_db": -12.5, "pitch_hz": None},
+                                   "events": [["onset", 0.7]], "silent": False}
+
+
+def test_a_schema_1_session_plays_its_raw_features_as_the_audio_source(tmp_path):
+    """Sessions written before modulation rows held the audio's raw features; render plays
+    them back as the audio source's readings."""
+    path = tmp_path / "old.jsonl"
+    rows = [{"type": "session", "schema_version": 1},
+            {"t": 0.1, "features": {"rms_db": -30.0, "bands": [0.1, 0.2, 0.3], "pitch_hz": None,
+                                    "onsets": [{"kind": "onset_low", "time_s": 0.09, "frame": 4320}]}},
+            {"t": 0.2, "features": {"onsets": []}}]  # the input lost: no features at all
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    _, items = read_session(path)
+    clock = FakeClock()
+    (audio,) = recorded_sources(items, clock)
+    assert audio.name == "audio" and audio.read() == Reading({}, (), False)  # nothing yet at 0 s
+    clock.set(0.1)
+    first = audio.read()
+    assert first.values["rms_db"] == -30.0 and first.values["bands.mid"] == 0.2 and first.values["pitch_hz"] is None
+    assert first.events == (Event("onset.low", 0.09),) and not first.silent
+    clock.set(0.2)
+    assert audio.read().silent
 
 
 @pytest.mark.parametrize("line, needle", [
@@ -55,6 +84,8 @@ def test_session_round_trip_and_order(tmp_path):
     ('{"t": "x", "event": {}}', "bad time"),
     ('{"t": 1, "event": {"kind": "cc", "bogus": 1}}', "unknown ControlEvent fields"),
     ('{"t": 1, "other": 2}', "expected one of"),
+    ('{"t": 1, "modulation": {"source": "audio", "values": {"rms_db": "loud"}}}', "a modulation line needs"),
+    ('{"t": 1, "modulation": {"source": "audio", "events": [["onset"]]}}', "a modulation line needs"),
     ('{"type": "session", "schema_version": 99}', "newer"),
 ])
 def test_bad_session_lines_name_file_and_line(tmp_path, line, needle):
@@ -89,9 +120,14 @@ def test_a_session_takes_numpy_scalars_and_audio_features(tmp_path):
     assert all(type(getattr(features, k)) is bool for k in ("onset", "onset_low", "onset_mid", "onset_high"))
     path = tmp_path / "s.jsonl"
     with SessionWriter(path) as w:
-        w.features(0.5, {"rms_db": np.float32(-6.5), "onset_mid": np.bool_(True), "n": np.int64(3)})
+        w.modulation(0.5, "audio", reading_of(features, src.drain_onsets()).as_row())
+        w.modulation(0.6, "audio", {"values": {"rms_db": np.float32(-6.5), "n": np.int64(3)},
+                                    "events": [["onset.mid", np.float64(0.55)]], "silent": np.bool_(False)})
     _, items = read_session(path)
-    assert items[0].features == {"rms_db": -6.5, "onset_mid": True, "n": 3}
+    assert items[0].modulation["values"]["rms_db"] == pytest.approx(features.rms_db)
+    assert {name for name, _ in items[0].modulation["events"]} >= {"onset.low", "onset.mid", "onset.high"}
+    assert items[1].modulation == {"source": "audio", "values": {"rms_db": -6.5, "n": 3},
+                                   "events": [["onset.mid", 0.55]], "silent": False}
 
 
 def test_a_session_that_cannot_be_written_never_stops_the_show(tmp_path):
@@ -100,8 +136,8 @@ def test_a_session_that_cannot_be_written_never_stops_the_show(tmp_path):
     from ganinstrument.instrument.facade import Instrument
 
     odd = SessionWriter(tmp_path / "odd.jsonl")
-    odd.features(0.5, {"thing": object()})  # not JSON: that line is left out, the rest goes on
-    odd.features(0.6, {"rms_db": -20.0})
+    odd.modulation(0.5, "audio", {"values": {"thing": object()}})  # not JSON: left out, the rest goes on
+    odd.modulation(0.6, "audio", {"values": {"rms_db": -20.0}})
     odd.close()
     assert odd.skipped == 1 and [i.t for i in read_session(tmp_path / "odd.jsonl")[1]] == [0.6]
 

@@ -16,9 +16,9 @@ from ganinstrument.common.events import ControlEvent
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.frames import FrameDirSink
+from ganinstrument.modulation.audio import AudioFeatures
 from ganinstrument.sources.audio.input import BlockSource, write_wav
 from ganinstrument.sources.replay import SessionWriter
-from ganinstrument.instrument.wiring import connect_mapping
 from ganinstrument.common.reporting import Quiet
 
 FPS = 8  # 1/8 s is exact in binary: the live dt and the render's 1/fps are the same number
@@ -36,19 +36,9 @@ def _track() -> np.ndarray:
     return np.clip(x, -1, 1).astype(np.float32)
 
 
-class TrackInput(Quiet):
-    """The live audio input's side the engine sees (latest features, onsets), fed from a track
-    in step with the fake clock."""
-
-    def __init__(self, samples, clock):
-        self.src, self.clock = BlockSource(samples, SR), clock
-
-    def latest(self):
-        self.src.advance_to(self.clock.now())
-        return self.src.latest()
-
-    def drain_onsets(self):
-        return self.src.drain_onsets()
+def track_input(samples, clock) -> AudioFeatures:
+    """The live audio input's side the engine sees, fed from a track in step with the fake clock."""
+    return AudioFeatures(BlockSource(samples, SR, follow=clock))
 
 
 class Script(Quiet):
@@ -93,7 +83,7 @@ def test_a_recorded_performance_renders_again_frame_for_frame(tmp_path):
 
     clock = FakeClock()
     inst = Instrument("demo", device="cpu")
-    controls = connect_mapping(inst, str(mapping), clock)
+    controls = inst.use_mapping(str(mapping), clock)
     n = int(SECONDS * FPS)
     sweep = {k: [("control_change", 0, 64 + 4 * k), ("control_change", 24, 40 + 3 * k)] for k in range(1, 12)}
     script = {**sweep,
@@ -107,7 +97,7 @@ def test_a_recorded_performance_renders_again_frame_for_frame(tmp_path):
     sink = FrameDirSink(live_dir, on_full="wait", queue_size=64)
     sink.open(256, 256, FPS)
     session = SessionWriter(session_path, model="demo", mapping=str(mapping), fps=FPS)
-    engine = Engine(inst, router=controls.router, controls=[Script(clock, script)], audio=TrackInput(samples, clock),
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, script)], modulation=[track_input(samples, clock)],
                     sinks=Sinks([sink]), clock=clock, fps=FPS, session=session, trim_heap_s=None)
     states = []
     for k in range(n):

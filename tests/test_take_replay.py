@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from test_session_replay import MAPPING, SR, Script, TrackInput, _track
+from test_session_replay import MAPPING, SR, Script, _track, track_input
 
 from ganinstrument.commands.cli import main
 from ganinstrument.common.clock import FakeClock
@@ -20,7 +20,6 @@ from ganinstrument.outputs.frames import FrameDirSink
 from ganinstrument.outputs.takes import TakeRecorder
 from ganinstrument.state.presets import to_yaml_dict
 from ganinstrument.sources.replay import ReplayError, SessionWriter, read_take_note
-from ganinstrument.instrument.wiring import connect_mapping
 
 FPS = 8
 
@@ -32,7 +31,7 @@ def _play_a_take(tmp_path):
     clock = FakeClock()
     inst = Instrument("demo", device="cpu")
     inst.set("psi", 0.55, immediate=True)  # the look the show starts with is not the default one
-    controls = connect_mapping(inst, str(mapping), clock)
+    controls = inst.use_mapping(str(mapping), clock)
     live = FrameDirSink(tmp_path / "live", on_full="wait", queue_size=64)
     live.open(256, 256, FPS)
     takes = TakeRecorder(tmp_path / "takes", codec="libx264")
@@ -46,7 +45,7 @@ def _play_a_take(tmp_path):
     script[4] = script[4] + [("note_on", 62, 100)]  # the next seed, before the take
     script[12] = [("note_on", 62, 100)]              # and during it
     engine = Engine(inst, router=controls.router, controls=[Script(clock, script)],
-                    audio=TrackInput(_track(), clock), sinks=Sinks([live, takes]), clock=clock, fps=FPS,
+                    modulation=[track_input(_track(), clock)], sinks=Sinks([live, takes]), clock=clock, fps=FPS,
                     session=session, trim_heap_s=None)
     for k in range(24):
         clock.set(k / FPS)

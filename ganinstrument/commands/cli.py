@@ -58,6 +58,11 @@ def _cmd_targets(args) -> int:
     print("actions:")
     for name, spec in inst.actions().items():
         print(f"  {name:<16} {'(takes a value) ' if spec.takes_value else ''}{spec.doc}")
+    print()
+    print("signals (a modulation route's feature):")
+    for name, spec in inst.registry.signals.items():
+        kind = "event" if spec.event else f"{spec.input_range[0]:g} .. {spec.input_range[1]:g}"
+        print(f"  {name:<16} {spec.source:<6} {kind:<14} {spec.doc}")
     return 0
 
 
@@ -112,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("targets", help="list every target and action a mapping or preset may name")
+    p = sub.add_parser("targets", help="list every target, action and signal a mapping or preset may name")
     p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
     p.add_argument("--model-b", default=None, help="a second model: adds the blend.* targets")
     p.set_defaults(func=_cmd_targets)

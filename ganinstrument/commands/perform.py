@@ -165,12 +165,12 @@ def run_perform(args) -> int:
 def _perform(args) -> int:
     from .autosave import Autosave
     from ..engine.loop import Engine
+    from ..modulation.audio import AudioFeatures
     from ..instrument.facade import Instrument
     from ..outputs.live_audio import AudioTap
     from ..outputs.spec import default_output_spec, open_sinks
     from ..state.presets import to_yaml_dict
     from ..sources.replay import ReplayError, SessionWriter
-    from ..instrument.wiring import connect_mapping
 
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
     autosave_path = os.environ.get(AUTOSAVE_ENV)
@@ -189,7 +189,7 @@ def _perform(args) -> int:
             log.warning("could not resume the autosaved look (%s); starting afresh", exc)
     elif args.preset:
         inst.load_preset(resolve_preset(args.preset, args.presets_dir))
-    controls = connect_mapping(inst, args.mapping, clock)
+    controls = inst.use_mapping(args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
     inst.bank.start()  # the presets folder read now, then by its worker, never by the engine
@@ -231,7 +231,8 @@ def _perform(args) -> int:
         sinks.close()
         raise
     autosave = Autosave(inst, autosave_path) if autosave_path else None
-    engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None], audio=audio,
+    engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None],
+                    modulation=[AudioFeatures(audio)] if audio is not None else [],
                     sinks=sinks, clock=clock,
                     feedback=feedback, autosave=autosave,
                     fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,

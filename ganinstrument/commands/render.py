@@ -93,11 +93,11 @@ def _defaults_from_session(args, header: dict) -> None:
 def run_render(args) -> int:
     from ..engine.loop import Engine
     from ..instrument.facade import Instrument
-    from ..instrument.wiring import connect_mapping
     from ..outputs.spec import open_sinks
     from ..sources.audio.offline import BlockSource
-    from ..sources.replay import (ReplayError, SessionFeatures, TimelineControls, midi_file_events, read_session,
-                                  read_take_note)
+    from ..modulation.audio import AudioFeatures
+    from ..modulation.recorded import recorded_sources
+    from ..sources.replay import ReplayError, TimelineControls, midi_file_events, read_session, read_take_note
     from ..state.presets import PresetError, parse_preset
     from .perform import resolve_preset
 
@@ -151,14 +151,13 @@ def run_render(args) -> int:
     # drawn from start_s on, after a pre-roll of the show before it.
     pre_roll = int(math.floor(start_s * args.fps + 1e-9))
     clock = FakeClock(start_s - pre_roll / args.fps)
-    controls = connect_mapping(inst, args.mapping, clock)
+    controls = inst.use_mapping(args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
     recorded = (midi_file_events(args.midi) if args.midi else []) + session
-    if any(item.features is not None for item in session):
-        audio = SessionFeatures(session, clock)
-    else:
-        audio = BlockSource(samples, rate, follow=clock) if samples is not None else None
+    # The modulation's sources: what the session recorded of them, else the music analysed
+    modulation = recorded_sources(session, clock) or (
+        [AudioFeatures(BlockSource(samples, rate, follow=clock))] if samples is not None else [])
 
     out = os.fspath(args.out)
     to_frames = out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir()
@@ -169,7 +168,7 @@ def run_render(args) -> int:
                            args.fps, required=True, offline=True, size=size,
                            **({"audio": mux} if mux and not to_frames else {}))
         engine = Engine(inst, router=controls.router, controls=[TimelineControls(recorded, clock)],
-                        audio=audio if controls.modulation is not None else None, sinks=sinks, clock=clock,
+                        modulation=modulation if controls.modulation is not None else [], sinks=sinks, clock=clock,
                         fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
                         trim_heap_s=None, close_timeout_s=120.0)
         progress = _Progress(frames_total)

@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class HeapTrimmer:
         self.last_ms = 0.0
         self.max_ms = 0.0
         self._trim = _malloc_trim()
+        # Observers of each trim, called on the trimming thread with its start and end
+        # (perf_counter seconds): keep them short (benchmarks, tools).
+        self.on_trim: list[Callable[[float, float], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,9 +86,15 @@ class HeapTrimmer:
             return None
         t0 = time.perf_counter()
         released = bool(self._trim(0))
-        ms = (time.perf_counter() - t0) * 1000.0
+        t1 = time.perf_counter()
+        ms = (t1 - t0) * 1000.0
         self.trims += 1
         self.last_ms, self.max_ms = ms, max(self.max_ms, ms)
+        for observer in self.on_trim:
+            try:
+                observer(t0, t1)
+            except Exception as exc:
+                log.debug("an on_trim observer failed: %s", exc)
         return released
 
     def check(self) -> bool | None:

@@ -39,11 +39,7 @@ class Hud:
             shown = "; ".join(p.describe() for p in pickups[:PICKUPS_SHOWN])
             more = len(pickups) - PICKUPS_SHOWN
             hud["pickup"] = shown + (f"; {more} more" if more > 0 else "")
-        audio = engine.audio
-        features = audio.latest() if audio is not None else None
-        if features is not None:
-            hud["audio"] = f"{features.rms_db:.0f} dB" + (" *" if features.onset else "")
-        inputs: list[Reporting] = [*engine.controls, *((audio,) if audio is not None else ()),
+        inputs: list[Reporting] = [*engine.controls, *engine.modulation,  # (audio: the level, or why none)
                                    *((engine.feedback,) if engine.feedback is not None else ())]
         outputs: list[Reporting] = list(sinks) if sinks is not None else []
         for part in inputs + outputs:

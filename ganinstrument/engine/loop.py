@@ -5,7 +5,7 @@ The engine thread owns the instrument (state, smoothing, scene, generator). Each
   1. drains the control sources (keys from the preview, MIDI, OSC, or a recorded timeline),
      in arrival order;
   2. routes control events through the mapping into ParamUpdates and applies them;
-  3. hands the newest audio features and onsets to the modulation;
+  3. reads every modulation source (audio features) and feeds the readings to the modulation;
   4. steps the instrument by the clock's dt (smooth, modulate, update the scene, render);
   5. submits the frame to every sink, which never waits (each sink has its own thread).
 
@@ -30,7 +30,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -50,7 +49,8 @@ if TYPE_CHECKING:
     from ..mapping.router import Router
     from ..outputs.base import Sinks
     from ..sources.midi.feedback import MidiFeedback
-    from ..sources.protocols import ControlSource, FeatureSource
+    from ..modulation.source import ModulationSource
+    from ..sources.protocols import ControlSource
     from ..sources.replay import SessionWriter
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ class Engine:
     """Drives one Instrument from its sources into its sinks.
 
     Every part is optional: `router` (mapping.Router) for the sources' control events,
-    `controls` (sources.protocols.ControlSource: MIDI, OSC, a recorded timeline), `audio`
-    (sources.protocols.FeatureSource, live or recorded), `feedback` (LEDs and motor faders
+    `controls` (sources.protocols.ControlSource: MIDI, OSC, a recorded timeline),
+    `modulation` (modulation.source.ModulationSource: audio features, live or recorded), `feedback` (LEDs and motor faders
     follow the values), `sinks` (outputs.Sinks), `session` (every control and feature event
     logged, for `render --session`), `autosave` (the look, for a restart after a crash),
     `log_params` (a path: every target value per frame as JSON lines).
@@ -93,7 +93,7 @@ class Engine:
     """
 
     def __init__(self, instrument: Instrument, *, router: Router | None = None,
-                 controls: Sequence[ControlSource] = (), audio: FeatureSource | None = None,
+                 controls: Sequence[ControlSource] = (), modulation: Sequence[ModulationSource] = (),
                  sinks: Sinks | None = None, clock: Clock | None = None, fps: float | None = 60.0,
                  offline: bool = False, pre_roll: int = 0, draw: bool = True, max_frames: int | None = None,
                  log_params: str | os.PathLike | None = None, session: SessionWriter | None = None,
@@ -102,7 +102,8 @@ class Engine:
         self.inst = instrument
         self.router = router
         self.controls: tuple[ControlSource, ...] = tuple(controls)
-        self.audio = audio
+        self.modulation: tuple[ModulationSource, ...] = tuple(modulation)
+        self._silent: set[str] = set()  # sources whose silence the session has logged
         self.sinks = sinks
         self.feedback = feedback
         self.autosave = autosave
@@ -219,7 +220,7 @@ class Engine:
             marks[0] = time.perf_counter()
             self._take_controls(t)
             marks[1] = time.perf_counter()
-            self._take_features(t)
+            self._take_modulation(t)
             marks[2] = time.perf_counter()
             frame = self._render(dt) if drawing else self._advance(dt)
             marks[3] = time.perf_counter()
@@ -309,16 +310,20 @@ class Engine:
         if touched:
             self._run.last_touched = touched
 
-    def _take_features(self, t: float) -> None:
-        """The newest audio features and this frame's onsets, to the modulation."""
-        if self.audio is not None and self.inst.modulation is not None:
-            features, onsets = self.audio.latest(), self.audio.drain_onsets()
-            if self.session is not None and (features is not None or onsets):
-                row = _plain(features) if features is not None else {}
-                row["onsets"] = [_plain(o) for o in onsets]
-                self.session.features(t, row)
-            if not self.frozen:
-                self.inst.modulation.feed(features, onsets)
+    def _take_modulation(self, t: float) -> None:
+        """Every modulation source's reading, logged in the session, fed to the modulation
+        (while frozen, read and dropped: the look comes back as it was)."""
+        modulation = self.inst.modulation
+        for source in self.modulation:
+            reading = source.read()
+            if self.session is not None and not (reading.silent and not reading.events and source.name in self._silent):
+                self.session.modulation(t, source.name, reading.as_row())  # (a silence once, not every frame)
+            if reading.silent:
+                self._silent.add(source.name)
+            else:
+                self._silent.discard(source.name)
+            if modulation is not None and not self.frozen:
+                modulation.feed(reading)
         error = self.session.error if self.session is not None else None
         if error and not self._said_session_error:  # (the disk is full: the show goes on)
             self._said_session_error = True
@@ -433,8 +438,8 @@ class Engine:
         ok = True
         for part in self.controls + ((self.feedback,) if self.feedback is not None else ()):
             ok = _quietly(part.close, timeout_s) and ok
-        if self.audio is not None:
-            ok = _quietly(self.audio.stop, timeout_s) and ok
+        for source in self.modulation:
+            ok = _quietly(source.stop, timeout_s) and ok
         if self.sinks is not None:
             ok = _quietly(self.sinks.close, timeout_s) and ok
         if self.autosave is not None:
@@ -457,9 +462,3 @@ def _quietly(fn, *args) -> bool:
     except Exception as exc:
         log.warning("while shutting down %s: %s", getattr(fn, "__qualname__", fn), exc)
         return False
-
-
-def _plain(features) -> dict:
-    if is_dataclass(features):
-        return asdict(features)
-    return dict(features) if isinstance(features, dict) else {"value": features}

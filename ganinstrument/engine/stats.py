@@ -11,7 +11,7 @@ class FrameTimes:
     """Where one frame's time went, in seconds."""
 
     input_s: float = 0.0  # the controls: drain MIDI, OSC, keys and recorded controls, route, apply
-    modulation_s: float = 0.0  # the audio features and onsets handed to the modulation
+    modulation_s: float = 0.0  # every modulation source read (audio features) and fed to the modulation
     render_s: float = 0.0  # Instrument.step: smooth, modulate, scene, render (queued, on CUDA)
     submit_s: float = 0.0  # the frame handed to every sink
     total_s: float = 0.0  # the whole frame, the HUD and logs included

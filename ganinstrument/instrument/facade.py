@@ -31,7 +31,11 @@ from ..generator import load_generator
 from ..generator.device import pick_device
 from ..generator.ops import tune_cpu_allocator
 from ..generator.taps import image_to_uint8, tap_to_uint8
+from ..common.clock import Clock
+from ..modulation.audio import AUDIO_SIGNALS
+from ..modulation.routes import Modulation
 from .morph import Morph
+from .wiring import Controls, build_controls
 from ..state.params import ActionSpec, Registry, TargetSpec
 from ..state.preset_bank import PresetBank, slot_number
 from ..state.presets import ModelRef, Preset, PresetError, file_sha256, load_preset_file
@@ -92,14 +96,16 @@ class Instrument:
             TargetSpec("preset.morph", 0.0, 60.0, 0.0, unit="s", smoothing="none", smoothing_ms=0.0,
                        preset=False, doc="how long preset recall from the controller morphs"),
         ]
+        # The one place every name is assembled: each part declares its own.
         self.registry = Registry.build(own + list(self.latent.targets()) + list(self.bender.targets()),
-                                       list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS))
+                                       list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS),
+                                       AUDIO_SIGNALS)
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
         self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
-        # Per-frame modulation (audio features): `apply(values, dt) -> set of changed names`
-        # writes into the frame's values after smoothing; `pending_actions()` -> ParamUpdates.
-        self.modulation = None
+        # The mapping's modulation routes (use_mapping): `feed(reading)` per source and frame,
+        # then `apply(values, dt)` writes into the frame's values after smoothing.
+        self.modulation: Modulation | None = None
         self.last_values: dict[str, float] = self.state.values()
         self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
         self.time_s = 0.0
@@ -110,12 +116,21 @@ class Instrument:
         self._batching = 0
         self._dirty = True
         self._last: Frame | None = None
-        self.controls = None
+        self.controls: Controls | None = None
         if mapping is not None:
-            from .wiring import connect_mapping
+            self.warnings.extend(self.use_mapping(mapping).warnings)
 
-            self.controls = connect_mapping(self, mapping)
-            self.warnings.extend(self.controls.warnings)
+    def use_mapping(self, mapping, clock: Clock | None = None) -> Controls:
+        """Play through a mapping file or shipped name: its router takes the controls (soft
+        takeover re-armed after every preset recall) and its modulation routes move the
+        targets. Raises MappingError (every problem, with file:line) and changes nothing if it
+        is broken; its warnings are in the Controls (for the caller to say)."""
+        controls = build_controls(mapping, self.registry, self.state.target, clock)
+        if self.controls is not None:
+            self.on_recall.remove(self.controls.router.rearm)
+        self.controls, self.modulation = controls, controls.modulation
+        self.on_recall.append(controls.router.rearm)
+        return controls
 
     # -- targets and actions ------------------------------------------------------------
     def targets(self) -> Mapping[str, TargetSpec]:

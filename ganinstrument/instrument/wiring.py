@@ -1,40 +1,39 @@
-"""Connecting an Instrument to a mapping: the router for controls, the modulation for audio.
+"""A mapping made playable: its router for the controls, its modulation for the signals.
 
-Shared by `perform` (live) and `render` (offline), so a recorded session replays through
-exactly the same path it was played through.
+Shared by `perform` (live) and `render` (offline) through Instrument.use_mapping, so a
+recorded session replays through exactly the same path it was played through.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..common.clock import Clock
-from ..mapping import Router, load_mapping
-from ..modulation.routes import Modulation
+from ..mapping import Mapping, Router, load_mapping
 from ..mapping.resolve import find_mapping
+from ..modulation.routes import Modulation
+from ..state.params import Registry
 
-log = logging.getLogger(__name__)
 
-
-@dataclass
+@dataclass(frozen=True)
 class Controls:
-    mapping: object
+    mapping: Mapping
     router: Router
-    modulation: Modulation | None
-    warnings: list[str]
+    modulation: Modulation | None  # None: the mapping has no modulation routes
+    warnings: tuple[str, ...]
 
 
-def connect_mapping(inst, mapping_name_or_path, clock: Clock | None = None) -> Controls:
-    """Load a mapping against `inst`'s registry, build its router (takeover re-armed after
-    every preset recall) and, if it has audio routes, install its modulation on `inst`.
+def build_controls(mapping_name_or_path, registry: Registry, current: Callable[[str], float],
+                   clock: Clock | None = None) -> Controls:
+    """Load a mapping against `registry` and build its router (`current`: a target's value now,
+    for soft takeover) and, if it has modulation routes, its modulation.
 
-    Raises MappingError (every problem, with file:line) and changes nothing if it is broken.
+    Raises MappingError (every problem, with file:line) if it is broken.
     """
-    mapping = load_mapping(find_mapping(mapping_name_or_path), inst.registry)
-    router = Router(mapping, inst.registry, clock, current=inst.state.target)
-    modulation = Modulation(mapping.modulation, inst.registry) if mapping.modulation else None
-    inst.on_recall.append(router.rearm)
-    inst.modulation = modulation
-    warnings = list(mapping.warnings) + (list(modulation.warnings) if modulation is not None else [])
+    mapping = load_mapping(find_mapping(mapping_name_or_path), registry)
+    router = Router(mapping, registry, clock, current=current)
+    modulation = Modulation(mapping.modulation, registry) if mapping.modulation else None
+    warnings = tuple(mapping.warnings) + (tuple(modulation.warnings) if modulation is not None else ())
     return Controls(mapping, router, modulation, warnings)
+

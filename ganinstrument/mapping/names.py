@@ -179,6 +179,8 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
     for kw, optional in routes:
         if registry is not None:
             line = kw["line"]
+            if not _check_signal(kw, registry, optional, ck):
+                continue
             if kw["target"] is not None and not _check_target(kw["target"], registry, optional, line, ck, "target"):
                 continue
             if kw["action"] is not None and not _check_action(kw["action"], kw["value"], "", registry, optional,
@@ -186,6 +188,38 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
                 continue
         built_routes.append(ModulationRoute(**kw))
     return out, built_routes
+
+
+def _check_signal(kw: dict, registry: Registry, optional: bool, ck: Checker) -> bool:
+    """A route's `feature` is a signal of this instrument, and the route fits its kind: an
+    event (an onset) drives a target only as a pulse, and is what fires actions; a value has
+    no pulse."""
+    name, line = kw["feature"], kw["line"]
+    spec = registry.signals.get(name)
+    shown = shorten_repr(name)
+    if spec is None:
+        if optional:
+            ck.warn(line, f"skipped feature {shown}: this instrument has no such signal (optional)")
+        else:
+            close = Registry.suggest(name, registry.signals)
+            ck.problem(line, f"unknown feature {shown} (expected a signal of this instrument: "
+                             f"{', '.join(registry.signals) or 'none'})",
+                       f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "")
+        return False
+    if kw["input_range"] is None:
+        kw["input_range"] = spec.input_range
+    events = ", ".join(s.name for s in registry.signals.values() if s.event)
+    if spec.event and kw["target"] is not None and kw.get("pulse_decay_ms") is None:
+        ck.problem(line, f"feature {shown} is an event, not a value",
+                   "give 'pulse: {decay_ms: 150}' to make an envelope of it, or an 'action'")
+        return False
+    if not spec.event and kw.get("pulse_decay_ms") is not None:
+        ck.problem(line, f"pulse applies to event features ({events}), not {shown}")
+        return False
+    if not spec.event and kw["action"] is not None:
+        ck.problem(line, f"actions fire on events; feature must be one of {events}")
+        return False
+    return True
 
 
 def _check_range(kw: dict, spec, line: int, ck: Checker) -> None:

@@ -1,7 +1,9 @@
-"""Reading the `modulation:` section (audio-feature routes) for parse.py.
+"""Reading the `modulation:` section (routes from modulation signals: audio features) for parse.py.
 
-Each route is read into ModulationRoute kwargs with its names not yet checked (names.resolve does
-that) and whether it is optional; the routes' runtime is modulation.py.
+Each route is read into ModulationRoute kwargs with its names not yet checked, and whether it is
+optional. names.resolve checks the names against the registry: the target or action, and the
+signal (`feature:`), whose kind (a value, or an event such as an onset) decides which keys fit
+(pulse, attack/release, action). The routes' runtime is modulation/routes.py.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from .checks import Checker
 from .located import LDict, LList
 from .parse_bindings import read_curve
-from .schema import FEATURE_RANGES, FEATURES, MODULATION_MODES, ONSET_FEATURES
+from .schema import MODULATION_MODES
 
 MODULATION_KEYS = ("feature", "target", "action", "value", "depth", "offset", "input_range", "curve", "invert",
                    "attack_ms", "release_ms", "mode", "pulse", "cooldown_ms", "name", "optional")
@@ -29,7 +31,7 @@ def modulation_routes(data: LDict, ck: Checker) -> list[tuple[dict, bool]]:
             continue
         n_before = len(ck.problems)
         ck.keys(d, MODULATION_KEYS, what)
-        feature = ck.choice(d, "feature", FEATURES, what)
+        feature = ck.string(d, "feature", what, hint="a signal, e.g. rms_db, bands.low, onset.low")
         target = ck.string(d, "target", what, default=None)
         action = ck.string(d, "action", what, default=None)
         if ("target" in d) == ("action" in d):
@@ -40,32 +42,23 @@ def modulation_routes(data: LDict, ck: Checker) -> list[tuple[dict, bool]]:
                   value=ck.number(d, "value", what, default=None),
                   depth=ck.number(d, "depth", what, default=1.0),
                   offset=ck.number(d, "offset", what, default=1.0 if mode == "multiply" else 0.0),
-                  input_range=ck.pair(d, "input_range", what, default=FEATURE_RANGES.get(feature, (0.0, 1.0))),
+                  input_range=ck.pair(d, "input_range", what, default=None),
                   invert=bool(ck.boolean(d, "invert", what)),
                   attack_ms=ck.number(d, "attack_ms", what, default=0.0, lo=0.0),
                   release_ms=ck.number(d, "release_ms", what, default=0.0, lo=0.0),
                   cooldown_ms=ck.number(d, "cooldown_ms", what, default=0.0, lo=0.0),
                   name=ck.string(d, "name", what, default="") or "", line=d.line)
-        event = feature in ONSET_FEATURES
         pulse = d.get("pulse")
         if pulse is not None:
             p = ck.mapping(pulse, d.line_of("pulse"), f"{what}.pulse")
             if p is not None:
                 ck.keys(p, ("decay_ms",), f"{what}.pulse")
                 kw["pulse_decay_ms"] = ck.number(p, "decay_ms", f"{what}.pulse", lo=1e-3)
-            if feature is not None and not event:
-                ck.problem(d.line_of("pulse"), f"{what}: pulse applies to onset features ({', '.join(ONSET_FEATURES)})")
             for key in ("attack_ms", "release_ms"):
                 if key in d:
                     ck.problem(d.line_of(key), f"{what}: {key} does not apply to a pulse",
                                "a pulse jumps to 1 at the onset and decays over pulse.decay_ms")
-        elif event and target is not None:
-            ck.problem(d.line, f"{what}: {feature} is an event, not a value",
-                       "give 'pulse: {decay_ms: 150}' to make an envelope of it, or an 'action'")
         if action is not None:
-            if feature is not None and not event:
-                ck.problem(d.line_of("feature"), f"{what}: actions fire on onsets; feature must be one of "
-                           f"{', '.join(ONSET_FEATURES)}")
             for key in ("depth", "offset", "curve", "mode", "attack_ms", "release_ms", "pulse", "input_range",
                         "invert"):
                 if key in d:

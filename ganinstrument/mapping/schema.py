@@ -79,7 +79,7 @@ from ..state.params import Registry
 from .checks import Problem
 
 __all__ = [
-    "SCHEMA_VERSION", "SOURCE_KINDS", "BINDING_MODES", "FEATURES", "ONSET_FEATURES", "MODULATION_MODES",
+    "SCHEMA_VERSION", "SOURCE_KINDS", "BINDING_MODES", "MODULATION_MODES",
     "MappingError", "Problem", "Info", "DeviceMatch", "Source", "Binding", "Page", "Bank", "ModulationRoute",
     "Mapping",
 ]
@@ -88,20 +88,6 @@ SCHEMA_VERSION = 1
 MAX_SHOWN = 20  # problems a MappingError's message lists (all are in .problems)
 SOURCE_KINDS = ("cc", "cc14", "nrpn", "note", "pitchbend", "aftertouch", "polytouch", "program", "osc")
 BINDING_MODES = ("continuous", "relative", "momentary", "toggle", "trigger")
-ONSET_FEATURES = ("onset", "onset.low", "onset.mid", "onset.high")
-# Default input range of each continuous feature (what maps to 0 and 1 before the curve).
-FEATURE_RANGES = {
-    "onset_strength": (0.0, 1.0),
-    "rms_db": (-60.0, 0.0),
-    "pitch_hz": (55.0, 1760.0),
-    "pitch_note": (36.0, 96.0),
-    "pitch_class": (0.0, 11.0),
-    "pitch_confidence": (0.0, 1.0),
-    "bands.low": (0.0, 1.0),
-    "bands.mid": (0.0, 1.0),
-    "bands.high": (0.0, 1.0),
-}
-FEATURES = ONSET_FEATURES + tuple(FEATURE_RANGES)
 MODULATION_MODES = ("add", "multiply", "replace")
 
 
@@ -242,14 +228,15 @@ class Bank:
 
 @dataclass(frozen=True)
 class ModulationRoute:
-    """An audio feature driving a target (or firing an action). What the runtime computes,
-    per frame of `dt` seconds, for a route with a target:
+    """A modulation signal (`feature`: an audio feature today, a registry SignalSpec) driving a
+    target (or firing an action). What the runtime computes, per frame of `dt` seconds, for a
+    route with a target:
 
-    1. x: the feature's latest value normalised by `input_range` [lo, hi] (default
-       FEATURE_RANGES[feature]) to [0, 1] and clipped: x = clip((f - lo) / (hi - lo), 0, 1).
-       When the feature has no value (pitch_* while unvoiced: pitch_hz None), x holds its last
+    1. x: the signal's latest value normalised by `input_range` [lo, hi] (None: the signal's
+       own, SignalSpec.input_range) to [0, 1] and clipped: x = clip((f - lo) / (hi - lo), 0, 1).
+       When the signal has no value (pitch_* while unvoiced: pitch_hz None), x holds its last
        value. For `pitch_class` the range is 0..11 (C = 0).
-       Onset features (ONSET_FEATURES) are events, not values: they need `pulse_decay_ms`
+       Event signals (onsets) are events, not values: they need `pulse_decay_ms`
        (or an `action`). A pulse route's x jumps to 1 at each onset and decays as
        exp(-t / (pulse_decay_ms / 1000)) (t seconds since that onset; so 37 % after
        pulse_decay_ms); a new onset restarts it at 1.
@@ -277,7 +264,7 @@ class ModulationRoute:
     value: float | None = None
     depth: float = 1.0
     offset: float = 0.0
-    input_range: tuple[float, float] = (0.0, 1.0)
+    input_range: tuple[float, float] | None = None
     curve: str = "linear"
     curve_k: float | None = None
     invert: bool = False
@@ -288,10 +275,6 @@ class ModulationRoute:
     cooldown_ms: float = 0.0
     name: str = ""
     line: int = 0
-
-    @property
-    def is_event(self) -> bool:
-        return self.feature in ONSET_FEATURES
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ at another resolution, through the same mapping. Lines:
     {"type": "session", "schema_version": 1, ...header fields...}
     {"t": 1.25, "event": {"kind": "control_change", "channel": 0, "number": 7, "value": 100, ...}}
     {"t": 1.26, "update": {"target": "psi", "value": 0.5, "action": false, "source": "osc"}}
-    {"t": 1.26, "features": {...}}
+    {"t": 1.26, "modulation": {"source": "audio", "values": {...}, "events": [["onset.low", 1.25]], "silent": false}}
+
+(Sessions of schema 1 hold the audio's raw `features` rows instead of `modulation` ones; they
+are still read, and played back as the audio source's readings.)
 
 Readers never execute anything and reject lines they cannot understand with the file and
 line number.
@@ -22,32 +25,20 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 from ..common.clock import Clock
 from ..common.errors import GanInstrumentError
 from ..common.events import ControlEvent, ParamUpdate
 from ..common.reporting import Quiet
+from ..common.timeline import T_DIGITS, Timed, Timeline
 
 log = logging.getLogger(__name__)
 
-SESSION_SCHEMA = 1
-T_DIGITS = 6  # a session's times are written to the microsecond
-T_SLACK = 0.5 * 10.0 ** -T_DIGITS
+SESSION_SCHEMA = 2  # 2: modulation rows (1: raw audio feature rows)
 
 
 class ReplayError(GanInstrumentError, ValueError):
     """A MIDI file or session file could not be read; names the file (and line)."""
-
-
-@dataclass(frozen=True)
-class Timed:
-    """Something that happened at `t` seconds: a ControlEvent, a ParamUpdate or a features dict."""
-
-    t: float
-    event: ControlEvent | None = None
-    update: ParamUpdate | None = None
-    features: dict | None = None
 
 
 # -- MIDI files ---------------------------------------------------------------------------
@@ -150,9 +141,11 @@ class SessionWriter:
     def update(self, t: float, update: ParamUpdate) -> None:
         self._write({"t": round(float(t), T_DIGITS), "update": asdict(update)})
 
-    def features(self, t: float, features: dict) -> None:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in features.items()}
-        self._write({"t": round(float(t), T_DIGITS), "features": clean})
+    def modulation(self, t: float, source: str, reading: dict) -> None:
+        """A modulation source's reading (modulation.source.Reading.as_row())."""
+        values = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                  for k, v in reading.get("values", {}).items()}
+        self._write({"t": round(float(t), T_DIGITS), "modulation": {**reading, "source": source, "values": values}})
 
     def close(self) -> None:
         try:
@@ -176,6 +169,24 @@ def _check_fields(cls, data: dict, path, lineno: int):
         return cls(**data)
     except TypeError as exc:
         raise ReplayError(f"{path}:{lineno}: bad {cls.__name__}: {exc}") from None
+
+
+def _check_reading(row: dict, path, lineno: int) -> dict:
+    """A modulation row: a source name, values (name -> number or null), events ([name, time or
+    null] pairs), silent (true/false)."""
+    def number(v) -> bool:
+        return v is None or (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v))
+
+    values, events = row.get("values", {}), row.get("events", [])
+    ok = (isinstance(row.get("source"), str) and isinstance(values, dict)
+          and all(isinstance(k, str) and number(v) for k, v in values.items())
+          and isinstance(events, list)
+          and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and number(e[1]) for e in events)
+          and isinstance(row.get("silent", False), bool))
+    if not ok:
+        raise ReplayError(f"{path}:{lineno}: a modulation line needs source (text), values (name: number), "
+                          "events ([name, time] pairs) and silent (true/false)")
+    return {"source": row["source"], "values": values, "events": events, "silent": row.get("silent", False)}
 
 
 def read_session(path) -> tuple[dict, list[Timed]]:
@@ -215,36 +226,14 @@ def read_session(path) -> tuple[dict, list[Timed]]:
             out.append(Timed(float(t), event=_check_fields(ControlEvent, obj["event"], path, lineno)))
         elif "update" in obj and isinstance(obj["update"], dict):
             out.append(Timed(float(t), update=_check_fields(ParamUpdate, obj["update"], path, lineno)))
+        elif "modulation" in obj and isinstance(obj["modulation"], dict):
+            out.append(Timed(float(t), modulation=_check_reading(obj["modulation"], path, lineno)))
         elif "features" in obj and isinstance(obj["features"], dict):
             out.append(Timed(float(t), features=obj["features"]))
         else:
-            raise ReplayError(f"{path}:{lineno}: expected one of 'event', 'update', 'features'")
+            raise ReplayError(f"{path}:{lineno}: expected one of 'event', 'update', 'modulation', 'features'")
     out.sort(key=lambda item: item.t)  # stable: equal times keep file order
     return header, out
-
-
-class Timeline:
-    """Hands out timed items up to a time, in order: `until(t)` returns those with time <= t
-    (within half the session's rounding of times, T_DIGITS: a line written at a frame's time,
-    rounded up, is still that frame's)."""
-
-    def __init__(self, items: Iterable[Timed]):
-        self._items = sorted(items, key=lambda item: item.t)
-        self._next = 0
-
-    def until(self, t: float) -> list[Timed]:
-        start = self._next
-        t += T_SLACK
-        while self._next < len(self._items) and self._items[self._next].t <= t:
-            self._next += 1
-        return self._items[start:self._next]
-
-    def __iter__(self) -> Iterator[Timed]:
-        return iter(self._items)
-
-    @property
-    def end_s(self) -> float:
-        return self._items[-1].t if self._items else 0.0
 
 
 class TimelineControls(Quiet):
@@ -257,34 +246,6 @@ class TimelineControls(Quiet):
 
     def drain(self) -> list[ControlEvent | ParamUpdate]:
         return [item.event if item.event is not None else item.update for item in self.timeline.until(self.clock.now())]
-
-
-class SessionFeatures(Quiet):
-    """A session's recorded audio features as a feature source: what the live input gave the
-    engine, frame by frame, up to `clock`'s time."""
-
-    def __init__(self, items: Iterable[Timed], clock: Clock):
-        self.timeline, self.clock = Timeline(i for i in items if i.features is not None), clock
-        self._latest = None
-        self._onsets: list = []
-
-    def _take(self) -> None:
-        for item in self.timeline.until(self.clock.now()):
-            row = dict(item.features)
-            self._onsets.extend(SimpleNamespace(**o) for o in row.pop("onsets", []) if isinstance(o, dict))
-            features = SimpleNamespace(**row) if row else None
-            if features is not None and isinstance(getattr(features, "bands", None), list):
-                features.bands = tuple(features.bands)
-            self._latest = features
-
-    def latest(self):
-        self._take()
-        return self._latest
-
-    def drain_onsets(self) -> list:
-        self._take()
-        out, self._onsets = self._onsets, []
-        return out
 
 
 # -- takes ----------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""The registry of performable targets and actions.
+"""The registry: the one list of every name an instrument knows.
 
 A target is a named number the performer plays (`psi`, `z.3`, `blend.b64`, `edit.L6_148_362`);
-an action is a named event (`seed.next`, `z.random`, `preset.recall`). Mappings and presets
-may name only what the registry holds; everything else is rejected with a did-you-mean.
+an action is a named event (`seed.next`, `z.random`, `preset.recall`); a signal is a value or
+event a modulation source gives each frame (`rms_db`, `bands.low`, `onset.low`), which a
+mapping's modulation routes follow. Mappings, presets, OSC, `targets` and `check` may name
+only what the registry holds; everything else is rejected with a did-you-mean.
 
-The registry is built per instrument from its parts (the latent scene, the bender, the view,
-the presets), because the names depend on the loaded networks: StyleGAN2 has blocks `b4`..,
-StyleGAN3 has layers `L0_36_512`...
+Each part declares its own names (the latent scene, the bender, the instrument's view and
+presets, the show's actions, each modulation source's signals) and the instrument assembles
+them in one place (instrument.facade), because the names depend on the loaded networks:
+StyleGAN2 has blocks `b4`.., StyleGAN3 has layers `L0_36_512`...
 """
 
 from __future__ import annotations
@@ -88,16 +91,33 @@ class ActionSpec:
 
 
 @dataclass(frozen=True)
+class SignalSpec:
+    """A value or event a modulation source gives each frame, by name ("rms_db", "onset.low"):
+    what a mapping's modulation route follows (its `feature:`). `event`: an event (an onset),
+    not a value. `input_range`: the values that map to 0 and 1 unless the route gives its own.
+    `source`: the modulation source that gives it ("audio")."""
+
+    name: str
+    source: str
+    event: bool = False
+    input_range: tuple[float, float] = (0.0, 1.0)
+    doc: str = ""
+
+
+@dataclass(frozen=True)
 class Registry:
-    """Every target and action of one instrument, by name, in a stable order."""
+    """Every target, action and signal of one instrument, by name, in a stable order."""
 
     targets: Mapping[str, TargetSpec] = field(default_factory=dict)
     actions: Mapping[str, ActionSpec] = field(default_factory=dict)
+    signals: Mapping[str, SignalSpec] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, targets: Iterable[TargetSpec], actions: Iterable[ActionSpec] = ()) -> Registry:
+    def build(cls, targets: Iterable[TargetSpec], actions: Iterable[ActionSpec] = (),
+              signals: Iterable[SignalSpec] = ()) -> Registry:
         t: dict[str, TargetSpec] = {}
         a: dict[str, ActionSpec] = {}
+        s: dict[str, SignalSpec] = {}
         for spec in targets:
             if spec.name in t:
                 raise ValueError(f"target {spec.name!r} registered twice")
@@ -106,7 +126,11 @@ class Registry:
             if spec.name in a or spec.name in t:
                 raise ValueError(f"action {spec.name!r} registered twice or clashes with a target")
             a[spec.name] = spec
-        return cls(targets=t, actions=a)
+        for spec in signals:
+            if spec.name in s:
+                raise ValueError(f"signal {spec.name!r} registered twice")
+            s[spec.name] = spec
+        return cls(targets=t, actions=a, signals=s)
 
     def target(self, name: str) -> TargetSpec:
         try:
@@ -119,6 +143,12 @@ class Registry:
             return self.actions[name]
         except KeyError:
             raise UnknownTargetError(name, self.suggest(name, self.actions), "action") from None
+
+    def signal(self, name: str) -> SignalSpec:
+        try:
+            return self.signals[name]
+        except KeyError:
+            raise UnknownTargetError(name, self.suggest(name, self.signals), "signal") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self.targets or name in self.actions
