@@ -116,3 +116,29 @@ def test_a_wav_cut_short_is_reported_and_what_is_there_rendered(tmp_path, caplog
     assert str(cut) in line and "10.00 s" in line and "1.70 s" in line
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames == int(1.7 * FPS) and c.streams.audio
+
+
+def test_a_frame_that_fails_fails_the_render_and_leaves_the_previous_out(tmp_path, capsys, monkeypatch):
+    """Live, a frame that fails keeps the last picture up; offline the same engine must not
+    write a video with a held frame in it: the render fails, saying which error, and --out
+    stays as it was. (The failure is what a GPU running out of memory raises mid-render.)"""
+    from ganinstrument.scene.scene import Scene
+
+    real, calls = Scene.render, []
+
+    def fails_on_the_third(self, params, index):
+        calls.append(index)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, params, index)
+
+    monkeypatch.setattr(Scene, "render", fails_on_the_third)
+    out = tmp_path / "video.mp4"
+    out.write_bytes(b"the previous render")
+    audio = _wav(tmp_path / "song.wav", seconds=2.0)
+    assert main(["render", "--audio", str(audio), "--out", str(out), *RENDER]) == 1
+    assert len(calls) > 3  # (the render went on after the failure, as the live show does)
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
+    assert "1 frame(s) failed to render" in line and "CUDA out of memory" in line
+    assert out.read_bytes() == b"the previous render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]  # no partial left

@@ -214,13 +214,13 @@ def test_a_mapping_given_to_the_instrument_routes_events():
 
 def test_warm_up_renders_each_time_and_redraw_forces_one_frame(inst):
     calls = []
-    real = inst._render
+    real = inst.scene.render
 
-    def counting(values, noise):
-        calls.append(noise)
-        return real(values, noise)
+    def counting(params, index):
+        calls.append(params)
+        return real(params, index)
 
-    inst._render = counting
+    inst.scene.render = counting
     try:
         frame = inst.warm_up(3)
         assert len(calls) == 3 and frame.size == (256, 256)
@@ -229,5 +229,22 @@ def test_warm_up_renders_each_time_and_redraw_forces_one_frame(inst):
         inst.redraw()
         inst.step(1 / 30)
         assert len(calls) == 4
+        with pytest.raises(TypeError):  # what the scene is handed is frozen
+            calls[-1].values["psi"] = 0.0
     finally:
-        del inst._render
+        del inst.scene.render
+
+
+def test_the_scene_draws_render_params_as_the_instrument_does(inst):
+    """The scene alone, handed a frame's RenderParams, draws the instrument's picture."""
+    from ganinstrument.scene.scene import RenderParams
+
+    inst.set("z.0", 1.5, immediate=True)
+    inst.set("view", 2, immediate=True)  # a layer's activations, not the image
+    frame = inst.step(0.0)
+    params = RenderParams.of(inst.last_values, inst.time_s)  # (what that step played)
+    again = inst.scene.render(params, 99)
+    assert again.index == 99 and torch.equal(again.pixels, frame.pixels)
+    assert params.view == 2 and params.noise == "const"
+    inst.set("view", 0, immediate=True)
+    assert not torch.equal(inst.scene.render(RenderParams.of(inst.state.values(), 0.0), 1).pixels, frame.pixels)

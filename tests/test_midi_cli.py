@@ -78,11 +78,11 @@ def test_learn_over_jack_writes_the_binding(jack_server, tmp_path):
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
 
-    def expect(text, timeout=60.0):
+    def expect(text, timeout_s=60.0):
         seen = []
         while True:
             try:
-                line = lines.get(timeout=timeout)
+                line = lines.get(timeout=timeout_s)
             except queue.Empty:
                 pytest.fail(f"never saw {text!r}; output: {''.join(seen)}")
             seen.append(line)

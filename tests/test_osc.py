@@ -31,9 +31,9 @@ def server():
         assert srv.close(timeout_s=2.0)
 
 
-def collect(srv, count, timeout=5.0):
+def collect(srv, count, timeout_s=5.0):
     got = []
-    wait_for(lambda: got.extend(srv.drain()) or len(got) >= count, timeout)
+    wait_for(lambda: got.extend(srv.drain()) or len(got) >= count, timeout_s)
     return got
 
 

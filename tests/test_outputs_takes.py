@@ -26,8 +26,8 @@ def _frame(i: int, t: float) -> Frame:
     return Frame(torch.from_numpy(img), t, i)
 
 
-def _eventually(cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
+def _eventually(cond, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if cond():
             return True

@@ -80,16 +80,16 @@ PRESET_1 = "schema_version: 1\ntargets: {psi: 0.7, z.6: 0.0}\n"
 PRESET_2 = "schema_version: 1\ntargets: {psi: 0.45, z.6: 2.0, seed: 11}\n"
 
 
-def _live_engine(inst, router, clock, sinks, session, controls, audio):
+def _live_engine(inst, router, clock, sinks, session, controls, audio, log_params):
     """The live engine of `perform` (one place, so how audio reaches it changes in one line)."""
     return Engine(inst, router=router, controls=controls, modulation=[audio], sinks=sinks,
-                  clock=clock, fps=FPS, session=session, trim_heap_s=None)
+                  clock=clock, fps=FPS, session=session, log_params=log_params, trim_heap_s=None)
 
 
-def _render(tmp_path, wav, session, name):
+def _render(tmp_path, wav, session, name, *extra):
     out = tmp_path / name
     assert main(["render", "--audio", str(wav), "--session", str(session), "--out", f"{out}/",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", *extra]) == 0
     return _pngs(out)
 
 
@@ -132,7 +132,7 @@ def test_a_show_played_live_renders_again_bit_for_bit_at_30_fps(jack_server, tmp
     session = SessionWriter(session_path, model="demo", model_b=None, mapping=str(mapping), preset=None, fps=FPS,
                             presets_dir=str(presets), look=look)
     engine = _live_engine(inst, controls.router, clock, Sinks([sink]), session, [midi, osc],
-                          track_input(samples, clock))
+                          track_input(samples, clock), tmp_path / "live-values.jsonl")
 
     rows, states = [], []
     midi.start()
@@ -215,10 +215,14 @@ def test_a_show_played_live_renders_again_bit_for_bit_at_30_fps(jack_server, tmp
     assert sum(1 for _, m in audio if m["events"]) >= 3  # onsets, which the kick route follows
 
     # -- the render, from the session alone: every frame the same, bit for bit ------------------
-    rendered = _render(tmp_path, wav, session_path, "render")
+    rendered = _render(tmp_path, wav, session_path, "render", "--log-params", str(tmp_path / "render-values.jsonl"))
     assert len(rendered) == FRAMES
     different = [k for k in range(FRAMES) if not np.array_equal(live[k], rendered[k])]
     assert different == []
+    # and every value of every frame (what the picture rounds to 8 bits), to the last bit
+    live_values = (tmp_path / "live-values.jsonl").read_text().splitlines()
+    assert len(live_values) == FRAMES
+    assert (tmp_path / "render-values.jsonl").read_text().splitlines() == live_values
 
     # -- and the comparison is not vacuous: without the MIDI (or the OSC) lines, the render
     # is the same up to the frame of the first MIDI (OSC) move, and differs from there ----------

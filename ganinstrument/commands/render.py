@@ -170,7 +170,7 @@ def run_render(args) -> int:
         engine = Engine(inst, router=controls.router, controls=[TimelineControls(recorded, clock)],
                         modulation=modulation if controls.modulation is not None else [], sinks=sinks, clock=clock,
                         fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
-                        trim_heap_s=None, close_timeout_s=120.0)
+                        log_params=args.log_params, trim_heap_s=None, close_timeout_s=120.0)
         progress = _Progress(frames_total)
         engine.on_frame.append(lambda frame, times: progress.update(engine.stats.frames))
         stats = engine.run()
@@ -263,4 +263,6 @@ def add_render_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the session's, else 30)")
     p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
+    p.add_argument("--log-params", default=None, metavar="FILE.jsonl",
+                   help="every target value per frame (JSON lines), as perform --log-params writes them")
     p.set_defaults(func=run_render)

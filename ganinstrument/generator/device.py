@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from ..common.errors import DeviceError
+
 
 def pick_device(preferred=None):
     """The torch.device to run on.
@@ -18,8 +20,6 @@ def pick_device(preferred=None):
     GANINSTRUMENT_DEVICE overrides the automatic choice.
     """
     import torch
-
-    from ..common.errors import DeviceError
 
     if preferred is None:
         preferred = os.environ.get("GANINSTRUMENT_DEVICE") or None

@@ -30,7 +30,6 @@ from ..common.frame import Frame
 from ..generator import load_generator
 from ..generator.device import pick_device
 from ..generator.ops import tune_cpu_allocator
-from ..generator.taps import image_to_uint8, tap_to_uint8
 from ..common.clock import Clock
 from ..modulation.audio import AUDIO_SIGNALS
 from ..modulation.routes import Modulation
@@ -41,12 +40,14 @@ from ..state.preset_bank import PresetBank, slot_number
 from ..state.presets import ModelRef, Preset, PresetError, file_sha256, load_preset_file
 from ..scene.bending import Bender
 from ..scene.latent import LatentConfig, LatentScene
+from ..scene.scene import RenderParams, Scene
 from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
 from ..state.values import SMOOTHING_TARGET, State
 
 log = logging.getLogger(__name__)
 
-NOISE_MODES = ("const", "random", "none")
+PRESET_MORPH = TargetSpec("preset.morph", 0.0, 60.0, 0.0, unit="s", smoothing="none", smoothing_ms=0.0,
+                          preset=False, doc="how long preset recall from the controller morphs")
 PRESET_ACTIONS = (
     ActionSpec("preset.next", "recall the next preset in the presets folder"),
     ActionSpec("preset.prev", "recall the previous preset in the presets folder"),
@@ -83,23 +84,13 @@ class Instrument:
         if model_b is not None:
             self.G_b = model_b if isinstance(model_b, torch.nn.Module) else load_generator(model_b, device=self.device)
         self.models = (_model_ref("a", model),) + ((_model_ref("b", model_b),) if model_b is not None else ())
-        self.latent = LatentScene(self.G, latent or LatentConfig(), device=self.device)
-        self.bender = Bender(self.G, self.G_b, edits, name_a=str(self.models[0].path),
-                             name_b=str(self.models[-1].path))
-        self.taps = tuple(self.G.synthesis.tap_names())
-        own = [
-            SMOOTHING_TARGET,
-            TargetSpec("view", 0, len(self.taps), 0, kind="choice", smoothing="none", smoothing_ms=0.0,
-                       choices=("image",) + self.taps, doc="what is shown: the image or a layer's activations"),
-            TargetSpec("noise", 0, 2, 0, kind="choice", smoothing="none", smoothing_ms=0.0, choices=NOISE_MODES,
-                       doc="StyleGAN2 per-pixel noise: const (stable), random (shimmers), none"),
-            TargetSpec("preset.morph", 0.0, 60.0, 0.0, unit="s", smoothing="none", smoothing_ms=0.0,
-                       preset=False, doc="how long preset recall from the controller morphs"),
-        ]
-        # The one place every name is assembled: each part declares its own.
-        self.registry = Registry.build(own + list(self.latent.targets()) + list(self.bender.targets()),
-                                       list(self.latent.actions()) + list(PRESET_ACTIONS) + list(SHOW_ACTIONS),
-                                       AUDIO_SIGNALS)
+        self.scene = Scene(self.G, self.G_b, latent=latent, edits=edits, device=self.device,
+                           name_a=str(self.models[0].path), name_b=str(self.models[-1].path))
+        # The one place every name is assembled: each part declares its own (the state its
+        # smoothing, the scene its view, noise, latent and bender targets, the presets and the
+        # show their actions, each modulation source its signals).
+        self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH],
+                                       [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS], AUDIO_SIGNALS)
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
         self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
@@ -131,6 +122,19 @@ class Instrument:
         self.controls, self.modulation = controls, controls.modulation
         self.on_recall.append(controls.router.rearm)
         return controls
+
+    # -- the scene's parts, as before the scene had them ---------------------------------
+    @property
+    def latent(self) -> LatentScene:
+        return self.scene.latent
+
+    @property
+    def bender(self) -> Bender:
+        return self.scene.bender
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return self.scene.taps
 
     # -- targets and actions ------------------------------------------------------------
     def targets(self) -> Mapping[str, TargetSpec]:
@@ -187,12 +191,11 @@ class Instrument:
     # -- the frame --------------------------------------------------------------------
     def step(self, dt: float) -> Frame:
         """Advance smoothing (and any morph) by `dt` seconds, update the scene, render."""
-        values, changed = self._advance(dt)
-        noise = NOISE_MODES[int(values["noise"])]
-        if self._last is not None and not (changed or self._dirty or noise == "random"):
+        params, changed = self._advance(dt)
+        if self._last is not None and not (changed or self._dirty or self.scene.animated(params)):
             return self._last.again(self.time_s)
         self._dirty = False
-        return self._render(values, noise)
+        return self._draw(params)
 
     def advance(self, dt: float) -> None:
         """What `step` does, without the render: smoothing, morphs, audio modulation and its
@@ -201,9 +204,9 @@ class Instrument:
         self._advance(dt, scene=False)
         self._dirty = True
 
-    def _advance(self, dt: float, scene: bool = True) -> tuple[dict[str, float], bool]:
-        """Move every value on by `dt`; returns the values to play and whether any moved.
-        `scene`: also rewrite the weights the values edit."""
+    def _advance(self, dt: float, scene: bool = True) -> tuple[RenderParams, bool]:
+        """Move every value on by `dt`; returns the frame's RenderParams and whether anything
+        moved. `scene`: also rewrite the weights the values edit."""
         dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
         self._recall_wanted()
         while self.bank.errors:  # saves the disk refused (the bank's worker)
@@ -220,12 +223,9 @@ class Instrument:
             for update in self.modulation.pending_actions():
                 self.apply(update)
         self.last_values = values  # what this frame plays (modulated): logs and the HUD read it
-        if not scene:
-            return values, bool(moved)
-        rewritten = self.bender.apply(values)
-        if any(key.startswith("mapping.") for key in rewritten):
-            self.latent.invalidate()
-        return values, bool(moved or rewritten)
+        params = RenderParams.of(values, self.time_s)
+        rewritten = scene and self.scene.update(params.values)
+        return params, bool(moved or rewritten)
 
     def redraw(self) -> None:
         """Render the next frame even if no value moved (after changing the scene behind the
@@ -244,22 +244,11 @@ class Instrument:
 
     def render(self) -> Frame:
         """Render the current values now (no time passes)."""
-        return self.step(0.0) if self._last is not None else self._render(self.state.values(), "const")
+        return self.step(0.0) if self._last is not None else self._draw(RenderParams.of(self.state.values(), self.time_s))
 
-    def _render(self, values: Mapping[str, float], noise: str) -> Frame:
-        view = int(values["view"])
-        with torch.no_grad():
-            ws = self.latent.ws(values)  # [1, num_ws, w_dim]
-            if view == 0:
-                img = self.G.synthesis(ws, noise_mode=noise)  # [1, C, H, W]
-                if img.shape[1] == 1:
-                    img = img.expand(-1, 3, -1, -1)
-                pixels = image_to_uint8(img[:, :3])[0]  # [H, W, 3]
-            else:
-                act = self.G.synthesis(ws, noise_mode=noise, until=self.taps[view - 1])  # [1, C, h, w]
-                pixels = tap_to_uint8(act, mode="project")[0]
+    def _draw(self, params: RenderParams) -> Frame:
         self.frames_rendered += 1
-        self._last = Frame(pixels, self.time_s, self.frames_rendered)
+        self._last = self.scene.render(params, self.frames_rendered)
         return self._last
 
     # -- presets ----------------------------------------------------------------------

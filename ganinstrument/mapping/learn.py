@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..common.clock import Clock
 from ..common.errors import GanInstrumentError
 from ..common.events import ControlEvent
-from ..state.params import Registry
+from ..state.params import Registry, UnknownTargetError
 from .transforms import ENCODINGS, decode_relative
 
 # Relative encodings are told apart by value semantics (notes 4.4, transforms.ENCODINGS).
@@ -142,8 +142,6 @@ def resolve_name(registry: Registry, answer: str, names: Sequence[str]) -> str:
         return names[int(answer) - 1]
     if answer in registry:
         return answer
-    from ..state.params import UnknownTargetError
-
     raise UnknownTargetError(answer, registry.suggest(answer, names), "target or action")
 
 

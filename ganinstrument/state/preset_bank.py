@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .presets import Preset, PresetError, load_preset_file, save_preset_file
 from ..common.text import shorten
+from ..common.userdirs import default_presets_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ class PresetBank:
         """The folder; by default the user's presets folder, created (and seeded with the
         shipped presets) the first time it is needed (userdirs.py), not before."""
         if self._directory is None:
-            from ..common.userdirs import default_presets_dir
-
             self._directory = default_presets_dir()
         return self._directory
 

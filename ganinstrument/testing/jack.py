@@ -46,10 +46,10 @@ class JackError(RuntimeError):
     """The JACK server or a controller process could not be started or reached."""
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.005):
-    """Poll `condition` until it returns something truthy (returned) or `timeout` s pass (its
+def wait_for(condition: Callable[[], object], timeout_s: float = 5.0, interval: float = 0.005):
+    """Poll `condition` until it returns something truthy (returned) or `timeout_s` pass (its
     last result)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout_s
     while True:
         result = condition()
         if result or time.monotonic() > deadline:
@@ -100,18 +100,18 @@ class JackServer:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def run(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout_s: float = 10.0) -> subprocess.CompletedProcess:
         """Run a JACK tool (jack_connect, jack_lsp, ...) against this server."""
         env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
-        return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env)
+        return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout_s, env=env)
 
     def connections(self) -> str:
         return self.run("jack_lsp", "-c").stdout
 
-    def answers(self, timeout: float = 5.0) -> bool:
+    def answers(self, timeout_s: float = 5.0) -> bool:
         """Whether `jack_lsp` reaches the server."""
         try:
-            return self.run("jack_lsp", timeout=timeout).returncode == 0
+            return self.run("jack_lsp", timeout_s=timeout_s).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
 

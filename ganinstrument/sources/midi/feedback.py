@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ...common.clock import Clock, MonotonicClock
 from ...common.events import ControlEvent
+from ...mapping.transforms import curve_inverse
 
 _KINDS = {"cc": "control_change", "control_change": "control_change", "note": "note_on",
           "note_on": "note_on", "note_off": "note_on", "pitchwheel": "pitchwheel",
@@ -62,8 +63,6 @@ class FeedbackBinding:
         x = (value - self.lo) / (self.hi - self.lo)
         x = 0.0 if not math.isfinite(x) else min(max(x, 0.0), 1.0)
         if self.curve != "linear":
-            from ...mapping.transforms import curve_inverse
-
             x = curve_inverse(x, self.curve, self.curve_k)
         if self.invert:
             x = 1.0 - x
