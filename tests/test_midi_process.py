@@ -1,4 +1,4 @@
-"""MIDI inputs read in a child process (midi_child.py / midi_host.py), through a real JACK server:
+"""MIDI inputs read in a child process (sources/midi/child.py / host.py), through a real JACK server:
 the messages arrive, a crash of that process costs a restart of it and not of the show, errors
 from inside it say what went wrong, and nothing is left running after close."""
 

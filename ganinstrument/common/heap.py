@@ -1,6 +1,6 @@
 """Give freed heap memory back to the system now and then, so a long show's memory stays flat.
 
-The instrument raises glibc's trim threshold (models.ops.tune_cpu_allocator) so that a CPU
+The instrument raises glibc's trim threshold (generator.ops.tune_cpu_allocator) so that a CPU
 generator reuses its freed blocks instead of faulting fresh pages in every frame. The price is
 that glibc never returns free memory on its own: across the threads' arenas, free memory
 fragments and the process's resident size creeps up (+0.7 MiB/min over a 53-minute soak, with
@@ -25,6 +25,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
+
+from .observers import notify
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +92,7 @@ class HeapTrimmer:
         ms = (t1 - t0) * 1000.0
         self.trims += 1
         self.last_ms, self.max_ms = ms, max(self.max_ms, ms)
-        for observer in self.on_trim:
-            try:
-                observer(t0, t1)
-            except Exception as exc:
-                log.debug("an on_trim observer failed: %s", exc)
+        notify(self.on_trim, t0, t1, what="an on_trim")
         return released
 
     def check(self) -> bool | None:

@@ -38,6 +38,7 @@ from ..common import heap
 from ..common.clock import Clock, FakeClock, MonotonicClock
 from ..common.events import ControlEvent, ParamUpdate
 from ..common.frame import Frame
+from ..common.observers import notify
 from ..common.queues import DropQueue
 from ..common.text import shorten
 from ..instrument.show import Panic, apply_controls
@@ -266,11 +267,7 @@ class Engine:
         self._run.times = times = FrameTimes(
             max(0.0, input_end - waited), max(0.0, modulation_end - input_end), max(0.0, render_end - modulation_end),
             submitted - submit_start, time.perf_counter() - started, waited - started)
-        for observer in self.on_frame:
-            try:
-                observer(frame, times)
-            except Exception as exc:
-                log.debug("an on_frame observer failed: %s", exc)
+        notify(self.on_frame, frame, times, what="an on_frame")
         return frame
 
     @property

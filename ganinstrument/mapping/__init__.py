@@ -4,8 +4,9 @@
     mapping = load_mapping(find_mapping("korg-nanokontrol2"), inst.registry)  # resolve.py
     router = Router(mapping, inst.registry, clock, current=inst.state.target)
 
-Modulation routes (audio features) are parsed here too (`ModulationRoute`); their runtime is
-`mapping.modulation`.
+Modulation routes (from modulation signals: audio features) are parsed here too
+(`ModulationRoute`; their signals are checked against the registry); their runtime is
+`modulation.routes`.
 """
 
 from .parse import load_mapping, parse_mapping

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..common.errors import GanInstrumentError
+from ..common.observers import notify
 from ..common.text import shorten
 from .resize import resize_frame
 
@@ -347,11 +348,7 @@ class ThreadedSink(Sink):
             began = time.perf_counter()
             self._write(frame)
             ended = time.perf_counter()
-            for observer in self.on_write:
-                try:
-                    observer(began, ended)
-                except Exception as exc:
-                    log.debug("%s: an on_write observer failed: %s", self.name, exc)
+            notify(self.on_write, began, ended, what=f"{self.name}: an on_write")
             with self._cond:
                 self._written += 1
                 self._write_s = ended - began

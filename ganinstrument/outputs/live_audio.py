@@ -1,6 +1,6 @@
 """The live audio input in live recordings: what the audience heard, beside what they saw.
 
-The features thread (sources/audio_pipeline.FeatureWorker) pushes every block it analyses into
+The features thread (sources/audio/pipeline.FeatureWorker) pushes every block it analyses into
 an `AudioTap`, with the clock time of the block's first sample (the jitter-free arrival time the
 onsets use), but only while some recording listens: the tap costs nothing otherwise. The
 channels recorded are the ones the analysis uses: one is a mono track, two or more give the

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganinstrument.sources.audio.onset import OnsetPicker, fast_attack_window, log_filterbank
-from ganinstrument.sources.audio.pitch import CausalYin, PitchTracker, dips
+from .onset import OnsetPicker, fast_attack_window, log_filterbank
+from .pitch import CausalYin, PitchTracker, dips
 
 SILENCE_DB = -120.0
 STRENGTH_HALF = 10.0     # flux that maps to onset_strength 0.5

@@ -1,6 +1,6 @@
 """Audio capture: sounddevice (PortAudio) into a preallocated ring buffer, features in a worker.
 
-Threads and what each owns (DESIGN.md section 4):
+Threads and what each owns (docs/architecture.md, "Threads and processes"):
 
 - the PortAudio callback (`_Capture.callback`) owns the ring's write counter, the overflow
   counters and the arrival stamps. It copies the block into the ring and returns: no numpy
@@ -19,8 +19,8 @@ Threads and what each owns (DESIGN.md section 4):
 `BlockSource` feeds an array or a WAV file through the very same callback and worker code,
 deterministically, for tests and offline rendering; its timestamps are stream time (frame / rate).
 
-The ring, callback and worker live in `audio_pipeline.py`, `BlockSource` and the WAV helpers in
-`audio_offline.py`; this module holds the devices and `AudioInput`, and re-exports the rest.
+The ring, callback and worker live in `pipeline.py`, `BlockSource` and the WAV helpers in
+`offline.py`; this module holds the devices and `AudioInput`, and re-exports the rest.
 """
 
 from __future__ import annotations

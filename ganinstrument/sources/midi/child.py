@@ -4,7 +4,7 @@ Why a process: RtMidi's input queue is not thread-safe (thestk/rtmidi#352). Unde
 process thread crashed in `jackProcessIn` writing that queue while our reader emptied it, and a
 crash there took the whole show down. A callback instead of the queue runs Python on JACK's
 real-time thread and deadlocks on close. Here the same polling runs in a process that does
-nothing else; if it dies, `midi_host.InputHost` starts another and reopens the ports, and the show
+nothing else; if it dies, `host.InputHost` starts another and reopens the ports, and the show
 loses the messages of that instant, not its picture.
 
 Protocol. The parent writes one JSON object per line to our stdin:

@@ -1,4 +1,4 @@
-"""The show's side of the MIDI input process (midi_child.py): start it, open and close inputs
+"""The show's side of the MIDI input process (child.py): start it, open and close inputs
 through it, hand each message to its port's `on_bytes`, and start it again if it dies.
 
 One reader thread per child blocks on the child's stdout (no polling in the show's process, and

@@ -1,6 +1,6 @@
 """MIDI in and out: controllers -> ControlEvents, and values -> LEDs / motor faders.
 
-Threads (DESIGN.md section 4):
+Threads (docs/architecture.md, "Threads and processes"):
 
 - the backend's callback thread (one per open input port) owns nothing: it timestamps on the
   instrument clock, decodes the bytes, and puts the event in a DropQueue (queues.py), which
@@ -214,7 +214,40 @@ class PortSet:
         return stopped
 
 
-class MidiInput:
+class _PortClient:
+    """What MIDI in and out share: their PortSet (hot-plugged ports, news for the HUD) on a backend."""
+
+    backend: Backend
+    ports: PortSet
+
+    def start(self):
+        self.ports.start()
+        return self
+
+    @property
+    def open_ports(self) -> tuple[str, ...]:
+        return self.ports.open_names
+
+    @property
+    def messages(self) -> deque[str]:
+        """What the performer should know (a device missing, a port in use), newest last."""
+        return self.ports.messages
+
+    def close(self, timeout_s: float = 2.0) -> bool:
+        """Stop the poller and close the ports; True if the poller stopped within `timeout_s`."""
+        stopped = self.ports.close(timeout_s)
+        if hasattr(self.backend, "close"):
+            self.backend.close()
+        return stopped
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MidiInput(_PortClient):
     """Controller inputs: every port matching `ports` (None: every input), hot-plugged.
 
     `drain()` -> the ControlEvents since the last call, in arrival order. The queue holds at most
@@ -263,22 +296,9 @@ class MidiInput:
 
         return self.backend.open_input(name, on_bytes)
 
-    def start(self) -> MidiInput:
-        self.ports.start()
-        return self
-
     def drain(self) -> list[ControlEvent]:
         """Every event since the last drain, oldest first (the engine, once per frame)."""
         return self._queue.drain()
-
-    @property
-    def open_ports(self) -> tuple[str, ...]:
-        return self.ports.open_names
-
-    @property
-    def messages(self) -> deque[str]:
-        """What the performer should know (missing device, port in use), newest last."""
-        return self.ports.messages
 
     def hud_lines(self) -> dict[str, str]:
         """While no port is open: what it is waiting for."""
@@ -291,21 +311,9 @@ class MidiInput:
         return MidiStats(sum(c.received for c in cs), sum(c.dropped for c in cs), sum(c.ignored for c in cs),
                          sum(c.malformed for c in cs), len(self._queue), self.open_ports)
 
-    def close(self, timeout_s: float = 2.0) -> bool:
-        """Stop the poller and close the ports; True if the poller stopped within `timeout_s`."""
-        stopped = self.ports.close(timeout_s)
-        if hasattr(self.backend, "close"):
-            self.backend.close()
-        return stopped
-
-    def __enter__(self) -> MidiInput:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
-class MidiOutput:
+class MidiOutput(_PortClient):
     """Feedback outputs: every port matching `ports` (None or empty: none), hot-plugged.
 
     `send(data)` writes one message to every open output; it never waits: when the poller is
@@ -322,10 +330,6 @@ class MidiOutput:
         self.ports = PortSet(self.backend, "output", matcher, self.backend.open_output, on_change, poll_s)
         self.sent = 0
         self.errors = 0  # written by the sending thread only
-
-    def start(self) -> MidiOutput:
-        self.ports.start()
-        return self
 
     def send(self, data: Sequence[int]) -> bool:
         lock = self.ports.lock
@@ -345,23 +349,3 @@ class MidiOutput:
         finally:
             lock.release()
 
-    @property
-    def open_ports(self) -> tuple[str, ...]:
-        return self.ports.open_names
-
-    @property
-    def messages(self) -> deque[str]:
-        """What the performer should know (the LED port missing, in use), newest last."""
-        return self.ports.messages
-
-    def close(self, timeout_s: float = 2.0) -> bool:
-        stopped = self.ports.close(timeout_s)
-        if hasattr(self.backend, "close"):
-            self.backend.close()
-        return stopped
-
-    def __enter__(self) -> MidiOutput:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -15,7 +15,7 @@ as a regular expression when written `/like this/`.
 Listing and opening are not thread-safe in mido/rtmidi, so one thread (the hot-plug poller) does
 all of it; see `midi.PortSet`.
 
-RtMidi inputs are opened in a child process (midi_child.py, driven by midi_host.InputHost), because
+RtMidi inputs are opened in a child process (midi/child.py, driven by midi/host.InputHost), because
 RtMidi's input queue can crash the process that reads it; a crash there now costs a restart of that
 child, not of the show. `GANINSTRUMENT_MIDI_INPROCESS=1`, or a platform where no child can start (a
 frozen app), reads the inputs in this process instead.
@@ -330,7 +330,7 @@ class Backend:
         # (thestk/rtmidi#352): under load JACK's thread crashed in jackProcessIn every few
         # minutes to an hour (supervisor.py restarts perform). A callback was tried again and
         # deadlocked: closing a JACK port while holding the GIL waits for the process cycle,
-        # which waits for the GIL. Hence the MIDI child process (midi_child.py); this in-process
+        # which waits for the GIL. Hence the MIDI child process (midi/child.py); this in-process
         # path remains for where no child can start.
         if self._reader is None:
             self._reader = _Reader()
