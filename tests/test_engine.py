@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.clock import FakeClock, MonotonicClock
 from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks, ThreadedSink
@@ -311,3 +311,22 @@ def test_each_frame_says_where_its_time_went(inst):
     with pytest.raises(AttributeError):
         engine.stats.frames = 0  # a snapshot, not the engine's own counters
     assert len(writes) == 3 and sink.stats.write_s == writes[-1] > 0
+
+
+def test_offline_pacing_moves_the_clock_exactly_one_frame_at_a_time():
+    """render's clock: frame k is at origin + k / fps, the very number a live show's clock set
+    to k / fps reads (so a session lands on the same frames), never a sum of roundings."""
+    from ganinstrument.engine.pacing import OfflinePacing
+
+    clock = FakeClock(0.0)
+    pacing = OfflinePacing(clock, 30.0)
+    pacing.start()
+    times = []
+    for _ in range(1000):
+        pacing.wait()
+        times.append(clock.now())
+    assert times == [k / 30.0 for k in range(1, 1001)]
+    assert sum([1 / 30.0] * 1000) != times[-1]  # (what adding 1/30 a frame would have drifted to)
+    assert pacing.stamp(123.4, 7) == 7 / 30.0
+    with pytest.raises(ValueError):
+        OfflinePacing(MonotonicClock(), 30.0)  # a real clock cannot be moved

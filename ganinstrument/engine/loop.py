@@ -9,7 +9,7 @@ The engine thread owns the instrument (state, smoothing, scene, generator). Each
   4. steps the instrument by the clock's dt (smooth, modulate, update the scene, render);
   5. submits the frame to every sink, which never waits (each sink has its own thread).
 
-Live, the clock is the real one and frames are paced to `fps` (late latching, see `_pace`).
+Live, the clock is the real one and frames are paced to `fps` (late latching: pacing.py).
 Offline (`offline=True`, `render`), the clock is a FakeClock the engine moves exactly 1/fps a
 frame and never sleeps; a pre-roll (`pre_roll` frames) moves every value on without drawing,
 so a take renders from the middle of a show with every value where it was.
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from ..common import heap
-from ..common.clock import Clock, FakeClock, MonotonicClock
+from ..common.clock import Clock, MonotonicClock
 from ..common.events import ControlEvent, ParamUpdate
 from ..common.frame import Frame
 from ..common.observers import notify
@@ -43,6 +43,7 @@ from ..common.queues import DropQueue
 from ..common.text import shorten
 from ..instrument.show import Panic, apply_controls
 from .hud import Hud
+from .pacing import LivePacing, OfflinePacing, Pacing
 from .stats import EngineStats, FrameTimes, Running
 
 if TYPE_CHECKING:
@@ -111,8 +112,8 @@ class Engine:
         self.clock: Clock = clock or MonotonicClock()
         self.fps = fps
         self.offline = offline
-        if offline and not (isinstance(self.clock, FakeClock) and fps):
-            raise ValueError("an offline engine needs a FakeClock (which it moves) and an fps")
+        self._stop = threading.Event()
+        self.pacing: Pacing = OfflinePacing(self.clock, fps) if offline else LivePacing(self.clock, fps, self._stop)
         self.max_frames = max_frames
         self.close_timeout_s = close_timeout_s
         self.session = session
@@ -124,15 +125,12 @@ class Engine:
         self.on_frame: list[Callable[[Frame | None, FrameTimes], None]] = []
         self.panic = Panic()  # freeze / blackout
         self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
-        self._stop = threading.Event()
         self._keys: DropQueue[str] = DropQueue(KEY_QUEUE, drop="oldest")  # (the newest, quit, matters most)
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
         self._log_flushed_t = 0.0
         self._last_t: float | None = None
         self._start_t: float | None = None
-        self._ticks = 0  # frames run, pre-roll included (offline: the clock is at origin + ticks / fps)
         self._last_good: Frame | None = None
-        self._render_s = 0.0  # estimated seconds a frame takes (see _pace)
         self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
         self._in_flight: collections.deque = collections.deque()  # CUDA events of frames not yet done
         self._said_session_error = False
@@ -178,14 +176,14 @@ class Engine:
             self.inst.bank.start()  # preset files are read and written on its worker from now on
         interrupted = False
         try:
-            next_t = origin = self.clock.now()
+            self.pacing.start()
             while not self._stop.is_set():
                 self.frame()
                 if self.max_frames is not None and self._run.frames >= self.max_frames:
                     break
                 if self.sinks is not None and self.sinks.window_closed():
                     break
-                next_t = self._step_clock(origin) if self.offline else self._pace(next_t)
+                self.pacing.wait()
         except KeyboardInterrupt:
             log.info("stopping (Ctrl-C)")
             interrupted = True
@@ -209,7 +207,6 @@ class Engine:
                 self.session.start(now)
         dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
         self._last_t = now
-        self._ticks += 1
         t = now - self._start_t
         drawing = self.draw and not self._pre_roll_left
         self._pre_roll_left = max(0, self._pre_roll_left - 1)
@@ -236,16 +233,12 @@ class Engine:
         ms = seconds * 1e3
         self._run.frame_ms = ms
         if self._run.rendered > rendered_before:
-            # What a rendered frame costs, leaning to the slow side, for pacing (frames where
-            # nothing moved cost nothing and say nothing about the next fader move).
-            self._render_s = max(seconds, 0.9 * self._render_s + 0.1 * seconds)
+            self.pacing.drew(seconds)
         if dt > 0:
             self._run.fps = 0.9 * self._run.fps + 0.1 / dt if self._run.fps else 1.0 / dt
         marks[4] = time.perf_counter()
         if drawing and frame is not None and self.sinks is not None:
-            # Stamped with the show clock: a held (frozen) picture keeps time moving in a
-            # recording, and the live audio input is stamped on the same clock. Offline: i / fps.
-            stamp = (self._run.frames - 1) / self.fps if self.offline else now
+            stamp = self.pacing.stamp(now, self._run.frames - 1)
             self.sinks.submit(self.panic.output(frame).again(stamp))
         submitted = time.perf_counter()
         if drawing and self._run.frames == 1:
@@ -378,33 +371,6 @@ class Engine:
         That keeps the CPU's queueing of one frame overlapping the GPU's work on the other."""
         while len(self._in_flight) >= 2:
             self._in_flight.popleft().synchronize()
-
-    def _step_clock(self, origin: float) -> float:
-        """Offline: the next frame is exactly one 1/fps further (counted from the first, so
-        times never drift by a sum of roundings)."""
-        t = origin + self._ticks / self.fps
-        self.clock.set(t)
-        return t
-
-    def _pace(self, next_t: float) -> float:
-        """Wait for the next frame on a fixed schedule of slots 1/fps apart.
-
-        The frame starts a render's length *before* its slot (late latching): input is taken
-        as late as possible, so a control moved anywhere in a period is out by that period's
-        slot. Oversleeping is made up on the next frame; after a stall longer than a frame,
-        the schedule starts afresh.
-        """
-        if not self.fps:
-            return next_t
-        period = 1.0 / self.fps
-        next_t += period
-        lead = min(self._render_s, 0.8 * period)
-        left = next_t - lead - self.clock.now()
-        if left > 0:
-            self._stop.wait(left)
-        elif left < -period:
-            next_t = self.clock.now()
-        return next_t
 
     def _log_values(self, t: float) -> None:
         if self._log is None:
