@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_outputs_live_audio import T0, _bursts, _decode, _onset, _record
 
 from ganinstrument.commands.cli import main
 from ganinstrument.outputs import mux
 from ganinstrument.outputs.live_audio import AudioTap
-from ganinstrument.sources.audio.input import write_wav
 from ganinstrument.sources.audio.file import _wav_declared_frames
-from test_outputs_live_audio import T0, _bursts, _decode, _onset, _record
+from ganinstrument.sources.audio.input import write_wav
 
 SECONDS, FPS = 1.0, 4
 

@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 from test_outputs_preview import eventually, near, quadrants, screenshot, xvfb  # noqa: F401 (fixture)
 
 from ganinstrument.common.clock import FakeClock
-from ganinstrument.engine.loop import Engine
 from ganinstrument.common.frame import Frame
+from ganinstrument.common.text import visible
 from ganinstrument.engine.hud import NEWS_S
+from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
-from ganinstrument.outputs.preview import (HUD_ENTRY_LINES, HUD_FONT_PX, PreviewSink, format_hud,
-                                           hud_font, render_hud)
-from ganinstrument.common.text import visible
+from ganinstrument.outputs.preview import HUD_ENTRY_LINES, HUD_FONT_PX, PreviewSink, format_hud, hud_font, render_hud
 
 HOSTILE = ["line one\nline two", "\x1b[31mred\x1b[0m", "zero\u200bwidth", "bad \ud800 surrogate",
            "tab\there", "x" * 50_000, "word " * 10_000, "\u202eevil", "émoji 🎛", "", "\x00"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 from ganinstrument.sources.midi.input import MidiInput, bytes_shown
-from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -14,14 +14,14 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jack_helpers import wait_for
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from ganinstrument.common.events import ParamUpdate
-from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.complaints import BURST
 from ganinstrument.sources.osc import OscServer
-from jack_helpers import wait_for
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 
 pytestmark = pytest.mark.timeout(120)
 

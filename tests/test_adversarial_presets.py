@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from ganinstrument.engine.loop import Engine
 from ganinstrument.common.events import ControlEvent, ParamUpdate
+from ganinstrument.common.reporting import Quiet
+from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.null import NullSink
 from ganinstrument.sources.osc import OscServer
-from ganinstrument.common.reporting import Quiet
 
 _DISK_EVENTS = ("open", "os.scandir", "os.rename", "os.remove", "os.listdir", "os.mkdir")
 _audit: dict = {"thread": None, "root": None, "seen": []}
@@ -153,8 +153,8 @@ def test_a_program_change_flood_plays_one_recall_per_frame_and_the_last_one_wins
                     trim_heap_s=None)
     spent = _timed_input(engine)
     recalls = []
-    real_recall = inst.recall
-    inst.recall = lambda preset, source, morph_s=0.0: recalls.append(Path(source).name) or \
+    real_recall = inst.looks.recall  # (where the controller's recalls land)
+    inst.looks.recall = lambda preset, source, morph_s=0.0: recalls.append(Path(source).name) or \
         real_recall(preset, source, morph_s)
     inst.bank.start()
     audit.update(root=str(presets), thread=threading.get_ident())

@@ -11,11 +11,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.common.errors import GanInstrumentError
-from ganinstrument.mapping import Mapping, MappingError, load_mapping
 from ganinstrument.commands.check import registry_for, run_check
-from ganinstrument.state.presets import Preset, PresetError, load_preset_file
+from ganinstrument.common.errors import GanInstrumentError
 from ganinstrument.common.yamlsafe import MAPPING_BYTES, MAX_DEPTH, PRESET_BYTES
+from ganinstrument.mapping import Mapping, MappingError, load_mapping
+from ganinstrument.state.presets import Preset, PresetError, load_preset_file
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

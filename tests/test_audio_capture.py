@@ -13,6 +13,7 @@ import types
 import numpy as np
 import pytest
 
+from ganinstrument.sources.audio.features import FeatureExtractor
 from ganinstrument.sources.audio.input import (
     AudioDeviceError,
     AudioInput,
@@ -24,7 +25,6 @@ from ganinstrument.sources.audio.input import (
     wait_until,
     write_wav,
 )
-from ganinstrument.sources.audio.features import FeatureExtractor
 
 RATE = 48000
 

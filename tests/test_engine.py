@@ -10,12 +10,12 @@ import time
 import pytest
 
 from ganinstrument.common.clock import FakeClock, MonotonicClock
+from ganinstrument.common.reporting import Quiet
 from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
+from ganinstrument.modulation.audio import AudioFeatures
 from ganinstrument.outputs.base import Sinks, ThreadedSink
 from ganinstrument.sources.osc import OscServer
-from ganinstrument.common.reporting import Quiet
-from ganinstrument.modulation.audio import AudioFeatures
 
 
 class Collect(ThreadedSink):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.sources.audio.features import Features, FeatureExtractor, analyse_file
+from ganinstrument.sources.audio.features import FeatureExtractor, Features, analyse_file
 
 SR = 48000
 

@@ -6,12 +6,12 @@ move crosses it."""
 from __future__ import annotations
 
 import pytest
+from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 from ganinstrument.common.clock import MonotonicClock
 from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.sources.midi.input import MidiInput
-from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 

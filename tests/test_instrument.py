@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from ganinstrument.common.events import ParamUpdate
-from ganinstrument.instrument.facade import Instrument
 from ganinstrument.generator import build_generator
 from ganinstrument.generator.demo import DEMO_KWARGS, build_demo
+from ganinstrument.instrument.facade import Instrument
 from ganinstrument.state.params import UnknownTargetError
 from ganinstrument.state.presets import PresetError
 

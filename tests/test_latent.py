@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from ganinstrument.generator import load_generator
-from ganinstrument.state.params import Registry, UnknownTargetError
 from ganinstrument.scene.latent import (
     SEED_MAX,
     DirectionsFileError,
@@ -22,6 +21,7 @@ from ganinstrument.scene.latent import (
     slerp,
 )
 from ganinstrument.scene.noise import perlin_pattern
+from ganinstrument.state.params import Registry, UnknownTargetError
 
 FIXTURE_NETS = ["sg2_small", "sg2_cond", "sg3t_small", "sg3r_small"]
 GROUP_ACTIONS = ["z.random", "z.zero", "z.min", "z.max", "z.perlin"]

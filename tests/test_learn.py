@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from ganinstrument.commands.learn import learn_loop
 from ganinstrument.common.clock import FakeClock
 from ganinstrument.common.events import ControlEvent
 from ganinstrument.mapping import load_mapping
 from ganinstrument.mapping.learn import Detection, LearnError, capture, detect
-from ganinstrument.commands.learn import learn_loop
 from ganinstrument.mapping.learn_yaml import add_binding, binding_fields, update_text
 from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 from ganinstrument.common.clock import FakeClock
 from ganinstrument.common.events import ControlEvent, ParamUpdate
+from ganinstrument.common.userdirs import shipped_folder
 from ganinstrument.mapping import Router, load_mapping, parse_mapping
 from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
-from ganinstrument.common.userdirs import shipped_folder
-
 
 REG = Registry.build(
     [TargetSpec("psi", -1.0, 2.0, 1.0), TargetSpec("seed", 0, 2**32 - 1, 0, kind="step"),

@@ -7,15 +7,22 @@ import textwrap
 
 import pytest
 
+from ganinstrument.commands import check as check_mod
 from ganinstrument.commands.cli import main
 from ganinstrument.common.errors import GanInstrumentError
+from ganinstrument.common.userdirs import shipped_folder
 from ganinstrument.mapping import (
-    Binding, Mapping, MappingError, ModulationRoute, Router, Source, load_mapping, parse_mapping,
+    Binding,
+    Mapping,
+    MappingError,
+    ModulationRoute,
+    Router,
+    Source,
+    load_mapping,
+    parse_mapping,
 )
-from ganinstrument.commands import check as check_mod
 from ganinstrument.modulation.audio import AUDIO_SIGNALS
 from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
-from ganinstrument.common.userdirs import shipped_folder
 
 SHIPPED = sorted(shipped_folder("mappings").glob("*.yaml"))
 

@@ -10,7 +10,6 @@ import threading
 
 import pytest
 import yaml
-
 from jack_helpers import JACK_BACKEND, JackSender
 
 # Where an ALSA sequencer exists, `auto` rightly picks it: these check the machine without one
@@ -142,8 +141,9 @@ def test_midi_api_option_chooses(jack_server):
 
 @ALSA_SEQ_ABSENT
 def test_the_midi_input_process_finds_jack_without_the_variable(jack_server, monkeypatch):
-    from ganinstrument.sources.midi.input import MidiInput
     from jack_helpers import wait_for
+
+    from ganinstrument.sources.midi.input import MidiInput
 
     monkeypatch.delenv("MIDO_BACKEND", raising=False)
     with JackSender("child-auto-ctl") as sender:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from ganinstrument.mapping.router import Router
-from ganinstrument.mapping import parse_mapping
-from ganinstrument.sources.midi.input import MidiInput
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
+
+from ganinstrument.mapping import parse_mapping
+from ganinstrument.mapping.router import Router
+from ganinstrument.sources.midi.input import MidiInput
 
 pytestmark = pytest.mark.timeout(90)
 

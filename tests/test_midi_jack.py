@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
+from jack_helpers import JACK_BACKEND, FloodPlayer, JackReceiver, JackSender, wait_for
 
 from ganinstrument.sources.midi.input import MidiInput, MidiOutput
-from jack_helpers import JACK_BACKEND, FloodPlayer, JackReceiver, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

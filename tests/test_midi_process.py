@@ -11,11 +11,11 @@ import sys
 import time
 
 import pytest
-
-from ganinstrument.sources.midi.input import MidiInput
-from ganinstrument.sources.midi.child import ALIVE, DATA, ERROR, OPENED, READY, FrameReader, frame
-from ganinstrument.sources.midi.ports import Backend, MidiPortError
 from jack_helpers import JACK_BACKEND, JackSender, wait_for
+
+from ganinstrument.sources.midi.child import ALIVE, DATA, ERROR, OPENED, READY, FrameReader, frame
+from ganinstrument.sources.midi.input import MidiInput
+from ganinstrument.sources.midi.ports import Backend, MidiPortError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ganinstrument.common.events import ParamUpdate
 from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.events import ParamUpdate
+from ganinstrument.mapping import ModulationRoute, parse_mapping
 from ganinstrument.modulation.audio import AUDIO_SIGNALS, AudioFeatures, feature_value, reading_of
 from ganinstrument.modulation.routes import Modulation
-from ganinstrument.mapping import ModulationRoute, parse_mapping
-from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.audio.input import BlockSource, OnsetEvent
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 
 REGISTRY = Registry.build(
     [

@@ -6,13 +6,13 @@ import socket
 import threading
 
 import pytest
+from jack_helpers import wait_for
 from pythonosc.udp_client import SimpleUDPClient
 
 from ganinstrument.common.clock import FakeClock
 from ganinstrument.common.events import ControlEvent, ParamUpdate
-from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 from ganinstrument.sources.osc import OscError, OscServer
-from jack_helpers import wait_for
+from ganinstrument.state.params import ActionSpec, Registry, TargetSpec
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,9 +12,16 @@ import pytest
 import torch
 
 from ganinstrument.common.frame import Frame
-from ganinstrument.outputs import (SinkError, Sinks, SinkSpecError, SinkUnavailableError,
-                                   ThreadedSink, open_sinks, parse_output_spec,
-                                   unavailable_reason)
+from ganinstrument.outputs import (
+    SinkError,
+    Sinks,
+    SinkSpecError,
+    SinkUnavailableError,
+    ThreadedSink,
+    open_sinks,
+    parse_output_spec,
+    unavailable_reason,
+)
 from ganinstrument.outputs.null import NullSink
 
 

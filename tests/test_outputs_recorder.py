@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from ganinstrument.common.frame import Frame
-from ganinstrument.outputs import SinkError, SinkUnavailableError
-from ganinstrument.outputs import recorder
+from ganinstrument.outputs import SinkError, SinkUnavailableError, recorder
 from ganinstrument.outputs.frames import FrameDirSink
 from ganinstrument.outputs.mux import mux_audio
 from ganinstrument.outputs.recorder import VideoRecorder, codec_opens, pick_video_codec

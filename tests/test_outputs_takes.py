@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from ganinstrument.common.clock import FakeClock
-from ganinstrument.engine.loop import Engine
 from ganinstrument.common.events import ControlEvent
 from ganinstrument.common.frame import Frame
+from ganinstrument.common.reporting import Quiet
+from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.spec import default_output_spec, open_sinks, parse_output_spec
 from ganinstrument.outputs.takes import TakeRecorder
-from ganinstrument.common.reporting import Quiet
 
 
 def _frame(i: int, t: float) -> Frame:

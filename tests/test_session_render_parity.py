@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 import pytest
+from jack_helpers import JACK_BACKEND, JackSender, wait_for
 from pythonosc.udp_client import SimpleUDPClient
 from test_session_replay import SR, _pngs, _track, track_input
 
@@ -29,7 +30,6 @@ from ganinstrument.sources.midi.input import MidiInput
 from ganinstrument.sources.osc import OscServer
 from ganinstrument.sources.replay import SessionWriter
 from ganinstrument.state.presets import to_yaml_dict
-from jack_helpers import JACK_BACKEND, JackSender, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

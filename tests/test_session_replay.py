@@ -11,15 +11,15 @@ from PIL import Image
 
 from ganinstrument.commands.cli import main
 from ganinstrument.common.clock import FakeClock
-from ganinstrument.engine.loop import Engine
 from ganinstrument.common.events import ControlEvent
+from ganinstrument.common.reporting import Quiet
+from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
+from ganinstrument.modulation.audio import AudioFeatures
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.frames import FrameDirSink
-from ganinstrument.modulation.audio import AudioFeatures
 from ganinstrument.sources.audio.input import BlockSource, write_wav
 from ganinstrument.sources.replay import SessionWriter
-from ganinstrument.common.reporting import Quiet
 
 FPS = 8  # 1/8 s is exact in binary: the live dt and the render's 1/fps are the same number
 SR = 48000

@@ -9,8 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinstrument.generator import build_generator
-from ganinstrument.generator import sg3_ops
+from ganinstrument.generator import build_generator, sg3_ops
 
 NAMES = ["sg3t_small", "sg3r_small"]
 

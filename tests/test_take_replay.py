@@ -18,8 +18,8 @@ from ganinstrument.instrument.facade import Instrument
 from ganinstrument.outputs.base import Sinks
 from ganinstrument.outputs.frames import FrameDirSink
 from ganinstrument.outputs.takes import TakeRecorder
-from ganinstrument.state.presets import to_yaml_dict
 from ganinstrument.sources.replay import ReplayError, SessionWriter, read_take_note
+from ganinstrument.state.presets import to_yaml_dict
 
 FPS = 8
 

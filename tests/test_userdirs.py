@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from ganinstrument.commands.check import run_check
+from ganinstrument.commands.perform import resolve_preset
 from ganinstrument.common import userdirs
 from ganinstrument.mapping import MappingError, load_mapping
-from ganinstrument.commands.check import run_check
 from ganinstrument.mapping.resolve import find_mapping
-from ganinstrument.commands.perform import resolve_preset
 from ganinstrument.state.presets import PresetError
 
 

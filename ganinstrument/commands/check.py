@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 from ..common import userdirs
-from ..state.params import Registry
-from ..state.presets import PresetError, load_preset_file
 from ..common.text import shorten_repr
 from ..common.yamlsafe import PRESET_BYTES, YamlError, read_text
 from ..mapping.checks import Problem
 from ..mapping.located import LDict, load_located
 from ..mapping.parse import load_mapping
 from ..mapping.schema import MappingError
+from ..state.params import Registry
+from ..state.presets import PresetError, load_preset_file
 
 PRESET_KEYS = ("targets", "latent", "edits", "blends", "saved_at", "models")
 

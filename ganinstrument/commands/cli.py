@@ -74,9 +74,8 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_devices(args) -> int:
-    from .devices import report
-
     from ..sources.midi.ports import backend_of
+    from .devices import report
 
     report(midi_backend=backend_of(args))
     return 0
@@ -84,9 +83,9 @@ def _cmd_devices(args) -> int:
 
 def _cmd_learn(args) -> int:
     from ..instrument.facade import Instrument
-    from .learn import learn_loop
     from ..sources.midi.input import MidiInput
     from ..sources.midi.ports import backend_of
+    from .learn import learn_loop
 
     registry = Instrument(args.model, device="cpu").registry
     with MidiInput(args.midi_port, backend=backend_of(args)) as midi:

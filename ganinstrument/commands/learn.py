@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from ..common.clock import Clock, MonotonicClock
 from ..common.errors import GanInstrumentError
-from ..state.params import Registry
 from ..mapping.learn import capture, detect, resolve_name
 from ..mapping.learn_yaml import add_binding
+from ..state.params import Registry
 
 
 def learn_loop(registry: Registry, source, out_path, *, ask: Callable[[str], str] = input,

@@ -163,14 +163,14 @@ def run_perform(args) -> int:
 
 
 def _perform(args) -> int:
-    from .autosave import Autosave
     from ..engine.loop import Engine
-    from ..modulation.audio import AudioFeatures
     from ..instrument.facade import Instrument
+    from ..modulation.audio import AudioFeatures
     from ..outputs.live_audio import AudioTap
     from ..outputs.spec import default_output_spec, open_sinks
-    from ..state.presets import to_yaml_dict
     from ..sources.replay import ReplayError, SessionWriter
+    from ..state.presets import to_yaml_dict
+    from .autosave import Autosave
 
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
     autosave_path = os.environ.get(AUTOSAVE_ENV)

@@ -93,10 +93,10 @@ def _defaults_from_session(args, header: dict) -> None:
 def run_render(args) -> int:
     from ..engine.loop import Engine
     from ..instrument.facade import Instrument
-    from ..outputs.spec import open_sinks
-    from ..sources.audio.offline import BlockSource
     from ..modulation.audio import AudioFeatures
     from ..modulation.recorded import recorded_sources
+    from ..outputs.spec import open_sinks
+    from ..sources.audio.offline import BlockSource
     from ..sources.replay import ReplayError, TimelineControls, midi_file_events, read_session, read_take_note
     from ..state.presets import PresetError, parse_preset
     from .perform import resolve_preset

@@ -49,9 +49,9 @@ from .stats import EngineStats, FrameTimes, Running
 if TYPE_CHECKING:
     from ..instrument.facade import Instrument
     from ..mapping.router import Router
+    from ..modulation.source import ModulationSource
     from ..outputs.base import Sinks
     from ..sources.midi.feedback import MidiFeedback
-    from ..modulation.source import ModulationSource
     from ..sources.protocols import ControlSource
     from ..sources.replay import SessionWriter
 
@@ -80,9 +80,9 @@ class Engine:
 
     Every part is optional: `router` (mapping.Router) for the sources' control events,
     `controls` (sources.protocols.ControlSource: MIDI, OSC, a recorded timeline),
-    `modulation` (modulation.source.ModulationSource: audio features, live or recorded), `feedback` (LEDs and motor faders
-    follow the values), `sinks` (outputs.Sinks), `session` (every control and feature event
-    logged, for `render --session`), `autosave` (the look, for a restart after a crash),
+    `modulation` (modulation.source.ModulationSource: audio features, live or recorded),
+    `feedback` (LEDs and motor faders follow the values), `sinks` (outputs.Sinks), `session`
+    (every control event and modulation reading logged, for `render --session`), `autosave` (the look, for a restart after a crash),
     `log_params` (a path: every target value per frame as JSON lines).
 
     `fps`: the frame rate to pace at (None: as fast as the generator goes). `offline`: the

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+
 from ..common.errors import ModelLoadError
 from ..common.text import shorten
 from .model_data import ModelData

@@ -18,42 +18,33 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..common.clock import Clock
 from ..common.errors import GanInstrumentError
 from ..common.events import Messages, ParamUpdate
 from ..common.frame import Frame
 from ..generator import load_generator
 from ..generator.device import pick_device
 from ..generator.ops import tune_cpu_allocator
-from ..common.clock import Clock
 from ..modulation.audio import AUDIO_SIGNALS
 from ..modulation.routes import Modulation
-from .morph import Morph
-from .wiring import Controls, build_controls
-from ..state.params import ActionSpec, Registry, TargetSpec
-from ..state.preset_bank import PresetBank, slot_number
-from ..state.presets import ModelRef, Preset, PresetError, file_sha256, load_preset_file
 from ..scene.bending import Bender
 from ..scene.latent import LatentConfig, LatentScene
 from ..scene.scene import RenderParams, Scene
-from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
+from ..state.params import ActionSpec, Registry, TargetSpec
+from ..state.preset_bank import PresetBank
+from ..state.presets import ModelRef, Preset, file_sha256
 from ..state.values import SMOOTHING_TARGET, State
+from .looks import PRESET_ACTIONS, PRESET_MORPH, Looks
+from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
+from .wiring import Controls, build_controls
 
 log = logging.getLogger(__name__)
 
-PRESET_MORPH = TargetSpec("preset.morph", 0.0, 60.0, 0.0, unit="s", smoothing="none", smoothing_ms=0.0,
-                          preset=False, doc="how long preset recall from the controller morphs")
-PRESET_ACTIONS = (
-    ActionSpec("preset.next", "recall the next preset in the presets folder"),
-    ActionSpec("preset.prev", "recall the previous preset in the presets folder"),
-    ActionSpec("preset.recall", "recall preset slot N (a file named 'N ...yaml')", takes_value=True),
-    ActionSpec("preset.save", "save the current look to preset slot N", takes_value=True),
-)
 
 def _model_ref(role: str, model) -> ModelRef:
     if isinstance(model, (str, os.PathLike)) and os.fspath(model) != "demo":
@@ -67,7 +58,8 @@ class Instrument:
 
     `model`, `model_b`: a model file, "demo", or an already-built generator. `device`: None
     for automatic (CUDA, MPS, CPU). `mapping`: a mapping file or shipped name; then `feed`
-    routes ControlEvents through it and its audio routes modulate the targets. `latent`: z groups, seeds and directions (LatentConfig).
+    routes ControlEvents through it and its audio routes modulate the targets (`use_mapping`).
+    `latent`: z groups, seeds and directions (LatentConfig).
     `edits`: None for one default edit per layer/block, or a list of EditSpec.
     `presets_dir`: the folder `preset.next/prev/recall/save` work in (a preset_bank.PresetBank:
     the live engine starts its worker, so those actions never wait on the disk); None: the user's
@@ -93,18 +85,15 @@ class Instrument:
                                        [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS], AUDIO_SIGNALS)
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
-        self.on_recall: list[Callable[[], None]] = []  # e.g. re-arm soft takeover
+        self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
+        self.looks = Looks(self.state, self.scene.latent, self.registry, self.models, self.bank, self.warnings,
+                           self.redraw)
         # The mapping's modulation routes (use_mapping): `feed(reading)` per source and frame,
         # then `apply(values, dt)` writes into the frame's values after smoothing.
         self.modulation: Modulation | None = None
         self.last_values: dict[str, float] = self.state.values()
-        self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
         self.time_s = 0.0
         self.frames_rendered = 0
-        self._morph: Morph | None = None
-        self._morph_latent: tuple[float, ...] | None = None
-        self._wanted_recall: tuple[Path, float, str] | None = None  # (file, morph s, action): see batch()
-        self._batching = 0
         self._dirty = True
         self._last: Frame | None = None
         self.controls: Controls | None = None
@@ -122,6 +111,11 @@ class Instrument:
         self.controls, self.modulation = controls, controls.modulation
         self.on_recall.append(controls.router.rearm)
         return controls
+
+    @property
+    def on_recall(self) -> list[Callable[[], None]]:
+        """Called when a preset recall lands (after its morph): e.g. re-arm soft takeover."""
+        return self.looks.on_recall
 
     # -- the scene's parts, as before the scene had them ---------------------------------
     @property
@@ -160,7 +154,7 @@ class Instrument:
         if action in SHOW_ACTION_NAMES:
             return  # the show's (engine.Engine, render): the picture out, not the scene
         if action.startswith("preset."):
-            self._preset_action(action, value)
+            self.looks.action(action, value)
         else:
             for name, target in self.latent.action_updates(action, self.state.targets()).items():
                 self.state.set(name, target)
@@ -208,13 +202,12 @@ class Instrument:
         """Move every value on by `dt`; returns the frame's RenderParams and whether anything
         moved. `scene`: also rewrite the weights the values edit."""
         dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
-        self._recall_wanted()
+        self.looks.play_wanted()  # a recall asked for whose file the bank has read by now
         while self.bank.errors:  # saves the disk refused (the bank's worker)
             self.warnings.append(self.bank.errors.popleft())
         self.time_s += dt
         moved = self.state.step(dt)
-        if self._morph is not None:
-            self._advance_morph(dt)
+        if self.looks.advance(dt):
             moved.add("morph")
         values = self.state.values()
         if self.modulation is not None:
@@ -252,23 +245,13 @@ class Instrument:
         return self._last
 
     # -- presets ----------------------------------------------------------------------
-    def _base_z(self) -> np.ndarray:
-        override = self.latent.base_z_override
-        return override if override is not None else self.latent.seed_z(self.state.get("seed"))
-
     def snapshot(self, name: str = "") -> Preset:
         """The current look as a Preset (what `save_preset` writes)."""
-        values = self.state.values()
-        stored = {n: v for n, v in values.items() if self.registry.targets[n].preset}
-        seed = values["seed"]
-        explicit = self.latent.base_z_override is not None or seed != round(seed)
-        return Preset(targets=stored, latent=tuple(float(v) for v in self._base_z()) if explicit else None,
-                      models=self.models, name=name)
+        return self.looks.snapshot(name)
 
     def save_preset(self, path, name: str | None = None) -> Path:
         """Save the current look to `path` (YAML, atomic; on the bank's worker once started)."""
-        path = Path(path)
-        return self.bank.save(path, self.snapshot(name if name is not None else path.stem))
+        return self.looks.save(path, name)
 
     def load_preset(self, path, morph_s: float = 0.0) -> Preset:
         """Recall a preset file: at once, or morphing over `morph_s` seconds.
@@ -276,106 +259,13 @@ class Instrument:
         A broken file raises PresetError and the current look stays. Targets the preset names
         that this instrument lacks, and models whose content changed, become `warnings`.
         """
-        preset = self.recall(load_preset_file(path), path, morph_s)
-        self.bank.mark(path)
-        return preset
+        return self.looks.load(path, morph_s)
 
     def recall(self, preset: Preset, source, morph_s: float = 0.0) -> Preset:
         """Recall a parsed preset (`source` names where it came from, in errors and warnings)."""
-        path = source
-        if preset.latent is not None and len(preset.latent) != self.latent.z_dim:
-            raise PresetError(path, [f"latent.vector has {len(preset.latent)} values; this model's z has "
-                                     f"{self.latent.z_dim}"])
-        self._check_models(preset, path)
-        end = {}
-        for name, value in preset.targets.items():
-            if name in self.registry.targets:
-                end[name] = self.registry.targets[name].clamp(value)
-            else:
-                hint = Registry.suggest(name, self.registry.targets)
-                self.warnings.append(f"{path}: preset target {name!r} does not exist here"
-                                     + (f" (did you mean {hint[0]!r}?)" if hint else "") + "; skipped")
-        base_to = (np.asarray(preset.latent, dtype=np.float64) if preset.latent is not None
-                   else self.latent.seed_z(end.get("seed", self.state.get("seed"))))
-        if morph_s > 0:
-            self._morph = Morph(self.state.values(), end, self.registry.targets, morph_s, self._base_z(), base_to)
-            self._morph_latent = preset.latent
-        else:
-            self._finish_recall(end, preset.latent)
-        self._dirty = True
-        return preset
+        return self.looks.recall(preset, source, morph_s)
 
-    def _check_models(self, preset: Preset, path) -> None:
-        mine = {m.role: m for m in self.models}
-        for ref in preset.models:
-            own = mine.get(ref.role)
-            if own is not None and ref.sha256 and own.sha256 and ref.sha256 != own.sha256:
-                self.warnings.append(f"{path}: made with model {ref.role} {ref.path}, whose content differs "
-                                     f"from the loaded {own.path}; the look may differ")
-
-    def _advance_morph(self, dt: float) -> None:
-        morph = self._morph
-        values, base = morph.advance(dt)
-        for name, value in values.items():
-            self.state.set(name, value, immediate=True)
-        self.latent.set_base_z(base)
-        if morph.done:
-            self._morph = None
-            self._finish_recall(morph.end, self._morph_latent)
-
-    def _finish_recall(self, end: Mapping[str, float], latent) -> None:
-        self._morph = None
-        self.state.jump_all(end)
-        self.latent.set_base_z(None if latent is None else np.asarray(latent, dtype=np.float64))
-        for callback in self.on_recall:
-            callback()
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> contextlib.AbstractContextManager[None]:
         """One frame's controls (show.apply_controls): preset recalls inside are played once, at
         the end, the latest winning, so a burst of them (a flood of program changes) costs one."""
-        self._batching += 1
-        try:
-            yield
-        finally:
-            self._batching -= 1
-            if not self._batching:
-                self._recall_wanted()
-
-    def _preset_action(self, action: str, value: float | None) -> None:
-        if action in ("preset.next", "preset.prev"):
-            path = self.bank.step(+1 if action == "preset.next" else -1)
-            if path is None:
-                raise PresetError(self.bank.directory, ["no preset files in this folder"])
-        elif action == "preset.save":
-            self._recall_wanted()  # a recall earlier in the batch: save the look it makes
-            self.save_preset(self.bank.path_for_save(slot_number(value, action)))
-            return
-        else:
-            slot = slot_number(value, action)
-            path = self.bank.slot_path(slot)
-            if path is None:
-                raise PresetError(self.bank.directory, [f"no preset in slot {slot}"])
-        self._wanted_recall = (path, self.state.get("preset.morph"), action)
-        if not self._batching:
-            self._recall_wanted(raise_errors=True)
-
-    def _recall_wanted(self, raise_errors: bool = False) -> None:
-        """Play the preset recall asked for, once its file is parsed (the bank's worker reads
-        files not read yet; until then, it waits here, a frame at a time). A file that does
-        not parse, or does not fit this model, is a warning (`raise_errors`: raised)."""
-        if self._wanted_recall is None:
-            return
-        path, morph_s, action = self._wanted_recall
-        try:
-            preset = self.bank.get(path)
-            if preset is None:
-                return
-            self._wanted_recall = None
-            self.recall(preset, path, morph_s)
-            self.bank.mark(path)
-        except (GanInstrumentError, ValueError) as exc:
-            self._wanted_recall = None
-            if raise_errors:
-                raise
-            self.warnings.append(f"{action}: {exc}")
+        return self.looks.batch()

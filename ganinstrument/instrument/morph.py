@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..state.params import TargetSpec
 from ..scene.latent import slerp
+from ..state.params import TargetSpec
 
 
 class Morph:

@@ -11,8 +11,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..state.params import Registry
 from ..common.text import shorten, shorten_repr
+from ..state.params import Registry
 from .located import LDict, LList, line_of
 
 __all__ = ["Problem", "Checker", "MISSING"]

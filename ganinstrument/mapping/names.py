@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 
-from ..state.params import Registry
 from ..common.text import shorten_repr
+from ..state.params import Registry
 from .checks import Checker
 from .schema import Binding, ModulationRoute
 

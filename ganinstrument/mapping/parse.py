@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..state.params import Registry
 from ..common.text import shorten_repr
 from ..common.yamlsafe import MAPPING_BYTES, YamlError, read_text
+from ..state.params import Registry
 from . import names
 from .checks import MISSING, Checker, Problem
 from .located import LDict, LList, YamlSyntaxError, line_of, load_located

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..state.params import Registry
 from ..common.text import shorten_repr
+from ..state.params import Registry
 from .checks import MISSING, Checker
 from .located import LDict
 from .schema import SOURCE_KINDS, Source

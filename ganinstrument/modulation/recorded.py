@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from ..common.clock import Clock
 from ..common.reporting import Quiet
 from ..common.timeline import Timed, Timeline
-from .audio import SOURCE as AUDIO, reading_of
+from .audio import SOURCE as AUDIO
+from .audio import reading_of
 from .source import Event, Reading
 
 

@@ -5,7 +5,15 @@ imports its library when it opens.
 """
 
 from .base import Sink, SinkError, Sinks, SinkSpecError, SinkStats, SinkUnavailableError, ThreadedSink
-from .spec import (SinkSpec, available_outputs, default_output_spec, make_sink, open_sinks, parse_output_spec, unavailable_reason)
+from .spec import (
+    SinkSpec,
+    available_outputs,
+    default_output_spec,
+    make_sink,
+    open_sinks,
+    parse_output_spec,
+    unavailable_reason,
+)
 
 __all__ = [
     "Sink", "SinkError", "SinkSpec", "SinkSpecError", "SinkStats", "SinkUnavailableError",

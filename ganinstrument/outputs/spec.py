@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .base import Sink, Sinks, SinkError, SinkSpecError, SinkUnavailableError
+from .base import Sink, SinkError, Sinks, SinkSpecError, SinkUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from .bending import Bender
 from .latent import LatentConfig, LatentScene
 
 
-
 @dataclass(frozen=True)
 class RenderParams:
     """Every value the scene needs for one frame: each target's value (smoothed, modulated;

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from ..common.clock import Clock, MonotonicClock
 from ..common.errors import GanInstrumentError
 from ..common.events import ControlEvent, ParamUpdate
-from ..state.params import Registry
 from ..common.queues import DropQueue, QueueBound
 from ..common.text import shorten, shorten_repr
+from ..state.params import Registry
 from .complaints import Complaints
 
 log = logging.getLogger("ganinstrument.osc")

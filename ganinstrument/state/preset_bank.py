@@ -24,9 +24,9 @@ import re
 import threading
 from pathlib import Path
 
-from .presets import Preset, PresetError, load_preset_file, save_preset_file
 from ..common.text import shorten
 from ..common.userdirs import default_presets_dir
+from .presets import Preset, PresetError, load_preset_file, save_preset_file
 
 log = logging.getLogger(__name__)
 
