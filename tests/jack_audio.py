@@ -1,4 +1,4 @@
-"""A JACK audio player for the capture test, run as its own process (DESIGN.md section 5).
+"""A JACK audio player for the capture test, run as its own process.
 
     python tests/jack_audio.py FILE.wav [--name CLIENT] [--marks I,J,...]
 

@@ -4,7 +4,7 @@ benchmarks): the `jack_server` session fixture, and the harness's names as the t
 `jack_server` (session fixture) starts a private `jackd --no-realtime -n <unique name> -d dummy`,
 points this test process at it (JACK_DEFAULT_SERVER, and JACK_NO_START_SERVER so no client ever
 starts a server of its own) and stops it at the end; a server that cannot start fails the test
-with jackd's log. DESIGN.md section 5.
+with jackd's log.
 """
 
 from __future__ import annotations

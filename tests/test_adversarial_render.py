@@ -120,8 +120,9 @@ def test_a_wav_cut_short_is_reported_and_what_is_there_rendered(tmp_path, caplog
 
 def test_a_frame_that_fails_fails_the_render_and_leaves_the_previous_out(tmp_path, capsys, monkeypatch):
     """Live, a frame that fails keeps the last picture up; offline the same engine must not
-    write a video with a held frame in it: the render fails, saying which error, and --out
-    stays as it was. (The failure is what a GPU running out of memory raises mid-render.)"""
+    write a video with a held frame in it: the render stops at once, saying which frame and
+    error, and --out stays as it was. (The failure is what a GPU running out of memory raises
+    mid-render.)"""
     from ganinstrument.scene.scene import Scene
 
     real, calls = Scene.render, []
@@ -137,8 +138,9 @@ def test_a_frame_that_fails_fails_the_render_and_leaves_the_previous_out(tmp_pat
     out.write_bytes(b"the previous render")
     audio = _wav(tmp_path / "song.wav", seconds=2.0)
     assert main(["render", "--audio", str(audio), "--out", str(out), *RENDER]) == 1
-    assert len(calls) > 3  # (the render went on after the failure, as the live show does)
+    assert len(calls) == 3  # it stopped there, not rendering on for nothing
     (line,) = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
-    assert "1 frame(s) failed to render" in line and "CUDA out of memory" in line
+    assert "frame 3 of 8 failed to render (RuntimeError: CUDA out of memory" in line
+    assert f"{out} is left as it was" in line
     assert out.read_bytes() == b"the previous render"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]  # no partial left

@@ -330,3 +330,23 @@ def test_offline_pacing_moves_the_clock_exactly_one_frame_at_a_time():
     assert pacing.stamp(123.4, 7) == 7 / 30.0
     with pytest.raises(ValueError):
         OfflinePacing(MonotonicClock(), 30.0)  # a real clock cannot be moved
+
+
+def test_a_frame_that_fails_without_drawing_is_counted_too(monkeypatch):
+    """The pre-roll (and draw=False) fails like any frame: counted, said, and offline the run
+    stops there."""
+    inst = Instrument("demo", device="cpu")
+
+    def broken(dt):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(inst, "advance", broken)
+    clock = FakeClock()
+    live = Engine(inst, clock=clock, fps=None, draw=False, max_frames=None, trim_heap_s=None)
+    for _ in range(3):
+        live.frame()
+        clock.advance(0.1)
+    assert live.stats.errors == 3 and "illegal memory access" in live.stats.last_error and not live.stopping
+    offline = Engine(inst, clock=FakeClock(), fps=30, offline=True, pre_roll=5, max_frames=2, trim_heap_s=None)
+    stats = offline.run()
+    assert stats.errors == 1 and stats.frames == 0  # stopped at the first pre-roll frame

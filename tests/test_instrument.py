@@ -235,16 +235,22 @@ def test_warm_up_renders_each_time_and_redraw_forces_one_frame(inst):
         del inst.scene.render
 
 
-def test_the_scene_draws_render_params_as_the_instrument_does(inst):
-    """The scene alone, handed a frame's RenderParams, draws the instrument's picture."""
+def test_the_scene_draws_render_params_alone(inst):
+    """The scene, handed a frame's RenderParams, draws what the network makes of those values
+    (computed here without the scene: the latent's ws through the synthesis network), as
+    image or as a layer's activations; the params are read-only."""
+    from ganinstrument.generator.taps import image_to_uint8, tap_to_uint8
     from ganinstrument.scene.scene import RenderParams
 
-    inst.set("z.0", 1.5, immediate=True)
-    inst.set("view", 2, immediate=True)  # a layer's activations, not the image
-    frame = inst.step(0.0)
-    params = RenderParams.of(inst.last_values, inst.time_s)  # (what that step played)
-    again = inst.scene.render(params, 99)
-    assert again.index == 99 and torch.equal(again.pixels, frame.pixels)
+    values = {**inst.state.values(), "z.0": 1.5, "psi": 0.7}
+    with torch.no_grad():
+        ws = inst.latent.ws(values)
+        image = image_to_uint8(inst.G.synthesis(ws, noise_mode="const")[:, :3])[0]
+        tap = tap_to_uint8(inst.G.synthesis(ws, noise_mode="const", until=inst.taps[1]), mode="project")[0]
+    drawn = inst.scene.render(RenderParams.of(values, 1.25), 99)
+    assert (drawn.index, drawn.timestamp) == (99, 1.25) and torch.equal(drawn.pixels, image)
+    params = RenderParams.of({**values, "view": 2}, 0.0)
     assert params.view == 2 and params.noise == "const"
-    inst.set("view", 0, immediate=True)
-    assert not torch.equal(inst.scene.render(RenderParams.of(inst.state.values(), 0.0), 1).pixels, frame.pixels)
+    assert torch.equal(inst.scene.render(params, 1).pixels, tap)
+    with pytest.raises(TypeError):
+        params.values["psi"] = 1.0

@@ -223,11 +223,11 @@ def test_problems_in_header_banks_and_modulation_with_lines():
         (5, "unknown key 'pitchbend'"), (5, "expected one button source"),
         (8, "page name 'one' is used twice"),
         (9, "a bank needs 'pages:'"),
-        (11, "unknown feature 'loudness' (expected a signal of this instrument: onset_strength, rms_db"),
-        (12, "onset' is an event, not a value"),
-        (13, "pulse applies to event features (onset, onset.low, onset.mid, onset.high), not 'rms_db'"),
+        (11, "modulation[0]: unknown feature 'loudness' (expected a signal: onset_strength, rms_db"),
+        (12, "modulation[1]: 'onset' is an event, not a value"),
+        (13, "modulation[2]: pulse applies to event features (onset, onset.low, onset.mid, onset.high), not 'rms_db'"),
         (14, "attack_ms does not apply to a pulse"),
-        (15, "actions fire on events; feature must be one of onset, onset.low"),
+        (15, "modulation[4]: actions fire on events; feature must be one of onset, onset.low"),
         (16, "unknown action 'seed.nxt' (expected an action of this instrument) | did you mean 'seed.next'"),
         (17, "depth applies to routes with a target, not actions"),
     ])
@@ -393,3 +393,28 @@ def test_check_presets_names_against_the_registry(tmp_path, demo_registry, capsy
     assert f"{bad}:5: unknown target 'zz.0'" in out and "did you mean 'z.0'" in out
     assert f"{bad}:7: unknown target 'edit.b65'" in out
     assert f"FAIL {broken}" in out and "not valid YAML" in out
+
+
+def test_without_a_model_check_still_checks_the_features(tmp_path, capsys):
+    """`check --structure-only` knows no model's targets, but the signals do not depend on a
+    model: a misspelt feature, a pulse on a value and an action on a value are still found,
+    each on its own line; a target nobody can know is left alone."""
+    path = tmp_path / "m.yaml"
+    path.write_text(textwrap.dedent("""\
+        schema_version: 1
+        modulation:
+          - {feature: rms_dbb, target: psi}
+          - {feature: rms_db, target: z.99,
+             pulse: {decay_ms: 100}}
+          - {feature: bands.low, action: seed.next}
+          - {feature: onset.low, target: whatever.model.has, pulse: {decay_ms: 100}}
+    """))
+    assert main(["check", "--structure-only", str(path)]) == 1
+    out = capsys.readouterr()
+    lines = [x for x in (out.out + out.err).splitlines() if "m.yaml:" in x and "FAIL" not in x]
+    assert "m.yaml: 3 problems" in out.out + out.err
+    assert any("m.yaml:3:" in x and "unknown feature 'rms_dbb'" in x and "did you mean 'rms_db'" in x for x in lines)
+    assert any("m.yaml:5:" in x and "pulse applies to event features" in x for x in lines)
+    assert any("m.yaml:6:" in x and "actions fire on events" in x for x in lines)
+    assert len(lines) == 3, lines
+    assert parse_mapping(path.read_text(), "m.yaml").modulation  # (no model, no signals given: names unchecked)

@@ -20,3 +20,15 @@ def test_errors_are_ours_and_builtin():
     assert isinstance(err, GanInstrumentError) and isinstance(err, ValueError)
     assert str(err) == "/x/model.pkl: truncated file (download it again)"
     assert isinstance(DeviceError("no cuda"), OSError)
+
+
+def test_the_instrument_is_where_scripts_found_it_before_the_rooms():
+    """`ganinstrument.Instrument` (the README's) and `ganinstrument.instrument.Instrument` (a
+    module path scripts used before the package had rooms) are the facade, loaded on use."""
+    code = ("import sys, ganinstrument.instrument as i; light = 'torch' not in sys.modules; "
+            "from ganinstrument.instrument import Instrument; import ganinstrument; "
+            "from ganinstrument.instrument.facade import Instrument as F; "
+            "print(light, Instrument is F is ganinstrument.Instrument)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]

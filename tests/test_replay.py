@@ -77,6 +77,62 @@ def test_a_schema_1_session_plays_its_raw_features_as_the_audio_source(tmp_path)
     assert first.events == (Event("onset.low", 0.09),) and not first.silent
     clock.set(0.2)
     assert audio.read().silent
+    clock.set(0.3)  # the silence was written once; it lasts until the source speaks again
+    assert audio.read().silent and audio.read().silent
+
+
+def test_a_silence_the_engine_logged_once_lasts_in_the_render_as_it_did_live(tmp_path):
+    """Live, a source that goes silent says so every frame; the session holds it once. A
+    silence that began while the picture was frozen (read, logged, not fed) must still reach
+    the modulation once the picture is let go, as it did live."""
+    from ganinstrument.common.reporting import Quiet
+    from ganinstrument.engine.loop import Engine
+    from ganinstrument.instrument.facade import Instrument
+    from ganinstrument.modulation.audio import VALUE_NAMES
+    from ganinstrument.sources.replay import TimelineControls
+
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("schema_version: 1\nmodulation:\n  - {feature: rms_db, target: psi, depth: 0.5}\n")
+
+    class Scripted(Quiet):
+        name = "audio"
+
+        def __init__(self):
+            self.frame = 0
+
+        def read(self):  # loud for 5 frames, then the input is lost
+            self.frame += 1
+            loud = Reading({**dict.fromkeys(VALUE_NAMES), "rms_db": -6.0})
+            return loud if self.frame <= 5 else Reading(dict.fromkeys(VALUE_NAMES), (), True)
+
+    class Keys(Quiet):
+        def __init__(self):
+            self.frame = 0
+
+        def drain(self):  # frozen over frames 3..7: the silence starts while frozen
+            self.frame += 1
+            return [ParamUpdate("panic.freeze", action=True, source="key")] if self.frame in (4, 9) else []
+
+    def play(controls, modulation, clock, session=None):
+        inst = Instrument("demo", device="cpu")
+        router = inst.use_mapping(str(mapping), clock).router
+        engine = Engine(inst, router=router, controls=[controls], modulation=modulation, clock=clock, fps=30,
+                        session=session, draw=False, trim_heap_s=None)
+        psi = []
+        for k in range(15):
+            clock.set(k / 30)
+            engine.frame()
+            psi.append(inst.last_values["psi"])
+        engine.close()
+        return psi
+
+    clock = FakeClock()
+    live = play(Keys(), [Scripted()], clock, SessionWriter(tmp_path / "s.jsonl"))
+    assert live[4] > 1.2 and live[-1] == 1.0  # loud, then at rest once let go
+    _, items = read_session(tmp_path / "s.jsonl")
+    assert sum(1 for i in items if i.modulation is not None and i.modulation["silent"]) == 1
+    clock = FakeClock()
+    assert play(TimelineControls(items, clock), recorded_sources(items, clock), clock) == live
 
 
 @pytest.mark.parametrize("line, needle", [
@@ -87,6 +143,9 @@ def test_a_schema_1_session_plays_its_raw_features_as_the_audio_source(tmp_path)
     ('{"t": 1, "modulation": {"source": "audio", "values": {"rms_db": "loud"}}}', "a modulation line needs"),
     ('{"t": 1, "modulation": {"source": "audio", "events": [["onset"]]}}', "a modulation line needs"),
     ('{"type": "session", "schema_version": 99}', "newer"),
+    ('{"type": "session", "schema_version": "2"}', "schema_version must be a whole number"),
+    ('{"t": 1, "features": {"rms_db": -3, "onsets": 5}}', "onsets must be a list of objects with a kind"),
+    ('{"t": 1, "features": {"onsets": [{"time_s": 1}]}}', "onsets must be a list of objects with a kind"),
 ])
 def test_bad_session_lines_name_file_and_line(tmp_path, line, needle):
     path = tmp_path / "s.jsonl"
@@ -103,7 +162,7 @@ def test_timeline_hands_out_each_item_once():
     assert [i.t for i in tl.until(0.15)] == [0.1]
     assert [i.t for i in tl.until(0.2)] == [0.2, 0.2]
     assert tl.until(0.2) == []
-    assert [i.t for i in tl.until(10)] == [0.3] and tl.end_s == 0.3
+    assert [i.t for i in tl.until(10)] == [0.3] and tl.until(10) == []
 
 
 def test_a_session_takes_numpy_scalars_and_audio_features(tmp_path):

@@ -18,6 +18,7 @@ from ..common.yamlsafe import PRESET_BYTES, YamlError, read_text
 from ..mapping.checks import Problem
 from ..mapping.located import LDict, load_located
 from ..mapping.parse import load_mapping
+from ..modulation import SIGNALS
 from ..mapping.schema import MappingError
 from ..state.params import Registry
 from ..state.presets import PresetError, load_preset_file
@@ -45,7 +46,8 @@ def check_file(path, registry: Registry | None) -> tuple[str, list[str], list[st
     if kind == "preset":
         return _check_preset(path, registry)
     try:
-        mapping = load_mapping(path, registry)
+        # (without a model, the features are still checked: signals do not depend on one)
+        mapping = load_mapping(path, registry, None if registry is not None else {s.name: s for s in SIGNALS})
     except MappingError as exc:
         return "", [p.format(exc.path) for p in exc.problems], []
     n = sum(1 for _ in mapping.all_bindings())

@@ -225,7 +225,7 @@ def _perform(args) -> int:
         for takes in _takes_outputs(sinks) if session_path is not None else ():
             takes.session_path = Path(session_path).resolve()  # named in each take's note
     except BaseException:
-        for part in (midi, osc, getattr(feedback, "output", None)):
+        for part in (midi, osc, feedback):
             if part is not None:
                 part.close()
         sinks.close()

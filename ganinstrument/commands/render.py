@@ -170,15 +170,21 @@ def run_render(args) -> int:
         engine = Engine(inst, router=controls.router, controls=[TimelineControls(recorded, clock)],
                         modulation=modulation if controls.modulation is not None else [], sinks=sinks, clock=clock,
                         fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
-                        log_params=args.log_params, trim_heap_s=None, close_timeout_s=120.0)
+                        log_params=args.log_params, trim_heap_s=None, close_timeout_s=120.0, start_s=0.0)
         progress = _Progress(frames_total)
-        engine.on_frame.append(lambda frame, times: progress.update(engine.stats.frames))
+
+        def frame_out(frame, times) -> None:
+            if frame is not None:  # (the pre-roll draws nothing)
+                progress.update(engine.stats.frames)
+
+        engine.on_frame.append(frame_out)
         stats = engine.run()
         problems = [f"{s.name}: {s.last_error}" for s in sinks.stats() if s.errors]
         if problems or not stats.closed:
             raise RenderError("writing the output failed: " + "; ".join(problems or ["the writer did not finish"]))
         if stats.errors:
-            raise RenderError(f"{stats.errors} frame(s) failed to render, the last: {stats.last_error}")
+            raise RenderError(f"frame {stats.frames} of {frames_total} failed to render ({stats.last_error}); "
+                              f"{'the frames written so far stay' if to_frames else f'{out} is left as it was'}")
         if stats.frames != frames_total:
             raise RenderError(f"the render stopped after {stats.frames} of {frames_total} frames")
     log.info("wrote %s: %d frames at %g fps, %dx%d, %.2f s", out, frames_total, args.fps, width, height,

@@ -3,8 +3,9 @@ files (sources.replay), recorded modulation (modulation.recorded)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from .events import ControlEvent, ParamUpdate
 
@@ -24,25 +25,26 @@ class Timed:
     modulation: dict | None = None
 
 
-class Timeline:
-    """Hands out timed items up to a time, in order: `until(t)` returns those with time <= t
-    (within half the session's rounding of times, T_DIGITS: a line written at a frame's time,
-    rounded up, is still that frame's)."""
+class HasTime(Protocol):
+    @property
+    def t(self) -> float: ...
 
-    def __init__(self, items: Iterable[Timed]):
+
+T = TypeVar("T", bound=HasTime)
+
+
+class Timeline(Generic[T]):
+    """Hands out timed items (anything with a time `t`: Timed, a recorded reading) up to a time,
+    in order: `until(t)` returns those with time <= t (within half the session's rounding of
+    times, T_DIGITS: a line written at a frame's time, rounded up, is still that frame's)."""
+
+    def __init__(self, items: Iterable[T]):
         self._items = sorted(items, key=lambda item: item.t)
         self._next = 0
 
-    def until(self, t: float) -> list[Timed]:
+    def until(self, t: float) -> list[T]:
         start = self._next
         t += T_SLACK
         while self._next < len(self._items) and self._items[self._next].t <= t:
             self._next += 1
         return self._items[start:self._next]
-
-    def __iter__(self) -> Iterator[Timed]:
-        return iter(self._items)
-
-    @property
-    def end_s(self) -> float:
-        return self._items[-1].t if self._items else 0.0

@@ -41,7 +41,7 @@ from ..common.frame import Frame
 from ..common.observers import notify
 from ..common.queues import DropQueue
 from ..common.text import shorten
-from ..instrument.show import Panic, apply_controls
+from ..instrument.show import RECORD, Panic, apply_controls
 from .hud import Hud
 from .pacing import LivePacing, OfflinePacing, Pacing
 from .stats import EngineStats, FrameTimes, Running
@@ -91,7 +91,9 @@ class Engine:
     (an offline run stopped part way is not a result). `pre_roll`: that many frames first move
     every value on without drawing or sending anything; `draw=False`: every frame does that
     (benchmarks of the input path). `max_frames`: stop after that many
-    frames out. `close_timeout_s`: each part's time to stop at the end.
+    frames out. `close_timeout_s`: each part's time to stop at the end. `start_s`: the clock's
+    time of the show's t = 0 in sessions and logs (None: the first frame's; render: 0, the
+    session's own, so a take's pre-roll keeps the show's times).
     """
 
     def __init__(self, instrument: Instrument, *, router: Router | None = None,
@@ -100,7 +102,8 @@ class Engine:
                  offline: bool = False, pre_roll: int = 0, draw: bool = True, max_frames: int | None = None,
                  log_params: str | os.PathLike | None = None, session: SessionWriter | None = None,
                  feedback: MidiFeedback | None = None, autosave: Autosaver | None = None,
-                 trim_heap_s: float | None = heap.INTERVAL_S, close_timeout_s: float = 2.0):
+                 trim_heap_s: float | None = heap.INTERVAL_S, close_timeout_s: float = 2.0,
+                 start_s: float | None = None):
         self.inst = instrument
         self.router = router
         self.controls: tuple[ControlSource, ...] = tuple(controls)
@@ -129,6 +132,7 @@ class Engine:
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
         self._log_flushed_t = 0.0
         self._last_t: float | None = None
+        self.start_s = start_s
         self._start_t: float | None = None
         self._last_good: Frame | None = None
         self.heap_trimmer = heap.HeapTrimmer(trim_heap_s) if trim_heap_s else None  # (run() starts it)
@@ -202,9 +206,9 @@ class Engine:
         on; nothing is drawn or sent, and the frame is not counted among the frames out."""
         now = self.clock.now()
         if self._start_t is None:
-            self._start_t = now
+            self._start_t = now if self.start_s is None else self.start_s
             if self.session is not None:
-                self.session.start(now)
+                self.session.start(self._start_t)
         dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
         self._last_t = now
         t = now - self._start_t
@@ -227,7 +231,8 @@ class Engine:
                 done.record()
                 self._in_flight.append(done)
         except Exception as exc:  # the show goes on with the last good frame
-            frame = self._failed(exc) if drawing else None
+            last_good = self._failed(exc)
+            frame = last_good if drawing else None
         self._run.frames += drawing
         seconds = time.perf_counter() - started
         ms = seconds * 1e3
@@ -255,7 +260,10 @@ class Engine:
                 log.debug("autosave snapshot failed: %s", exc)
         if drawing:
             self._log_values(t)
-        self._update_hud(now)
+        try:
+            self._update_hud(now)
+        except Exception as exc:  # a part that cannot say what it is doing stops nothing
+            log.debug("the HUD's values failed: %s", exc)
         waited, input_end, modulation_end, render_end, submit_start = marks
         self._run.times = times = FrameTimes(
             max(0.0, input_end - waited), max(0.0, modulation_end - input_end), max(0.0, render_end - modulation_end),
@@ -336,16 +344,19 @@ class Engine:
         self._run.errors += 1
         self._run.last_error = f"{type(exc).__name__}: {exc}"
         if self._run.errors == 1 or self._run.errors % 100 == 0:
-            log.error("frame %d failed (%d so far): %s; the last good frame stays up (--debug shows "
-                      "where)", self._run.frames, self._run.errors, shorten(self._run.last_error, 300))
+            log.error("frame %d failed (%d so far): %s; %s (--debug shows where)", self._run.frames,
+                      self._run.errors, shorten(self._run.last_error, 300),
+                      "the render stops" if self.offline else "the last good frame stays up")
         log.debug("frame %d failed", self._run.frames, exc_info=exc)  # (formatted only when shown)
+        if self.offline:  # a render does not go on without its picture: it fails at once
+            self.request_stop()
         return self._last_good
 
     def _engine_action(self, action: str) -> bool:
         """The engine's own actions (show.apply_controls calls this first); False: not one."""
         if self.panic.handles(action):
             self.messages.append(News(self.panic.toggle(action)))
-        elif action == "record.toggle":
+        elif action == RECORD:
             self.messages.append(News(self._toggle_takes()))
         elif action == "quit":
             self.request_stop()

@@ -30,7 +30,7 @@ from ..common.frame import Frame
 from ..generator import load_generator
 from ..generator.device import pick_device
 from ..generator.ops import tune_cpu_allocator
-from ..modulation.audio import AUDIO_SIGNALS
+from ..modulation import SIGNALS
 from ..modulation.routes import Modulation
 from ..scene.bending import Bender
 from ..scene.latent import LatentConfig, LatentScene
@@ -82,7 +82,7 @@ class Instrument:
         # smoothing, the scene its view, noise, latent and bender targets, the presets and the
         # show their actions, each modulation source its signals).
         self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH],
-                                       [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS], AUDIO_SIGNALS)
+                                       [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS], SIGNALS)
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
         self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
@@ -237,7 +237,10 @@ class Instrument:
 
     def render(self) -> Frame:
         """Render the current values now (no time passes)."""
-        return self.step(0.0) if self._last is not None else self._draw(RenderParams.of(self.state.values(), self.time_s))
+        if self._last is not None:
+            return self.step(0.0)
+        values = {**self.state.values(), "noise": 0}  # (the first picture: constant noise)
+        return self._draw(RenderParams.of(values, self.time_s))
 
     def _draw(self, params: RenderParams) -> Frame:
         self.frames_rendered += 1

@@ -4,7 +4,7 @@
 note button, relative encoder and its encoding, 14-bit CC pair, pitch bend, channel pressure,
 program change), the way ReaLearn and Mixxx's wizard guess a control's character from the
 values it emits. The performer is asked to turn encoders clockwise first, which tells the
-sign-magnitude encodings apart. `learn_session.learn_loop` asks for targets and writes bindings
+sign-magnitude encodings apart. `commands/learn.py` (learn_loop) asks for targets and writes bindings
 with `learn_yaml.add_binding`, keeping the rest of the file (comments included) as it was.
 """
 

@@ -8,11 +8,13 @@ marked `optional` that this model lacks is skipped with a warning instead of an 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
 from ..common.text import shorten_repr
-from ..state.params import Registry
+from ..state.params import Registry, SignalSpec
 from .checks import Checker
+from .parse_modulation import RouteWhere
 from .schema import Binding, ModulationRoute
 
 NRPN_CCS = (99, 98, 6, 38, 96, 97, 101, 100)  # parameter select, data entry, inc/dec, RPN select
@@ -135,8 +137,10 @@ def _check_action(name, value, source_kind, registry: Registry, optional: bool, 
     return True
 
 
-def resolve(protos, routes, registry: Registry | None, ck: Checker):
-    """Expand globs and check names; returns ([(Binding, Proto)], [ModulationRoute])."""
+def resolve(protos, routes, registry: Registry | None, ck: Checker,
+            signals: Mapping[str, SignalSpec] | None = None):
+    """Expand globs and check names; returns ([(Binding, Proto)], [ModulationRoute]). Without a
+    registry, routes' features are checked against `signals` when given."""
     out = []
     glob_matches: dict[int, list[str]] = {}
     reported: set[tuple] = set()
@@ -176,11 +180,12 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
             _check_range(kw, registry.targets[target], p.line, ck)
         out.append((Binding(**kw), p))
     built_routes = []
-    for kw, optional in routes:
+    known = registry.signals if registry is not None else signals
+    for kw, optional, where in routes:
+        line = kw["line"]
+        if known is not None and not _check_signal(kw, known, optional, where, ck):
+            continue
         if registry is not None:
-            line = kw["line"]
-            if not _check_signal(kw, registry, optional, ck):
-                continue
             if kw["target"] is not None and not _check_target(kw["target"], registry, optional, line, ck, "target"):
                 continue
             if kw["action"] is not None and not _check_action(kw["action"], kw["value"], "", registry, optional,
@@ -190,34 +195,35 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker):
     return out, built_routes
 
 
-def _check_signal(kw: dict, registry: Registry, optional: bool, ck: Checker) -> bool:
-    """A route's `feature` is a signal of this instrument, and the route fits its kind: an
-    event (an onset) drives a target only as a pulse, and is what fires actions; a value has
-    no pulse."""
-    name, line = kw["feature"], kw["line"]
-    spec = registry.signals.get(name)
+def _check_signal(kw: dict, signals: Mapping[str, SignalSpec], optional: bool, where: RouteWhere,
+                  ck: Checker) -> bool:
+    """A route's `feature` is a known signal, and the route fits its kind: an event (an onset)
+    drives a target only as a pulse, and is what fires actions; a value has no pulse. Fills in
+    the signal's input range when the route gives none."""
+    name, what, lines = kw["feature"], where.what, where.lines
+    spec = signals.get(name)
     shown = shorten_repr(name)
     if spec is None:
         if optional:
-            ck.warn(line, f"skipped feature {shown}: this instrument has no such signal (optional)")
+            ck.warn(lines["feature"], f"{what}: skipped feature {shown}: this instrument has no such signal (optional)")
         else:
-            close = Registry.suggest(name, registry.signals)
-            ck.problem(line, f"unknown feature {shown} (expected a signal of this instrument: "
-                             f"{', '.join(registry.signals) or 'none'})",
+            close = Registry.suggest(name, signals)
+            ck.problem(lines["feature"], f"{what}: unknown feature {shown} (expected a signal: "
+                                         f"{', '.join(signals) or 'none'})",
                        f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "")
         return False
     if kw["input_range"] is None:
         kw["input_range"] = spec.input_range
-    events = ", ".join(s.name for s in registry.signals.values() if s.event)
+    events = ", ".join(s.name for s in signals.values() if s.event)
     if spec.event and kw["target"] is not None and kw.get("pulse_decay_ms") is None:
-        ck.problem(line, f"feature {shown} is an event, not a value",
+        ck.problem(kw["line"], f"{what}: {shown} is an event, not a value",
                    "give 'pulse: {decay_ms: 150}' to make an envelope of it, or an 'action'")
         return False
     if not spec.event and kw.get("pulse_decay_ms") is not None:
-        ck.problem(line, f"pulse applies to event features ({events}), not {shown}")
+        ck.problem(lines["pulse"], f"{what}: pulse applies to event features ({events}), not {shown}")
         return False
     if not spec.event and kw["action"] is not None:
-        ck.problem(line, f"actions fire on events; feature must be one of {events}")
+        ck.problem(lines["feature"], f"{what}: actions fire on events; feature must be one of {events}")
         return False
     return True
 

@@ -10,11 +10,12 @@ by parse_bindings.py, the `modulation:` routes by parse_modulation.py.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping as MappingOf
 from pathlib import Path
 
 from ..common.text import shorten_repr
 from ..common.yamlsafe import MAPPING_BYTES, YamlError, read_text
-from ..state.params import Registry
+from ..state.params import Registry, SignalSpec
 from . import names
 from .checks import MISSING, Checker, Problem
 from .located import LDict, LList, YamlSyntaxError, line_of, load_located
@@ -28,7 +29,8 @@ INFO_KEYS = ("name", "author", "device", "source", "notes")
 DEFAULT_KEYS = ("channel", "takeover", "smoothing_ms")
 
 
-def parse(text: str, path: str, registry: Registry | None) -> Mapping:
+def parse(text: str, path: str, registry: Registry | None,
+          signals: MappingOf[str, SignalSpec] | None = None) -> Mapping:
     ck = Checker(path)
     try:
         data = load_located(text)
@@ -62,7 +64,7 @@ def parse(text: str, path: str, registry: Registry | None) -> Mapping:
     banks = _banks(data, ck, defaults, templates, protos, state)
     routes = modulation_routes(data, ck)
     names.check_duplicates(protos, banks, ck)
-    bindings, routes = names.resolve(protos, routes, registry, ck)
+    bindings, routes = names.resolve(protos, routes, registry, ck, signals)
     if ck.problems:
         raise MappingError(path, ck.problems)
     global_bindings = tuple(b for b, p in bindings if p.scope is None)
@@ -182,12 +184,15 @@ def _banks(data: LDict, ck: Checker, defaults, templates, protos: list[Proto], s
     return banks
 
 
-def parse_mapping(text: str, path="<string>", registry: Registry | None = None) -> Mapping:
-    """Parse mapping YAML text; raises MappingError with every problem (lines of `path`)."""
-    return parse(text, os.fspath(path), registry)
+def parse_mapping(text: str, path="<string>", registry: Registry | None = None,
+                  signals: MappingOf[str, SignalSpec] | None = None) -> Mapping:
+    """Parse mapping YAML text; raises MappingError with every problem (lines of `path`).
+    `registry`: check every name against it (targets, actions, signals); without one,
+    `signals` (if given) still checks the modulation routes' features."""
+    return parse(text, os.fspath(path), registry, signals)
 
 
-def load_mapping(path, registry: Registry | None = None) -> Mapping:
+def load_mapping(path, registry: Registry | None = None, signals: MappingOf[str, SignalSpec] | None = None) -> Mapping:
     """Read and parse a mapping file (see schema.py's docstring); raises MappingError."""
     path = Path(path)
     try:
@@ -198,4 +203,4 @@ def load_mapping(path, registry: Registry | None = None) -> Mapping:
         raise MappingError(path, [Problem(exc.line, str(exc))]) from None
     except OSError as exc:
         raise MappingError(path, [Problem(0, f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_mapping(text, path, registry)
+    return parse_mapping(text, path, registry, signals)

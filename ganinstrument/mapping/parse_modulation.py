@@ -8,17 +8,28 @@ signal (`feature:`), whose kind (a value, or an event such as an onset) decides 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .checks import Checker
 from .located import LDict, LList
 from .parse_bindings import read_curve
 from .schema import MODULATION_MODES
 
+@dataclass(frozen=True)
+class RouteWhere:
+    """Where a route is: "modulation[3]", and the lines of its keys, for the checks names.resolve
+    makes once the route's signal is known."""
+
+    what: str
+    lines: dict[str, int]
+
+
 MODULATION_KEYS = ("feature", "target", "action", "value", "depth", "offset", "input_range", "curve", "invert",
                    "attack_ms", "release_ms", "mode", "pulse", "cooldown_ms", "name", "optional")
 
 
-def modulation_routes(data: LDict, ck: Checker) -> list[tuple[dict, bool]]:
-    """Route kwargs (names not yet checked) and whether each is optional."""
+def modulation_routes(data: LDict, ck: Checker) -> list[tuple[dict, bool, RouteWhere]]:
+    """Route kwargs (names not yet checked), whether each is optional, and where it is."""
     raw = data.get("modulation")
     if raw is None:
         return []
@@ -66,5 +77,6 @@ def modulation_routes(data: LDict, ck: Checker) -> list[tuple[dict, bool]]:
         elif "cooldown_ms" in d:
             ck.problem(d.line_of("cooldown_ms"), f"{what}: cooldown_ms applies to action routes")
         if len(ck.problems) == n_before:
-            out.append((kw, bool(d.get("optional") is True)))
+            where = RouteWhere(what, {key: d.line_of(key) for key in ("feature", "pulse", "action")})
+            out.append((kw, bool(d.get("optional") is True), where))
     return out

@@ -2,7 +2,7 @@
 
 Its signals (the names a mapping's modulation routes follow, with the input range that maps
 to 0..1 unless a route gives its own) are AUDIO_SIGNALS; `AudioFeatures` turns a feature
-source's newest Features and onsets (sources.protocols.FeatureSource: the live AudioInput, or
+source's newest Features and onsets (modulation.source.FeatureSource: the live AudioInput, or
 the offline BlockSource) into a Reading each frame.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..state.params import SignalSpec
-from .source import Event, Reading
+from .source import Event, FeatureSource, Reading
 
 SOURCE = "audio"
 _VALUES = (
@@ -90,7 +90,7 @@ class AudioFeatures:
 
     name = SOURCE
 
-    def __init__(self, source):
+    def __init__(self, source: FeatureSource):
         self.source = source
 
     @property

@@ -152,18 +152,6 @@ class Modulation:
         out, self._actions = self._actions, []
         return out
 
-    def levels(self) -> dict[str, float]:
-        """Each route's current contribution before depth/offset (0..1), for a HUD."""
-        return {r.route.name or f"{r.route.feature}->{r.route.target or r.route.action}": r.e
-                for r in self._routes}
-
-    def reset(self) -> None:
-        """Forget followers, pulses, cooldowns and pending input (e.g. after a new mapping)."""
-        for r in self._routes:
-            r.x = r.e = r.pulse = 0.0
-            r.last_fire_s = None
-        self._values, self._silent, self._events, self._actions, self._written = {}, set(), [], [], {}
-
     # -- inside -----------------------------------------------------------------------------------
     def _apply(self, values: dict[str, float], dt: float) -> set[str]:
         dt = float(dt) if dt is not None and math.isfinite(dt) and dt > 0.0 else 0.0

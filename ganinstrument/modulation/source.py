@@ -14,9 +14,9 @@ the picture is frozen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..common.reporting import Reporting
 
@@ -60,4 +60,21 @@ class ModulationSource(Reporting, Protocol):
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         """Stop its threads and devices; True if they stopped within `timeout_s`."""
+        ...
+
+
+class FeatureSource(Reporting, Protocol):
+    """Where audio features come from (the live AudioInput; BlockSource offline), as
+    AudioFeatures (modulation.audio) reads them."""
+
+    def latest(self) -> Any:
+        """The newest audio features (sources.audio.features.Features), or None: no input."""
+        ...
+
+    def drain_onsets(self) -> Sequence[Any]:
+        """The onset events (with `kind` and `time_s`) since the last call, oldest first."""
+        ...
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Stop (the audio stream, the features thread); True if it stopped within `timeout_s`."""
         ...

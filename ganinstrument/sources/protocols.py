@@ -1,12 +1,11 @@
-"""What the engine sees of a source, whatever its kind (live or recorded).
+"""What the engine sees of a control source, whatever its kind (live or recorded).
 
 A control source hands over, each frame, the ControlEvents (raw MIDI-like moves, routed through
 the mapping) and ParamUpdates (already named: OSC's direct addresses, a recorded session's keys
-and updates) that arrived since the last frame, oldest first. A feature source gives the newest
-audio features and the onsets since the last frame. Live ones (MidiInput, OscServer,
-AudioInput) run their own threads and only queue; recorded ones (replay.TimelineControls,
-replay.SessionFeatures, audio.offline.BlockSource following a clock) hand out what happened up
-to their clock's time, so `render` drives the very engine `perform` does.
+and updates) that arrived since the last frame, oldest first. Live ones (MidiInput, OscServer)
+run their own threads and only queue; a recorded one (replay.TimelineControls) hands out what
+happened up to its clock's time, so `render` drives the very engine `perform` does. (What the
+audio gives goes through the modulation room: modulation.source.)
 
 Every source reports to the HUD (common.reporting.Reporting: its news, its standing lines);
 `common.reporting.Quiet` gives the defaults to a source with nothing to say or stop.
@@ -15,7 +14,7 @@ Every source reports to the HUD (common.reporting.Reporting: its news, its stand
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..common.events import ControlEvent, ParamUpdate
 from ..common.reporting import Reporting
@@ -28,18 +27,4 @@ class ControlSource(Reporting, Protocol):
 
     def close(self, timeout_s: float = 2.0) -> bool:
         """Stop (threads, ports, sockets); True if it stopped within `timeout_s`."""
-        ...
-
-
-class FeatureSource(Reporting, Protocol):
-    def latest(self) -> Any:
-        """The newest audio features (a sources.audio.features.Features, or None: no audio)."""
-        ...
-
-    def drain_onsets(self) -> Sequence[Any]:
-        """The onset events (with `kind` and `time_s`) since the last call, oldest first."""
-        ...
-
-    def stop(self, timeout_s: float = 2.0) -> bool:
-        """Stop (the audio stream, the features thread); True if it stopped within `timeout_s`."""
         ...

@@ -1,10 +1,12 @@
 """Recorded input as sources: MIDI files and recorded sessions, for `render` and tests.
 
 A session file (JSON lines) is what `perform --record-session` writes: every control event
-and every audio-feature frame with its time, so a performance can be rendered again later,
-at another resolution, through the same mapping. Lines:
+and every modulation source's reading (the audio's, each frame) with its time, so a
+performance can be rendered again later, at another resolution, through the same mapping.
+Lines:
 
-    {"type": "session", "schema_version": 1, ...header fields...}
+    {"type": "session", "schema_version": 2, ...header fields...}
+    {"type": "start", "clock_s": 1234.5}
     {"t": 1.25, "event": {"kind": "control_change", "channel": 0, "number": 7, "value": 100, ...}}
     {"t": 1.26, "update": {"target": "psi", "value": 0.5, "action": false, "source": "osc"}}
     {"t": 1.26, "modulation": {"source": "audio", "values": {...}, "events": [["onset.low", 1.25]], "silent": false}}
@@ -189,6 +191,15 @@ def _check_reading(row: dict, path, lineno: int) -> dict:
     return {"source": row["source"], "values": values, "events": events, "silent": row.get("silent", False)}
 
 
+def _check_features(row: dict, path, lineno: int) -> dict:
+    """A schema-1 features line: a dict whose `onsets` (if any) is a list of objects with a
+    `kind` (text)."""
+    onsets = row.get("onsets", [])
+    if not isinstance(onsets, list) or not all(isinstance(o, dict) and isinstance(o.get("kind"), str) for o in onsets):
+        raise ReplayError(f"{path}:{lineno}: a features line's onsets must be a list of objects with a kind")
+    return row
+
+
 def read_session(path) -> tuple[dict, list[Timed]]:
     """The header and every timed line of a session file, in time order."""
     path = Path(path)
@@ -208,7 +219,10 @@ def read_session(path) -> tuple[dict, list[Timed]]:
         if not isinstance(obj, dict):
             raise ReplayError(f"{path}:{lineno}: expected an object")
         if obj.get("type") == "session":
-            if obj.get("schema_version", 0) > SESSION_SCHEMA:
+            version = obj.get("schema_version", 0)
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise ReplayError(f"{path}:{lineno}: schema_version must be a whole number, got {version!r}"[:300])
+            if version > SESSION_SCHEMA:
                 raise ReplayError(f"{path}: session schema {obj.get('schema_version')} is newer than this "
                                   f"ganinstrument understands ({SESSION_SCHEMA})")
             header = {**obj, **({"clock_s": header["clock_s"]} if "clock_s" in header else {})}
@@ -229,7 +243,7 @@ def read_session(path) -> tuple[dict, list[Timed]]:
         elif "modulation" in obj and isinstance(obj["modulation"], dict):
             out.append(Timed(float(t), modulation=_check_reading(obj["modulation"], path, lineno)))
         elif "features" in obj and isinstance(obj["features"], dict):
-            out.append(Timed(float(t), features=obj["features"]))
+            out.append(Timed(float(t), features=_check_features(obj["features"], path, lineno)))
         else:
             raise ReplayError(f"{path}:{lineno}: expected one of 'event', 'update', 'modulation', 'features'")
     out.sort(key=lambda item: item.t)  # stable: equal times keep file order

@@ -144,12 +144,6 @@ class Registry:
         except KeyError:
             raise UnknownTargetError(name, self.suggest(name, self.actions), "action") from None
 
-    def signal(self, name: str) -> SignalSpec:
-        try:
-            return self.signals[name]
-        except KeyError:
-            raise UnknownTargetError(name, self.suggest(name, self.signals), "signal") from None
-
     def __contains__(self, name: str) -> bool:
         return name in self.targets or name in self.actions
 

@@ -2,7 +2,7 @@
 PortAudio callback writes, the callback itself (`_Capture`), and the features worker that reads
 whole blocks, runs the extractor and publishes the newest Features and onset events.
 
-Threads and what each owns are described in `sources/audio.py`.
+Threads and what each owns are described in `input.py`.
 """
 
 from __future__ import annotations
