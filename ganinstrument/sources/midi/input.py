@@ -4,7 +4,9 @@ Threads (docs/architecture.md, "Threads and processes"):
 
 - the backend's callback thread (one per open input port) owns nothing: it timestamps on the
   instrument clock, decodes the bytes, and puts the event in a DropQueue (queues.py), which
-  drops the newest when full and counts it;
+  drops the newest when full and counts it; MIDI clock and transport (0xF8, 0xFA, 0xFB, 0xFC,
+  0xF2) go instead to the MidiInput's `midi_clock` (clock.py), with the same timestamp, and
+  never reach the queue (70 ticks/s at 174 BPM must not wake the engine);
 - the hot-plug poller (one per MidiInput / MidiOutput) owns the open ports: every `poll_s` it
   lists the ports, closes the ones that vanished and (re)opens the ones that match; listing and
   opening are not thread-safe in mido/rtmidi, so only this thread does them after start();
@@ -28,6 +30,8 @@ from ...common.events import ControlEvent
 from ...common.queues import DropQueue, QueueBound
 from ...common.text import shorten, shorten_repr
 from ..complaints import Complaints
+from .clock import MESSAGES as CLOCK_MESSAGES
+from .clock import MidiClock
 from .ports import CLIENT_NAME, Backend, MidiPortError, PortMatcher, normalise
 
 log = logging.getLogger("ganinstrument.midi")
@@ -88,8 +92,9 @@ class PortCounters:
 
     received: int = 0
     dropped: int = 0  # the queue was full
-    ignored: int = 0  # system messages (sysex, clock, active sensing) that got through
+    ignored: int = 0  # system messages (sysex, active sensing, ...) that got through
     malformed: int = 0
+    clock: int = 0  # clock and transport messages handed to the MidiClock
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class MidiStats:
     malformed: int
     queued: int
     open_ports: tuple[str, ...]
+    clock: int = 0  # clock and transport messages (midi_clock has their own counts)
 
 
 class PortSet:
@@ -253,6 +259,7 @@ class MidiInput(_PortClient):
     `drain()` -> the ControlEvents since the last call, in arrival order. The queue holds at most
     `queue_size` events; beyond that new events are dropped and counted (stats().dropped).
     `backend`: a mido backend string ("mido.backends.rtmidi/UNIX_JACK"); None reads MIDO_BACKEND.
+    `midi_clock` (always present) follows the MIDI clock and transport of every open port.
     """
 
     def __init__(self, ports: Iterable[str] | str | None = None, *, backend=None, clock: Clock | None = None,
@@ -262,6 +269,9 @@ class MidiInput(_PortClient):
             else Backend(backend, client_name)
         self.clock = clock or MonotonicClock()
         self._queue: DropQueue[ControlEvent] = DropQueue(int(queue_size), drop="newest")
+        # One clock, fed by every open port. Two devices clocking us at once is the performer's
+        # problem (their ticks would add up): the clock counts it (conflicts) and we say it.
+        self.midi_clock = MidiClock(self.clock.now)
         self._counters: list[PortCounters] = []
         self.ports = PortSet(self.backend, "input", PortMatcher(ports, client_name), self._open,
                              on_change, poll_s)
@@ -275,10 +285,27 @@ class MidiInput(_PortClient):
         counters = PortCounters()
         self._counters.append(counters)
         put, now, complaints = self._queue.put, self.clock.now, self._complaints
+        midi_clock = self.midi_clock
 
         def on_bytes(data, _name=name):
             # The backend's thread: timestamp, decode, queue. Nothing else, never raises.
             t = now()
+            if data and data[0] in CLOCK_MESSAGES:
+                if len(data) != (3 if data[0] == 0xF2 else 1) or any(not 0 <= b <= 127 for b in data[1:]):
+                    counters.malformed += 1
+                    complaints.say(("malformed", _name), f"MIDI {shorten(_name, 60)}: malformed message "
+                                   f"{bytes_shown(data)} ignored (a faulty device or cable?)",
+                                   f"MIDI {shorten(_name, 60)}: {{n}} more malformed messages ignored")
+                    return
+                counters.clock += 1
+                conflicts = midi_clock.conflicts
+                midi_clock.feed(data[0], data[1:], t, _name)
+                if midi_clock.conflicts != conflicts:
+                    complaints.say("clock conflict", f"MIDI clock from more than one port at once (now "
+                                   f"{shorten(_name, 60)}): the tempo and beat follow their sum; "
+                                   f"unplug or mute the clock of all but one",
+                                   "MIDI clock from more than one port: {n} more ticks")
+                return
             try:
                 event = decode(data, t, _name)
             except Exception:
@@ -309,7 +336,8 @@ class MidiInput(_PortClient):
     def stats(self) -> MidiStats:
         cs = list(self._counters)
         return MidiStats(sum(c.received for c in cs), sum(c.dropped for c in cs), sum(c.ignored for c in cs),
-                         sum(c.malformed for c in cs), len(self._queue), self.open_ports)
+                         sum(c.malformed for c in cs), len(self._queue), self.open_ports,
+                         sum(c.clock for c in cs))
 
 
 

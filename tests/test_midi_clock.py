@@ -1,0 +1,197 @@
+"""MidiClock (sources/midi/clock.py) fed synthetic tick streams: tempo with jitter, transport,
+beat extrapolation and hostile input. Pure and fast: times are given, no clock is read."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from ganinstrument.sources.midi.clock import (
+    CONTINUE,
+    SONG_POSITION,
+    START,
+    STOP,
+    TICK,
+    MidiClock,
+)
+
+TOLERANCE_BPM = 0.5  # from two beats (48 ticks) after each change
+
+
+def stream(segments, rng, jitter_s=0.001, t0=10.0):
+    """(index, true bpm, ticks into the segment, stamped time) for each tick."""
+    t, i = t0, 0
+    for bpm, beats in segments:
+        for k in range(round(beats * 24)):
+            t += 60.0 / bpm / 24
+            yield i, bpm, k, t + rng.uniform(-jitter_s, jitter_s)
+            i += 1
+
+
+def test_tempo_within_half_a_bpm_two_beats_after_each_change():
+    worst = {}
+    for seed in range(12):
+        rng = random.Random(seed)
+        segments = rng.sample([(90.0, 8), (128.0, 8), (174.0, 8)], 3) + [(rng.choice((90.0, 128.0, 174.0)), 6)]
+        clock = MidiClock(now=lambda: 0.0)
+        clock.feed(START, (), 10.0)
+        for _i, bpm, k, t in stream(segments, rng):
+            clock.feed(TICK, (), t)
+            if k >= 47:  # two beats of the new tempo have come
+                got = clock.state(t).bpm
+                assert got is not None
+                worst[bpm] = max(worst.get(bpm, 0.0), abs(got - bpm))
+    print(f"worst |bpm error| two beats after a change, +-1 ms jitter: {worst}")
+    assert set(worst) == {90.0, 128.0, 174.0}
+    assert max(worst.values()) <= TOLERANCE_BPM
+
+
+def test_per_tick_intervals_would_not_do():
+    """The jitter is real: the tempo of single intervals is off by far more than 0.5 BPM (so the
+    test above measures the fit, not an easy stream)."""
+    rng = random.Random(1)
+    times = [t for *_, t in stream([(174.0, 4)], rng)]
+    naive = [60.0 / 24 / (b - a) for a, b in itertools.pairwise(times)]
+    assert max(abs(x - 174.0) for x in naive) > 10.0
+
+
+def test_small_tempo_steps_and_a_late_burst():
+    """120 -> 121 -> 120.5 BPM, and a 60 ms stall where six ticks arrive stamped alike."""
+    rng = random.Random(7)
+    clock = MidiClock(now=lambda: 0.0)
+    ticks = list(stream([(120.0, 8), (121.0, 8), (120.5, 8)], rng))
+    stall = {100 + j for j in range(6)}
+    for i, bpm, k, t in ticks:
+        clock.feed(TICK, (), ticks[105][3] if i in stall else t)
+        if k >= 47:
+            assert abs(clock.state(t).bpm - bpm) <= TOLERANCE_BPM, (i, bpm, clock.state(t).bpm)
+
+
+def test_tempo_needs_a_beat_and_goes_after_two_silent_seconds():
+    clock = MidiClock(now=lambda: 0.0)
+    t = 0.0
+    for n in range(1, 30):
+        t += 60.0 / 120.0 / 24
+        clock.feed(TICK, (), t)
+        assert (clock.state(t).bpm is None) == (n < 24)
+    assert clock.state(t + 1.9).bpm == pytest.approx(120.0, abs=0.01)
+    assert clock.state(t + 2.1).bpm is None
+    clock.feed(TICK, (), t + 3.0)  # a clock that starts again: no tempo until a beat has come
+    assert clock.state(t + 3.0).bpm is None
+
+
+def test_start_stop_continue_song_position():
+    clock = MidiClock(now=lambda: 0.0)
+    dt = 60.0 / 120.0 / 24
+    t = 0.0
+
+    def ticks(n):
+        nonlocal t
+        for _ in range(n):
+            t += dt
+            clock.feed(TICK, (), t)
+
+    ticks(30)  # a clock before Start: tempo, no position
+    s = clock.state(t)
+    assert not s.running and s.ticks == 0 and s.beat == 0.0 and s.bpm == pytest.approx(120.0)
+    clock.feed(START, (), t)
+    s = clock.state(t)
+    assert s.running and s.beat == 0.0 and s.beat_at(t + 0.1) == 0.0  # nothing moves before a tick
+    ticks(1)
+    assert clock.state(t).beat == 0.0  # the first tick after Start is beat 0
+    ticks(24)
+    assert clock.state(t).beat == 1.0 and clock.state(t).ticks == 24
+    clock.feed(STOP, (), t + 0.001)
+    ticks(10)  # ticks while stopped keep the tempo, not the position
+    s = clock.state(t)
+    assert not s.running and s.beat == 1.0 and s.beat_at(t + 5.0) == 1.0 and s.bpm is not None
+    clock.feed(CONTINUE, (), t)
+    ticks(1)  # Continue without SPP: the next position after the last tick played
+    assert clock.state(t).ticks == 25
+    clock.feed(STOP, (), t)
+    clock.feed(SONG_POSITION, (0x10, 0x01), t)  # (1 << 7 | 16) = 144 sixteenths = beat 36
+    assert clock.state(t).beat == 36.0 and not clock.state(t).running
+    clock.feed(CONTINUE, (), t)
+    ticks(1)
+    assert clock.state(t).beat == 36.0
+    ticks(6)
+    assert clock.state(t).beat == 36.25
+    clock.feed(START, (), t)
+    assert clock.state(t).beat == 0.0 and clock.state(t).ticks == 0
+
+
+def test_beat_at_extrapolates_at_most_one_tick_and_never_goes_back():
+    rng = random.Random(3)
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(START, (), 10.0)
+    ticks = list(stream([(128.0, 6)], rng, jitter_s=0.002))
+    late = {60, 61, 90}  # these arrive 8 ms late
+    last, moved = -math.inf, 0
+    for i, _bpm, _k, t in ticks:
+        arrival = t + (0.008 if i in late else 0.0)
+        # the engine reads in between ticks, at arbitrary times, and then at the arrival
+        for q in sorted(rng.uniform(arrival - 0.012, arrival) for _ in range(4)):
+            if q < clock.state(q).t_s:
+                continue
+            s = clock.state(q)
+            b = s.beat_at(q)
+            assert s.beat <= b <= s.beat + 1 / 24 + 1e-12
+            assert b >= last - 1e-12, (i, b, last)
+            moved += b > s.beat
+            last = b
+        clock.feed(TICK, (), arrival)
+    assert moved > 50  # it did extrapolate between ticks
+    s = clock.state(ticks[-1][3])
+    # long after the last tick: one tick ahead at most
+    assert s.beat_at(ticks[-1][3] + 1.0) == pytest.approx(s.beat + 1 / 24)
+    # at a steady tempo the extrapolation follows the tempo
+    mid = s.line_t_s + 0.5 * 60.0 / 128.0 / 24
+    assert s.beat_at(mid) == pytest.approx(s.beat + 0.5 / 24, abs=0.2 / 24)
+
+
+def test_hostile_input_never_raises_nor_makes_nan():
+    rng = random.Random(5)
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(STOP, (), 0.0)  # a Stop without Start
+    clock.feed(CONTINUE, (), 0.0)
+    clock.feed(SONG_POSITION, (200, 255), 0.0)  # data bytes > 127
+    clock.feed(SONG_POSITION, (1,), 0.0)  # one byte short
+    clock.feed(SONG_POSITION, None, 0.0)
+    clock.feed(SONG_POSITION, "xy", 0.0)
+    assert clock.malformed == 4
+    clock.feed("no", (), 0.0)
+    clock.feed(0x90, (1, 2), 0.0)  # not a clock message
+    clock.feed(TICK, (), float("nan"))
+    clock.feed(TICK, (), float("inf"))
+    clock.feed(TICK, (), -1e300)
+    t = 1.0
+    for n in range(5000):  # a flood, in bytes out of order, with stamps that repeat and go back
+        status = rng.choice([TICK, TICK, TICK, START, STOP, CONTINUE, SONG_POSITION, 0xF1, 0xFE, 0xFF, 0x00])
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(4)))
+        t += rng.choice([0.0, 0.0, 1e-4, -0.01, 0.02])
+        clock.feed(status, data, t)
+        s = clock.state(t)
+        assert s.bpm is None or (math.isfinite(s.bpm) and 20.0 <= s.bpm <= 500.0)
+        assert math.isfinite(s.beat) and math.isfinite(s.beat_at(t + 0.01)) and s.ticks >= 0
+    assert clock.backwards > 0 and clock.ignored > 0
+    for _ in range(2000):  # ticks all stamped alike: no tempo, not an infinite one
+        clock.feed(TICK, (), t)
+    assert clock.state(t).bpm is None
+
+
+def test_two_clocks_at_once_are_counted():
+    clock = MidiClock(now=lambda: 0.0)
+    t = 0.0
+    for _ in range(48):
+        t += 0.01
+        clock.feed(TICK, (), t, "drum-machine:out")
+        clock.feed(TICK, (), t + 0.003, "daw:out")
+    assert clock.conflicts >= 90
+    alone = MidiClock(now=lambda: 0.0)
+    for n in range(48):
+        alone.feed(TICK, (), 0.01 * n, "drum-machine:out")
+    alone.feed(TICK, (), 5.0, "daw:out")  # the other device takes over after a pause: fine
+    assert alone.conflicts == 0
