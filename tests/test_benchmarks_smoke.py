@@ -156,3 +156,27 @@ def test_startup_times_null_and_preview():
         cells = line(out, rf"^{output}\s").string.split()[1:]
         assert len(cells) == 3 and all(re.fullmatch(rf"{NUM}/{NUM}", c) for c in cells), cells
         assert [float(c.split("/")[0]) for c in cells] == sorted(float(c.split("/")[0]) for c in cells)
+
+
+def test_beat_prints_the_clock_lfos_routes_midi_clock_and_quantizer():
+    out = run_bench("beat.py", "--frames", "200")
+    assert line(out, r"^machine: .*\d+ CPUs")
+    cost = rf"p50 +({NUM}) us +p99 +({NUM}) us +\(n=(\d+)\)"
+    for heading in (r"^beat clock: BeatSource\.read\(\)", r"^LFOs: LfoSource\.read\(\)",
+                    r"^modulation routes: Modulation\.feed", r"^MIDI clock in: MidiClock\.feed\(\)",
+                    r"^quantizer: Quantizer\.due\(\)"):
+        assert line(out, heading)
+    rows = [r"by hand \(values from the state\)", "following MIDI clock", "1 LFO ", "8 LFOs", "32 LFOs",
+            "1 route on 1 target", "8 routes on 8 targets", r"32 routes on \d+ targets",
+            "0 waiting", "1 waiting", "64 waiting"]
+    for row in rows:
+        m = line(out, rf"^  {row}\s+{cost}")
+        assert 0 <= float(m.group(1)) <= float(m.group(2)) and int(m.group(3)) > 0
+    assert line(out, r"following MIDI clock .* source midi, ")  # the beat clock did follow the ticks
+    for n in (1, 8, 32):
+        assert line(out, rf"^  {n} routes? on .* errors 0, frames moved [1-9]")  # the routes moved targets
+    for bpm in (90, 128, 174):
+        m = line(out, rf"^  {bpm} BPM\s+{cost}  tempo error median ({NUM}), p99 ({NUM}), max ({NUM}) BPM; "
+                      rf"tempo changes seen \d+")
+        assert float(m.group(4)) < 1.0  # the clock found the tempo (a sanity figure, not a speed)
+    assert int(line(out, r"^  64 waiting .* fired (\d+)").group(1)) > 0
