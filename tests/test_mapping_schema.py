@@ -359,7 +359,7 @@ def test_every_shipped_mapping_passes_check_against_the_demo(demo_registry, monk
         m = load_mapping(path, demo_registry)
         assert m.info.source and m.info.device and m.schema_version == 1
         assert any(b.action == "preset.recall" for b in m.all_bindings())
-        if path.stem != "generic":
+        if path.stem not in ("generic", "beat-example"):  # (those two are for any controller)
             assert m.device.input, path
         Router(m, demo_registry)  # compiles
 

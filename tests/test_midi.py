@@ -176,7 +176,7 @@ def test_callback_counts_garbage_and_drops():
     backend = FakeBackend(["nano"])
     inp = MidiInput("nano", backend=backend, queue_size=3)
     inp.ports.scan()
-    for data in ([0xF8], [0xB0, 7], [0xB0, 1, 1], [0xB0, 2, 2], [0xB0, 3, 3], [0xB0, 4, 4], []):
+    for data in ([0xFE], [0xB0, 7], [0xB0, 1, 1], [0xB0, 2, 2], [0xB0, 3, 3], [0xB0, 4, 4], []):
         backend.play("nano", *data)
     stats = inp.stats()
     assert (stats.received, stats.dropped, stats.ignored, stats.malformed, stats.queued) == (3, 1, 1, 2, 3)

@@ -20,6 +20,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from test_session_replay import SR, _pngs, _track, track_input
 
 from ganinstrument.commands.cli import main
+from ganinstrument.commands.perform import beat_source
 from ganinstrument.common.clock import FakeClock
 from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
@@ -81,9 +82,19 @@ PRESET_2 = "schema_version: 1\ntargets: {psi: 0.45, z.6: 2.0, seed: 11}\n"
 
 
 def _live_engine(inst, router, clock, sinks, session, controls, audio, log_params):
-    """The live engine of `perform` (one place, so how audio reaches it changes in one line)."""
+    """The live engine as `perform` builds it (its beat clock included)."""
     return Engine(inst, router=router, controls=controls, modulation=[audio], sinks=sinks,
-                  clock=clock, fps=FPS, session=session, log_params=log_params, trim_heap_s=None)
+                  beat=beat_source("auto", inst, clock), clock=clock, fps=FPS, session=session,
+                  log_params=log_params, trim_heap_s=None)
+
+
+def _values(path):
+    """--log-params rows, the clock's source left out (live: who set the tempo; a render: the
+    session's recorded clock)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        assert row["clock"].pop("source") in ("tap", "session")
+    return rows
 
 
 def _render(tmp_path, wav, session, name, *extra):
@@ -210,7 +221,11 @@ def test_a_show_played_live_renders_again_bit_for_bit_at_30_fps(jack_server, tmp
     assert played == sorted(
         k for k, items in SHOW.items() for item in items for _ in range(2 if item[0] == "pad" else 1))
     # and the audio's reading of every frame
-    audio = [(round(x["t"] * FPS), x["modulation"]) for x in lines if "modulation" in x]
+    audio = [(round(x["t"] * FPS), x["modulation"]) for x in lines
+             if "modulation" in x and x["modulation"]["source"] == "audio"]
+    beats = [x["modulation"]["values"]["beats"] for x in lines
+             if "modulation" in x and x["modulation"]["source"] == "beat"]
+    assert len(beats) == FRAMES and beats[-1] == pytest.approx((FRAMES - 1) / FPS * 2)  # (120 BPM)
     assert [k for k, _ in audio] == list(range(FRAMES))
     assert sum(1 for _, m in audio if m["events"]) >= 3  # onsets, which the kick route follows
 
@@ -220,9 +235,9 @@ def test_a_show_played_live_renders_again_bit_for_bit_at_30_fps(jack_server, tmp
     different = [k for k in range(FRAMES) if not np.array_equal(live[k], rendered[k])]
     assert different == []
     # and every value of every frame (what the picture rounds to 8 bits), to the last bit
-    live_values = (tmp_path / "live-values.jsonl").read_text().splitlines()
-    assert len(live_values) == FRAMES
-    assert (tmp_path / "render-values.jsonl").read_text().splitlines() == live_values
+    live_values = _values(tmp_path / "live-values.jsonl")
+    assert len(live_values) == FRAMES and live_values[-1]["clock"]["beat"] > 4  # (the beat clock ran)
+    assert _values(tmp_path / "render-values.jsonl") == live_values
 
     # -- and the comparison is not vacuous: without the MIDI (or the OSC) lines, the render
     # is the same up to the frame of the first MIDI (OSC) move, and differs from there ----------

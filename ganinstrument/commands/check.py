@@ -18,8 +18,8 @@ from ..common.yamlsafe import PRESET_BYTES, YamlError, read_text
 from ..mapping.checks import Problem
 from ..mapping.located import LDict, load_located
 from ..mapping.parse import load_mapping
-from ..modulation import SIGNALS
 from ..mapping.schema import MappingError
+from ..modulation import SIGNALS
 from ..state.params import Registry
 from ..state.presets import PresetError, load_preset_file
 

@@ -166,6 +166,7 @@ def _perform(args) -> int:
     from ..engine.loop import Engine
     from ..instrument.facade import Instrument
     from ..modulation.audio import AudioFeatures
+    from ..modulation.lfo import LfoSource
     from ..outputs.live_audio import AudioTap
     from ..outputs.spec import default_output_spec, open_sinks
     from ..sources.replay import ReplayError, SessionWriter
@@ -175,6 +176,7 @@ def _perform(args) -> int:
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
     autosave_path = os.environ.get(AUTOSAVE_ENV)
     _after_restart(args, restart)
+    parse_tempo(args.tempo)  # (a bad --tempo is said before anything loads)
     clock = MonotonicClock()
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
     args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
@@ -231,8 +233,10 @@ def _perform(args) -> int:
         sinks.close()
         raise
     autosave = Autosave(inst, autosave_path) if autosave_path else None
-    engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None],
-                    modulation=[AudioFeatures(audio)] if audio is not None else [],
+    beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None)
+    lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat)] if controls.mapping.lfos else []
+    engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None], beat=beat,
+                    modulation=([AudioFeatures(audio)] if audio is not None else []) + lfos,
                     sinks=sinks, clock=clock,
                     feedback=feedback, autosave=autosave,
                     fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,
@@ -248,6 +252,34 @@ def _perform(args) -> int:
     log.info("stopped after %d frames (%d rendered, %d errors); dropped per output: %s",
              stats.frames, stats.rendered, stats.errors, dropped)
     return 0 if stats.errors == 0 else 1
+
+
+def parse_tempo(text: str | None) -> tuple[str, float | None]:
+    """--tempo: (mode, BPM to start at): "tap", "auto", "midi", or a BPM (a fixed start, then
+    tap or knob)."""
+    text = (text or "auto").strip().lower()
+    if text in ("tap", "auto", "midi"):
+        return text, None
+    if text in ("link", "audio"):
+        raise GanInstrumentError(f"--tempo {text}: not available yet (tap, midi, auto or a BPM)")
+    try:
+        bpm = float(text)
+    except ValueError:
+        raise GanInstrumentError(f"--tempo {text!r}: expected auto, tap, midi or a BPM (20 .. 300)") from None
+    if not 20.0 <= bpm <= 300.0:
+        raise GanInstrumentError(f"--tempo {text}: a BPM from 20 to 300")
+    return "tap", bpm
+
+
+def beat_source(tempo: str | None, inst, clock, midi_clock=None):
+    """The show's beat clock, at --tempo's BPM (else the instrument's tempo.bpm)."""
+    from ..modulation.beat import BeatClock, BeatSource
+
+    mode, bpm = parse_tempo(tempo)
+    if bpm is not None:
+        inst.set("tempo.bpm", bpm, immediate=True)
+    beat = BeatClock(inst.get("tempo.bpm"), int(inst.get("tempo.beats_per_bar")), t0=clock.now())
+    return BeatSource(clock, beat, values=inst.state.values, midi=midi_clock, mode=mode)
 
 
 def _takes_outputs(sinks) -> list:
@@ -332,6 +364,8 @@ def add_perform_parser(sub) -> None:
                         "record:FILE.mp4, takes[:DIR] (R records), null (default: preview and Spout where "
                         "available, and takes)")
     p.add_argument("--fps", type=float, default=60.0, help="frame rate to pace at (0: as fast as possible)")
+    p.add_argument("--tempo", default="auto", help="the beat clock: auto (MIDI clock while it comes, else tap), "
+                   "tap, midi (the MIDI input's clock), or a BPM to start at (default auto)")
     p.add_argument("--device", default=None, help="torch device: cuda, cuda:1, mps, cpu (default: automatic)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames (headless runs, tests)")
     p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame (JSON lines, on disk within a second)")

@@ -93,7 +93,12 @@ def _defaults_from_session(args, header: dict) -> None:
 def run_render(args) -> int:
     from ..engine.loop import Engine
     from ..instrument.facade import Instrument
+    from ..modulation.audio import SOURCE as AUDIO
     from ..modulation.audio import AudioFeatures
+    from ..modulation.beat import SOURCE as BEAT
+    from ..modulation.beat import BeatClock, BeatSource
+    from ..modulation.lfo import SOURCE as LFO
+    from ..modulation.lfo import LfoSource
     from ..modulation.recorded import recorded_sources
     from ..outputs.spec import open_sinks
     from ..sources.audio.offline import BlockSource
@@ -112,6 +117,10 @@ def run_render(args) -> int:
         raise RenderError(str(exc)) from None
     _defaults_from_session(args, session_header)
     _refuse_out_among_inputs(args, take)  # (the session's model, mapping, preset included)
+    if args.bpm is not None and not 20.0 <= args.bpm <= 300.0:  # (nan fails too)
+        raise RenderError(f"--bpm must be from 20 to 300, got {args.bpm}")
+    if not math.isfinite(args.beat_offset):
+        raise RenderError(f"--beat-offset must be a number of seconds, got {args.beat_offset}")
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
@@ -154,10 +163,22 @@ def run_render(args) -> int:
     controls = inst.use_mapping(args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
-    recorded = (midi_file_events(args.midi) if args.midi else []) + session
-    # The modulation's sources: what the session recorded of them, else the music analysed
-    modulation = recorded_sources(session, clock) or (
-        [AudioFeatures(BlockSource(samples, rate, follow=clock))] if samples is not None else [])
+    timed = (midi_file_events(args.midi) if args.midi else []) + session
+    # The modulation's sources: what the session recorded of them; what it did not record is
+    # made here (the music analysed, the beat clock at --bpm, the mapping's LFOs on it).
+    modulation = recorded_sources(session, clock)
+    recorded = {source.name for source in modulation}
+    beat = None
+    if BEAT not in recorded:
+        bpm = args.bpm if args.bpm is not None else inst.get("tempo.bpm")
+        inst.set("tempo.bpm", bpm, immediate=True)
+        beat = BeatSource(clock, BeatClock(bpm, int(inst.get("tempo.beats_per_bar")), t0=args.beat_offset),
+                          values=inst.state.values)
+    if AUDIO not in recorded and samples is not None:
+        modulation.append(AudioFeatures(BlockSource(samples, rate, follow=clock)))
+    if LFO not in recorded and controls.mapping.lfos:
+        modulation.append(LfoSource(controls.mapping.lfos, clock, beat.beat if beat is not None else
+                                    BeatClock(inst.get("tempo.bpm"), int(inst.get("tempo.beats_per_bar")))))
 
     out = os.fspath(args.out)
     to_frames = out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir()
@@ -167,7 +188,7 @@ def run_render(args) -> int:
         sinks = open_sinks(f"frames:{target}" if to_frames else f"record:{target}", width, height,
                            args.fps, required=True, offline=True, size=size,
                            **({"audio": mux} if mux and not to_frames else {}))
-        engine = Engine(inst, router=controls.router, controls=[TimelineControls(recorded, clock)],
+        engine = Engine(inst, router=controls.router, controls=[TimelineControls(timed, clock)], beat=beat,
                         modulation=modulation if controls.modulation is not None else [], sinks=sinks, clock=clock,
                         fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
                         log_params=args.log_params, trim_heap_s=None, close_timeout_s=120.0, start_s=0.0)
@@ -269,6 +290,10 @@ def add_render_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the session's, else 30)")
     p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
+    p.add_argument("--bpm", type=float, default=None, help="the beat clock's tempo (LFOs, quantized actions; "
+                   "default: the preset's or 120; a session plays its own recorded clock)")
+    p.add_argument("--beat-offset", type=float, default=0.0, metavar="S",
+                   help="the time of the first beat, in seconds (default 0)")
     p.add_argument("--log-params", default=None, metavar="FILE.jsonl",
                    help="every target value per frame (JSON lines), as perform --log-params writes them")
     p.set_defaults(func=run_render)

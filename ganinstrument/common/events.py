@@ -40,7 +40,8 @@ class ParamUpdate:
 
     `smoothing_ms`: a per-binding override of the target's smoothing time (None: the target's
     own). `immediate`: jump without smoothing (preset recall, panic). `source`: who asked, for
-    the HUD and logs ("midi:nanoKONTROL2 cc 0", "osc", "preset").
+    the HUD and logs ("midi:nanoKONTROL2 cc 0", "osc", "preset"). `quantize`: an action that
+    waits for the beat clock's next boundary (mapping.schema.QUANTIZE_GRIDS: "beat", "bar", ...).
     """
 
     target: str
@@ -49,6 +50,7 @@ class ParamUpdate:
     smoothing_ms: float | None = None
     immediate: bool = False
     source: str = ""
+    quantize: str | None = None
 
 
 class Messages(deque):

@@ -2,7 +2,8 @@
 
 Pace (fps, frame time, dropped frames), the last control touched, the controls soft takeover
 holds back right now (by name, where each is and where it must go: mapping.router.Pickup),
-the audio level and onsets (or why there is no audio), a controller still awaited, the newest
+the audio level and onsets (or why there is no audio), the tempo (BPM, who sets it, the beat
+in the bar, the bar), quantized actions still waiting for their beat, a controller still awaited, the newest
 message of MIDI in/out, OSC, the engine and the outputs for NEWS_S seconds (a device lost
 or back, the MIDI process restarted, frozen, a take saved, an output failed and open again), a
 take recording, panic state and the newest error or warning, also for NEWS_S seconds. Every
@@ -39,7 +40,11 @@ class Hud:
             shown = "; ".join(p.describe() for p in pickups[:PICKUPS_SHOWN])
             more = len(pickups) - PICKUPS_SHOWN
             hud["pickup"] = shown + (f"; {more} more" if more > 0 else "")
-        inputs: list[Reporting] = [*engine.controls, *engine.modulation,  # (audio: the level, or why none)
+        pending = engine.quantizer.pending()
+        if pending:  # actions waiting for their beat or bar
+            hud["pending"] = "; ".join(pending[:PICKUPS_SHOWN]) + (f"; {len(pending) - PICKUPS_SHOWN} more"
+                                                                   if len(pending) > PICKUPS_SHOWN else "")
+        inputs: list[Reporting] = [*engine.controls, *engine.modulation,  # (audio: the level; beat: the tempo)
                                    *((engine.feedback,) if engine.feedback is not None else ())]
         outputs: list[Reporting] = list(sinks) if sinks is not None else []
         for part in inputs + outputs:

@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -42,13 +42,17 @@ from ..common.observers import notify
 from ..common.queues import DropQueue
 from ..common.text import shorten
 from ..instrument.show import RECORD, Panic, apply_controls
+from ..modulation.beat import SOURCE as BEAT
+from ..modulation.beat import TEMPO_ACTION_NAMES
 from .hud import Hud
 from .pacing import LivePacing, OfflinePacing, Pacing
+from .quantize import Quantizer
 from .stats import EngineStats, FrameTimes, Running
 
 if TYPE_CHECKING:
     from ..instrument.facade import Instrument
     from ..mapping.router import Router
+    from ..modulation.beat import BeatSource
     from ..modulation.source import ModulationSource
     from ..outputs.base import Sinks
     from ..sources.midi.feedback import MidiFeedback
@@ -80,10 +84,12 @@ class Engine:
 
     Every part is optional: `router` (mapping.Router) for the sources' control events,
     `controls` (sources.protocols.ControlSource: MIDI, OSC, a recorded timeline),
-    `modulation` (modulation.source.ModulationSource: audio features, live or recorded),
+    `modulation` (modulation.source.ModulationSource: audio features, LFOs, live or recorded),
+    `beat` (modulation.beat.BeatSource: the live beat clock, read first; its tempo.* actions),
     `feedback` (LEDs and motor faders follow the values), `sinks` (outputs.Sinks), `session`
-    (every control event and modulation reading logged, for `render --session`), `autosave` (the look, for a restart after a crash),
-    `log_params` (a path: every target value per frame as JSON lines).
+    (every control event and modulation reading logged, for `render --session`), `autosave`
+    (the look, for a restart after a crash), `log_params` (a path: every target value per frame,
+    and the beat clock, as JSON lines).
 
     `fps`: the frame rate to pace at (None: as fast as the generator goes). `offline`: the
     clock is a FakeClock the engine moves exactly 1/fps a frame (never sleeping), frames are
@@ -98,6 +104,7 @@ class Engine:
 
     def __init__(self, instrument: Instrument, *, router: Router | None = None,
                  controls: Sequence[ControlSource] = (), modulation: Sequence[ModulationSource] = (),
+                 beat: BeatSource | None = None,
                  sinks: Sinks | None = None, clock: Clock | None = None, fps: float | None = 60.0,
                  offline: bool = False, pre_roll: int = 0, draw: bool = True, max_frames: int | None = None,
                  log_params: str | os.PathLike | None = None, session: SessionWriter | None = None,
@@ -107,7 +114,10 @@ class Engine:
         self.inst = instrument
         self.router = router
         self.controls: tuple[ControlSource, ...] = tuple(controls)
-        self.modulation: tuple[ModulationSource, ...] = tuple(modulation)
+        self.beat = beat
+        self.modulation: tuple[ModulationSource, ...] = ((beat,) if beat is not None else ()) + tuple(modulation)
+        self.quantizer = Quantizer()
+        self._clock: Mapping[str, float | None] = {}  # the beat clock's reading this frame
         self._silent: set[str] = set()  # sources whose silence the session has logged
         self.sinks = sinks
         self.feedback = feedback
@@ -132,6 +142,7 @@ class Engine:
         self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
         self._log_flushed_t = 0.0
         self._last_t: float | None = None
+        self._now = 0.0  # the clock at the frame
         self.start_s = start_s
         self._start_t: float | None = None
         self._last_good: Frame | None = None
@@ -210,7 +221,7 @@ class Engine:
             if self.session is not None:
                 self.session.start(self._start_t)
         dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
-        self._last_t = now
+        self._last_t = self._now = now
         t = now - self._start_t
         drawing = self.draw and not self._pre_roll_left
         self._pre_roll_left = max(0, self._pre_roll_left - 1)
@@ -223,6 +234,7 @@ class Engine:
             self._take_controls(t)
             marks[1] = time.perf_counter()
             self._take_modulation(t)
+            self._fire_quantized()
             marks[2] = time.perf_counter()
             frame = self._render(dt) if drawing else self._advance(dt)
             marks[3] = time.perf_counter()
@@ -304,9 +316,21 @@ class Engine:
         if self.router is not None and events:
             updates.extend(self.router.route(events))
         self._run.events += len(events)
+        now = []
+        for update in updates:  # (an action that waits for the beat is held: _fire_quantized)
+            (self.quantizer.hold if update.action and update.quantize else now.append)(update)
+        self._apply(keys, now)
+
+    def _apply(self, keys: list[str], updates: list[ParamUpdate]) -> None:
         touched = apply_controls(self.inst, self.panic, keys, updates, self._engine_action)
         if touched:
             self._run.last_touched = touched
+
+    def _fire_quantized(self) -> None:
+        """The held actions whose beat has come (the frame's beat from the beat clock's reading)."""
+        due = self.quantizer.due(self._clock.get("beats"), self._clock.get("beats_per_bar", 4.0))
+        if due:
+            self._apply([], due)
 
     def _take_modulation(self, t: float) -> None:
         """Every modulation source's reading, logged in the session, fed to the modulation
@@ -314,6 +338,8 @@ class Engine:
         modulation = self.inst.modulation
         for source in self.modulation:
             reading = source.read()
+            if source.name == BEAT:
+                self._clock = reading.values  # (the frame's beat: quantized actions, the logs)
             if self.session is not None and not (reading.silent and not reading.events and source.name in self._silent):
                 self.session.modulation(t, source.name, reading.as_row())  # (a silence once, not every frame)
             if reading.silent:
@@ -356,6 +382,11 @@ class Engine:
         """The engine's own actions (show.apply_controls calls this first); False: not one."""
         if self.panic.handles(action):
             self.messages.append(News(self.panic.toggle(action)))
+        elif action in TEMPO_ACTION_NAMES:  # (a render plays its recorded clock: nothing to do)
+            if self.beat is not None:
+                bpm = self.beat.act(action, self.clock.now())
+                if bpm is not None:
+                    self.inst.set("tempo.bpm", bpm, immediate=True)  # what the tempo knob shows
         elif action == RECORD:
             self.messages.append(News(self._toggle_takes()))
         elif action == "quit":
@@ -387,6 +418,10 @@ class Engine:
         if self._log is None:
             return
         row = {"frame": self._run.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
+        if self._clock:
+            row["clock"] = {"bpm": self._clock.get("tempo_bpm"), "beat": self._clock.get("beats"),
+                            "source": self.beat.now.source if self.beat is not None else "session",
+                            "t_host_us": round(self._now * 1e6)}
         try:
             self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
             if t - self._log_flushed_t >= LOG_FLUSH_S:  # readers see the show within a second

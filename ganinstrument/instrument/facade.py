@@ -31,6 +31,7 @@ from ..generator import load_generator
 from ..generator.device import pick_device
 from ..generator.ops import tune_cpu_allocator
 from ..modulation import SIGNALS
+from ..modulation.beat import TEMPO_ACTION_NAMES, TEMPO_ACTIONS, TEMPO_TARGETS
 from ..modulation.routes import Modulation
 from ..scene.bending import Bender
 from ..scene.latent import LatentConfig, LatentScene
@@ -81,8 +82,8 @@ class Instrument:
         # The one place every name is assembled: each part declares its own (the state its
         # smoothing, the scene its view, noise, latent and bender targets, the presets and the
         # show their actions, each modulation source its signals).
-        self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH],
-                                       [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS], SIGNALS)
+        self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH, *TEMPO_TARGETS],
+                                       [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS, *TEMPO_ACTIONS], SIGNALS)
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
         self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
@@ -151,8 +152,8 @@ class Instrument:
     def trigger(self, action: str, value: float | None = None) -> None:
         """Fire an action, e.g. "seed.next", "z.random", "preset.recall" with value 3."""
         self.registry.action(action)
-        if action in SHOW_ACTION_NAMES:
-            return  # the show's (engine.Engine, render): the picture out, not the scene
+        if action in SHOW_ACTION_NAMES or action in TEMPO_ACTION_NAMES:
+            return  # the show's and the beat clock's (engine.Engine): not the scene
         if action.startswith("preset."):
             self.looks.action(action, value)
         else:

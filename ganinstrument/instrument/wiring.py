@@ -33,7 +33,8 @@ def build_controls(mapping_name_or_path, registry: Registry, current: Callable[[
     """
     mapping = load_mapping(find_mapping(mapping_name_or_path), registry)
     router = Router(mapping, registry, clock, current=current)
-    modulation = Modulation(mapping.modulation, registry) if mapping.modulation else None
+    modulation = (Modulation(mapping.modulation, registry, mapping.signals(), mapping.envelopes)
+                  if mapping.modulation else None)
     warnings = tuple(mapping.warnings) + (tuple(modulation.warnings) if modulation is not None else ())
     return Controls(mapping, router, modulation, warnings)
 

@@ -138,9 +138,11 @@ def _check_action(name, value, source_kind, registry: Registry, optional: bool, 
 
 
 def resolve(protos, routes, registry: Registry | None, ck: Checker,
-            signals: Mapping[str, SignalSpec] | None = None):
+            signals: Mapping[str, SignalSpec] | None = None, own: Mapping[str, SignalSpec] | None = None,
+            envelopes=()):
     """Expand globs and check names; returns ([(Binding, Proto)], [ModulationRoute]). Without a
-    registry, routes' features are checked against `signals` when given."""
+    registry, routes' features are checked against `signals` when given. `own`: the signals the
+    mapping declares itself (its LFOs), known either way."""
     out = []
     glob_matches: dict[int, list[str]] = {}
     reported: set[tuple] = set()
@@ -181,6 +183,14 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker,
         out.append((Binding(**kw), p))
     built_routes = []
     known = registry.signals if registry is not None else signals
+    if known is not None and own:
+        known = {**known, **own}
+    for env in envelopes if known is not None else ():  # what triggers an envelope: an event
+        spec = known.get(env.trigger)
+        if spec is None or not spec.event:
+            events = ", ".join(s.name for s in known.values() if s.event)
+            ck.problem(env.line, f"envelopes: {env.name}: trigger must be an event ({events}) or 'bar N', "
+                                 f"got {shorten_repr(env.trigger)}")
     for kw, optional, where in routes:
         line = kw["line"]
         if known is not None and not _check_signal(kw, known, optional, where, ck):

@@ -21,10 +21,12 @@ from .checks import MISSING, Checker, Problem
 from .located import LDict, LList, YamlSyntaxError, line_of, load_located
 from .parse_bindings import BINDING_KEYS, Defaults, Proto, binding, button_source, read_channel
 from .parse_modulation import modulation_routes
+from .parse_signals import envelopes, lfos
 from .schema import SCHEMA_VERSION, Bank, DeviceMatch, Info, Mapping, MappingError, Page
 from .takeover import MODES as TAKEOVER_MODES
 
-TOP_KEYS = ("schema_version", "info", "device", "defaults", "templates", "bindings", "banks", "modulation")
+TOP_KEYS = ("schema_version", "info", "device", "defaults", "templates", "bindings", "banks", "modulation", "lfos",
+            "envelopes")
 INFO_KEYS = ("name", "author", "device", "source", "notes")
 DEFAULT_KEYS = ("channel", "takeover", "smoothing_ms")
 
@@ -63,8 +65,10 @@ def parse(text: str, path: str, registry: Registry | None,
             protos += binding(item, items.line_of(i), ck, defaults, templates, f"bindings[{i}]", None, state)
     banks = _banks(data, ck, defaults, templates, protos, state)
     routes = modulation_routes(data, ck)
+    declared = Mapping(lfos=tuple(lfos(data, ck)), envelopes=tuple(envelopes(data, ck)))
     names.check_duplicates(protos, banks, ck)
-    bindings, routes = names.resolve(protos, routes, registry, ck, signals)
+    own = declared.signals()  # (the signals the file declares itself)
+    bindings, routes = names.resolve(protos, routes, registry, ck, signals, own, declared.envelopes)
     if ck.problems:
         raise MappingError(path, ck.problems)
     global_bindings = tuple(b for b, p in bindings if p.scope is None)
@@ -74,8 +78,8 @@ def parse(text: str, path: str, registry: Registry | None,
              bank["next"], bank["prev"], bank["line"])
         for bi, bank in enumerate(banks))
     return Mapping(schema_version=version, info=info, device=device, bindings=global_bindings, banks=built_banks,
-                   modulation=tuple(routes), path=path, warnings=tuple(w.format(path) for w in ck.warnings),
-                   resolved=registry is not None)
+                   modulation=tuple(routes), lfos=declared.lfos, envelopes=declared.envelopes, path=path,
+                   warnings=tuple(w.format(path) for w in ck.warnings), resolved=registry is not None)
 
 
 # -- header sections ----------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from ..common.text import shorten_repr
 from ..state.params import Registry
 from .checks import MISSING, Checker
 from .located import LDict
-from .schema import SOURCE_KINDS, Source
+from .schema import QUANTIZE_GRIDS, SOURCE_KINDS, Source
 from .takeover import MODES as TAKEOVER_MODES
 from .transforms import CURVES, ENCODINGS
 
-COMMON_KEYS = ("channel", "target", "action", "value", "use", "optional", "allow_multi", "start", "smoothing_ms")
+COMMON_KEYS = ("channel", "target", "action", "value", "use", "optional", "allow_multi", "start", "smoothing_ms",
+               "quantize")
 # option -> the source kinds it applies to (None: any)
 OPTION_KINDS = {
     "lsb": ("cc14",), "bits": ("nrpn",), "offset": ("program",), "input_range": ("osc",),
@@ -257,6 +258,11 @@ def _options(d: LDict, kind: str, target, action, defaults: Defaults, ck: Checke
     takeover = ck.choice(d, "takeover", TAKEOVER_MODES, what, default=None)
     if encoder == "absolute":
         encoder = None
+    quantize = ck.choice(d, "quantize", tuple(QUANTIZE_GRIDS), what, default=None)
+    if quantize is not None:
+        if action is None:
+            ck.problem(d.line_of("quantize"), f"{what}: quantize applies to actions (they wait for the beat)")
+        kw["quantize"] = quantize
     if action is not None:
         if kind not in ACTION_KINDS:
             ck.problem(d.line_of(kind), f"{what}: an action needs a button-like source ({' / '.join(ACTION_KINDS)}), "

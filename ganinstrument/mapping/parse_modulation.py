@@ -15,6 +15,7 @@ from .located import LDict, LList
 from .parse_bindings import read_curve
 from .schema import MODULATION_MODES
 
+
 @dataclass(frozen=True)
 class RouteWhere:
     """Where a route is: "modulation[3]", and the lines of its keys, for the checks names.resolve

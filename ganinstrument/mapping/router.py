@@ -416,7 +416,7 @@ class Router:
 
     def _action(self, bound: _Bound, value, out: _Out) -> None:
         arg = value if bound.takes_value and value is not None else 0.0
-        out.edge(ParamUpdate(bound.name, float(arg), action=True, source=bound.label))
+        out.edge(ParamUpdate(bound.name, float(arg), action=True, source=bound.label, quantize=bound.b.quantize))
 
     def _continuous(self, bound: _Bound, x: float, now: float, out: _Out) -> None:
         b = bound.b

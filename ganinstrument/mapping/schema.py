@@ -75,7 +75,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..common.errors import GanInstrumentError
-from ..state.params import Registry
+from ..state.params import Registry, SignalSpec
 from .checks import Problem
 
 __all__ = [
@@ -89,6 +89,11 @@ MAX_SHOWN = 20  # problems a MappingError's message lists (all are in .problems)
 SOURCE_KINDS = ("cc", "cc14", "nrpn", "note", "pitchbend", "aftertouch", "polytouch", "program", "osc")
 BINDING_MODES = ("continuous", "relative", "momentary", "toggle", "trigger")
 MODULATION_MODES = ("add", "multiply", "replace")
+# A quantized action's grid, in beats (note values: 1/4 is a quarter note, a beat), or bars
+QUANTIZE_GRIDS = {"1/16": 0.25, "1/8": 0.5, "1/4": 1.0, "1/2": 2.0, "beat": 1.0, "bar": None, "2bars": None,
+                  "4bars": None}
+QUANTIZE_BARS = {"bar": 1, "2bars": 2, "4bars": 4}
+LFO_SHAPES = ("sine", "triangle", "saw_up", "saw_down", "square", "sample_hold", "smooth_random")
 
 
 class MappingError(GanInstrumentError, ValueError):
@@ -187,6 +192,7 @@ class Binding:
     input_range: tuple[float, float] = (0.0, 1.0)
     bits: int = 14
     allow_multi: bool = False
+    quantize: str | None = None  # (actions) fire on the beat clock's next boundary: QUANTIZE_GRIDS
     line: int = 0
 
     @property
@@ -278,6 +284,43 @@ class ModulationRoute:
 
 
 @dataclass(frozen=True)
+class LfoDef:
+    """An LFO a mapping declares (its `lfos:` section), routed as the signal `lfo.<name>`.
+
+    `rate_beats` (cycles of that many beats), `rate_bars` (of that many bars: the meter's beats)
+    or `rate_hz` (free-running): exactly one is set. `phase`: cycles added (0.25: a quarter
+    cycle late). `width`: the square's high part. See modulation/lfo.py for the shapes.
+    """
+
+    name: str
+    shape: str = "sine"
+    rate_beats: float | None = 1.0
+    rate_bars: float | None = None
+    rate_hz: float | None = None
+    phase: float = 0.0
+    width: float = 0.5
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class EnvelopeDef:
+    """An envelope a mapping declares (its `envelopes:` section), routed as `env.<name>`: on each
+    `trigger` (an event signal: beat, downbeat, onset, onset.low, ...; with `every_bars`, the
+    downbeat of every that-many-th bar) it rises from where it is to 1 over the attack, then
+    falls to 0 over the decay. Times are in seconds, or in beats (`*_beats`, at the tempo of
+    the moment it fires)."""
+
+    name: str
+    trigger: str
+    every_bars: int | None = None
+    attack_s: float = 0.0
+    attack_beats: float | None = None
+    decay_s: float = 0.25
+    decay_beats: float | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Mapping:
     """A parsed mapping file. `resolved`: names were checked against a registry and globs
     expanded (the router needs this). `warnings`: "file:line: ..." lines worth showing."""
@@ -288,9 +331,19 @@ class Mapping:
     bindings: tuple[Binding, ...] = ()
     banks: tuple[Bank, ...] = ()
     modulation: tuple[ModulationRoute, ...] = ()
+    lfos: tuple[LfoDef, ...] = ()
+    envelopes: tuple[EnvelopeDef, ...] = ()
     path: str = "<string>"
     warnings: tuple[str, ...] = ()
     resolved: bool = False
+
+    def signals(self) -> dict[str, SignalSpec]:
+        """The signals this mapping declares itself: its LFOs (`lfo.<name>`) and envelopes
+        (`env.<name>`)."""
+        out = {f"lfo.{d.name}": SignalSpec(f"lfo.{d.name}", "lfo", doc=f"LFO {d.shape}") for d in self.lfos}
+        out.update({f"env.{d.name}": SignalSpec(f"env.{d.name}", "envelope", doc=f"envelope on {d.trigger}")
+                    for d in self.envelopes})
+        return out
 
     def all_bindings(self):
         """Every binding: the global ones, then each bank's pages in order."""

@@ -6,5 +6,6 @@ SIGNALS: every modulation source's signals, which the instrument's registry hold
 """
 
 from .audio import AUDIO_SIGNALS
+from .beat import BEAT_SIGNALS
 
-SIGNALS = AUDIO_SIGNALS
+SIGNALS = AUDIO_SIGNALS + BEAT_SIGNALS

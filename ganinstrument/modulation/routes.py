@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..common.events import ParamUpdate
-from ..mapping.schema import ModulationRoute
+from ..mapping.schema import EnvelopeDef, ModulationRoute
 from ..mapping.transforms import curve as curve_fn
 from ..state.params import Registry, SignalSpec, TargetSpec
+from .envelope import Envelopes
 from .source import Event, Reading
 
 log = logging.getLogger(__name__)
@@ -73,18 +74,21 @@ class Modulation:
     """The modulation routes of one instrument.
 
     `routes`: the mapping's ModulationRoutes (file order matters for replace). `registry`: the
-    instrument's targets (ranges, clamping), actions and signals. A route naming a target,
-    action or signal the registry lacks is left out with a warning in `warnings` (the rest
-    still play).
+    instrument's targets (ranges, clamping), actions and signals; `signals`: those the mapping
+    declares itself (its LFOs and envelopes); `envelopes`: its envelopes, computed here from the
+    events fed (modulation.envelope). A route naming a target, action or signal neither has is left
+    out with a warning in `warnings` (the rest still play).
     """
 
-    def __init__(self, routes: Iterable[ModulationRoute], registry: Registry):
+    def __init__(self, routes: Iterable[ModulationRoute], registry: Registry,
+                 signals: Mapping[str, SignalSpec] | None = None, envelopes: Iterable[EnvelopeDef] = ()):
         self.registry = registry
+        known = {**registry.signals, **(signals or {})}
         self.warnings: list[str] = []
         self._routes: list[_Route] = []
         for route in routes:
             where = f"modulation route {route.name or route.feature} (line {route.line})"
-            signal = registry.signals.get(route.feature)
+            signal = known.get(route.feature)
             if signal is None:
                 self.warnings.append(f"{where}: unknown signal {route.feature!r}; left out")
             elif route.action is not None:
@@ -111,6 +115,7 @@ class Modulation:
         self._values: dict[str, float] = {}  # each signal's newest value
         self._silent: set[str] = set()  # signals whose source is silent
         self._events: list[Event] = []
+        self._envelopes = Envelopes(envelopes)
         self._actions: list[ParamUpdate] = []
         self._written: dict[str, float] = {}
         self.errors = 0
@@ -159,6 +164,7 @@ class Modulation:
         fired: dict[str, list[Event]] = {}
         for ev in events:
             fired.setdefault(ev.name, []).append(ev)
+        self._values.update(self._envelopes.step(fired, self._values, dt))
         for r in self._routes:
             route = r.route
             if r.event:

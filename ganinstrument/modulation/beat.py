@@ -1,0 +1,283 @@
+"""The beat clock: tempo, beat and bar, as a modulation source (issue 15).
+
+The clock maps the show clock's time t (seconds) to a beat position (a float, beats counted from
+the clock's origin; beat 0 starts bar 1):
+
+    beat(t) = beat0 + (t - t0) * bpm / 60
+
+and every change (a new tempo, a tap, a resync, a nudge, another source) re-anchors it at the
+moment it happens, so the position never jumps unless asked to (`tempo.resync`: "this is the
+one", a MIDI Start). Following an outside source (MIDI clock), a change of source slews to the
+source's phase over SLEW_BEATS rather than jumping.
+
+What the performer plays (targets and actions, declared here for the registry):
+    tempo.bpm             the tempo (20 .. 300), kept by the tap and half/double too
+    tempo.beats_per_bar   the meter (1 .. 16; default 4)
+    tempo.tap             tap the beat: the tempo of the last taps, the last tap on the beat
+    tempo.resync          now is the one: the nearest bar line moves here
+    tempo.nudge.fwd/back  the phase a 32nd of a beat on or back
+    tempo.half/double     half or twice the tempo
+
+Each frame the source gives values `beats` and `bars` (the position, counted from the origin:
+beats 0 starts bar 1), `beats_per_bar`, `beat_phase` and `bar_phase` (0 .. 1, 0 on the beat / the bar line) and
+`tempo_bpm`, and the events `beat` and `downbeat` for every beat line the frame passed, with
+the time it fell. The hand controls' targets are taken when they change (a knob on tempo.bpm),
+so a tempo followed from MIDI clock stays when the clock goes away.
+
+Following MIDI clock (`mode` midi or auto; sources.midi.clock.MidiClock): while its ticks
+come, the clock takes its tempo at once and its phase over SLEW_BEATS; a Start puts it on
+beat 0 (bar 1) at once; a Stop holds it where the MIDI clock stopped. Once the ticks stop
+coming (the MIDI clock says no tempo), it runs on free at the last tempo, by hand again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..common.clock import Clock
+from ..state.params import ActionSpec, SignalSpec, TargetSpec
+from .source import Event, Reading
+
+SOURCE = "beat"
+BPM_MIN, BPM_MAX = 20.0, 300.0
+TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
+TAPS_KEPT = 8
+NUDGE_BEATS = 1.0 / 32.0
+SLEW_BEATS = 1.0  # a new source's phase is reached over about this many beats
+
+TEMPO_TARGETS = (
+    TargetSpec("tempo.bpm", BPM_MIN, BPM_MAX, 120.0, unit="BPM", smoothing="none", smoothing_ms=0.0,
+               preset=False, doc="the tempo of the beat clock (tap, or follows MIDI clock)"),
+    TargetSpec("tempo.beats_per_bar", 1, 16, 4, kind="step", smoothing="none", smoothing_ms=0.0, preset=False,
+               doc="beats in a bar (the meter)"),
+)
+TEMPO_ACTIONS = (
+    ActionSpec("tempo.tap", "tap the beat: the tempo of the last taps, this tap on the beat"),
+    ActionSpec("tempo.resync", "this is the one: the nearest bar line moves to now"),
+    ActionSpec("tempo.nudge.fwd", "move the beat a 32nd of a beat on"),
+    ActionSpec("tempo.nudge.back", "move the beat a 32nd of a beat back"),
+    ActionSpec("tempo.half", "half the tempo"),
+    ActionSpec("tempo.double", "twice the tempo"),
+)
+TEMPO_ACTION_NAMES = frozenset(a.name for a in TEMPO_ACTIONS)
+BEAT_SIGNALS = (
+    SignalSpec("beat_phase", SOURCE, doc="where in the beat: 0 on the beat, rising to 1"),
+    SignalSpec("bar_phase", SOURCE, doc="where in the bar: 0 on the bar line, rising to 1"),
+    SignalSpec("tempo_bpm", SOURCE, input_range=(60.0, 180.0), doc="the beat clock's tempo"),
+    SignalSpec("beat", SOURCE, event=True, doc="a beat"),
+    SignalSpec("downbeat", SOURCE, event=True, doc="the first beat of a bar"),
+)
+
+
+@dataclass(frozen=True)
+class BeatTime:
+    """Where the clock is at time `t_s`: beat position, tempo, meter, and who sets the tempo."""
+
+    t_s: float
+    beat: float
+    bpm: float
+    beats_per_bar: int
+    source: str
+
+    @property
+    def bar(self) -> float:
+        return self.beat / self.beats_per_bar
+
+    @property
+    def beat_phase(self) -> float:
+        return self.beat - math.floor(self.beat)
+
+    @property
+    def bar_phase(self) -> float:
+        return self.bar - math.floor(self.bar)
+
+
+class BeatClock:
+    """Tempo and phase, set by hand (tap, tempo.bpm, resync, nudge, half/double) or following
+    an outside source (`follow`). Engine thread only. Times are the show clock's seconds."""
+
+    def __init__(self, bpm: float = 120.0, beats_per_bar: int = 4, t0: float = 0.0, beat0: float = 0.0):
+        self.bpm = _clamp_bpm(bpm)
+        self.beats_per_bar = max(1, int(beats_per_bar))
+        self._t0, self._beat0 = float(t0), float(beat0)
+        self._taps: list[float] = []
+        self.source = "tap"
+        self._slew = 0.0  # beats still to be taken up (a new source's phase, reached gradually)
+        self.jumps = 0  # times the position was put somewhere (a tap, a resync, a Start) ...
+        self.landed = 0.0  # ... and where it was put the last time
+
+    # -- where it is -----------------------------------------------------------------------
+    def beat_at(self, t: float) -> float:
+        return self._beat0 + (t - self._t0) * self.bpm / 60.0
+
+    def time_of(self, beat: float) -> float:
+        """When beat position `beat` falls (at the current tempo)."""
+        return self._t0 + (beat - self._beat0) * 60.0 / self.bpm
+
+    def at(self, t: float) -> BeatTime:
+        return BeatTime(t, self.beat_at(t), self.bpm, self.beats_per_bar, self.source)
+
+    # -- by hand ---------------------------------------------------------------------------
+    def set_tempo(self, t: float, bpm: float) -> None:
+        """A new tempo from `t` on; the beat position at `t` stays where it is."""
+        bpm = _clamp_bpm(bpm)
+        if bpm != self.bpm:
+            self._anchor(t)
+            self.bpm = bpm
+
+    def set_meter(self, beats_per_bar: int) -> None:
+        self.beats_per_bar = max(1, min(16, int(beats_per_bar)))
+
+    def tap(self, t: float) -> float | None:
+        """A tap at `t`: after two taps or more, the tempo of the last taps (their median
+        interval) and this tap on a beat. Returns the tempo it set, or None (the first tap)."""
+        if self._taps and not 0.0 < t - self._taps[-1] <= TAP_RESET_S:
+            self._taps.clear()
+        self._taps = (self._taps + [t])[-TAPS_KEPT:]
+        if len(self._taps) < 2:
+            return None
+        gaps = sorted(b - a for a, b in zip(self._taps, self._taps[1:]))
+        mid = len(gaps) // 2
+        gap = gaps[mid] if len(gaps) % 2 else 0.5 * (gaps[mid - 1] + gaps[mid])
+        self.set_tempo(t, 60.0 / gap)
+        self._anchor(t)
+        self._beat0 = float(round(self._beat0))  # this tap is on the beat
+        self.source = "tap"
+        self.jumps, self.landed = self.jumps + 1, self._beat0
+        return self.bpm
+
+    def resync(self, t: float) -> None:
+        """Now is the one: the nearest bar line moves to `t`."""
+        self._anchor(t)
+        bars = self._beat0 / self.beats_per_bar
+        self._beat0 = float(round(bars) * self.beats_per_bar)
+        self._slew = 0.0
+        self.jumps, self.landed = self.jumps + 1, self._beat0
+
+    def nudge(self, t: float, beats: float) -> None:
+        self._anchor(t)
+        self._beat0 += beats
+
+    def scale_tempo(self, t: float, factor: float) -> None:
+        self.set_tempo(t, self.bpm * factor)
+
+    # -- following a source ----------------------------------------------------------------
+    def follow(self, t: float, beat: float, bpm: float, dt: float, source: str, jump: bool = False) -> None:
+        """Follow an outside clock whose position at `t` is `beat` at `bpm`: the tempo at once,
+        the phase over about SLEW_BEATS (or at once: `jump`, a Start)."""
+        self._anchor(t)
+        self.bpm = _clamp_bpm(bpm)
+        error = beat - self._beat0
+        if jump or source != self.source and abs(error) > 4 * self.beats_per_bar:
+            self._beat0 = beat  # (a Start, or a source far away: nothing to slew towards)
+            if error != 0.0:
+                self.jumps, self.landed = self.jumps + 1, self._beat0
+        else:
+            beats_passed = dt * self.bpm / 60.0
+            self._beat0 += error * -math.expm1(-beats_passed / SLEW_BEATS)
+        self.source = source
+
+    def _anchor(self, t: float) -> None:
+        self._beat0, self._t0 = self.beat_at(t), float(t)
+
+
+def _clamp_bpm(bpm: float) -> float:
+    bpm = float(bpm)
+    if not math.isfinite(bpm):
+        raise ValueError(f"a tempo must be a number of BPM, got {bpm!r}")
+    return min(max(bpm, BPM_MIN), BPM_MAX)
+
+
+class BeatSource:
+    """The beat clock as a modulation source: reads the hand controls' targets each frame
+    (`values`: the instrument's target values), follows `midi` (a MidiClock's state, when given
+    and running) and gives the frame's Reading."""
+
+    name = SOURCE
+    messages: tuple[str, ...] = ()
+
+    def __init__(self, clock: Clock, beat_clock: BeatClock, values=None, midi=None, mode: str = "tap"):
+        self.clock, self.beat = clock, beat_clock
+        self.values = values  # () -> Mapping[str, float]: the state's targets (tempo.bpm, meter)
+        self.midi = midi
+        self.mode = mode
+        self._last_t: float | None = None
+        self._last_beat = 0.0
+        self._fired: int | None = None  # the last beat line whose events were given
+        self._jumps = 0
+        self._midi_ticks = -1
+        # (the tempo target as it was: a change is a knob or a tap; MIDI ticks there from the
+        # start must not read the untouched target as one when they stop)
+        self._bpm_seen: float | None = values().get("tempo.bpm") if values is not None else None
+        self.now: BeatTime = beat_clock.at(clock.now())
+
+    def act(self, action: str, t: float) -> float | None:
+        """A tempo.* action at `t`; returns the tempo to show in `tempo.bpm`, if it changed."""
+        beat = self.beat
+        if action == "tempo.tap":
+            return beat.tap(t)
+        if action == "tempo.resync":
+            beat.resync(t)
+        elif action == "tempo.nudge.fwd":
+            beat.nudge(t, NUDGE_BEATS)
+        elif action == "tempo.nudge.back":
+            beat.nudge(t, -NUDGE_BEATS)
+        elif action in ("tempo.half", "tempo.double"):
+            beat.scale_tempo(t, 0.5 if action == "tempo.half" else 2.0)
+            return beat.bpm
+        return None
+
+    def read(self) -> Reading:
+        t = self.clock.now()
+        dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
+        self._last_t = t
+        self._steer(t, dt)
+        now = self.now = self.beat.at(t)
+        b = now.beat
+        if self._fired is None:  # the first read: a line right here is played
+            self._fired = math.ceil(b) - 1
+        elif self._jumps != self.beat.jumps:  # a jump (a Start, a resync, a tap): the lines jumped
+            self._fired, self._jumps = math.ceil(self.beat.landed) - 1, self.beat.jumps  # over are not
+            # played, the one it landed on is
+        events = []
+        for n in range(self._fired + 1, math.floor(b) + 1)[-64:]:  # (a stall passes at most 64)
+            when = self.beat.time_of(n)
+            events.append(Event("beat", when))
+            if n % now.beats_per_bar == 0:
+                events.append(Event("downbeat", when))
+        # (a line is fired once: a nudge back or a slew does not fire it again)
+        self._fired = max(self._fired, math.floor(b))
+        self._last_beat = b
+        return Reading({"beats": now.beat, "bars": now.bar, "beats_per_bar": float(now.beats_per_bar),
+                        "beat_phase": now.beat_phase, "bar_phase": now.bar_phase, "tempo_bpm": now.bpm},
+                       tuple(events))
+
+    def _steer(self, t: float, dt: float) -> None:
+        midi = self.midi.state() if self.midi is not None and self.mode in ("midi", "auto") else None
+        if midi is not None and midi.bpm is not None:  # a MIDI clock is there (its ticks come)
+            started = midi.ticks < self._midi_ticks  # (a Start, or a jump back: the count began again)
+            self._midi_ticks = midi.ticks
+            # running: its tempo at once, its phase slewed to (a Start: at once); stopped: held
+            # where it stopped, until it runs again
+            self.beat.follow(t, midi.beat_at(t), midi.bpm, dt, "midi", jump=started or not midi.running)
+            return
+        if self.beat.source == "midi":  # the MIDI clock stopped: free-running from where it was
+            self.beat.source = "tap"
+        values: Mapping[str, float] = self.values() if self.values is not None else {}
+        meter, bpm = values.get("tempo.beats_per_bar"), values.get("tempo.bpm")
+        if meter is not None:
+            self.beat.set_meter(int(meter))
+        if bpm is not None and bpm != self._bpm_seen:  # (a knob moved, or a tap set it)
+            self._bpm_seen = bpm
+            self.beat.set_tempo(t, bpm)
+
+    def hud_lines(self) -> dict[str, str]:
+        now = self.now
+        beat_in_bar = int(now.beat % now.beats_per_bar) if now.beat >= 0 else 0
+        dots = "".join("●" if i == beat_in_bar else "○" for i in range(now.beats_per_bar))
+        return {"tempo": f"{now.bpm:.1f} BPM ({now.source}) {dots} bar {int(math.floor(now.bar)) + 1}"}
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        return True

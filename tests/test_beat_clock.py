@@ -1,0 +1,422 @@
+"""The beat clock (tap, tempo, resync, nudge, half/double), LFOs locked to it, quantized
+actions, and the clock in --log-params: issue 15's first parts."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import numpy as np
+import pytest
+
+from ganinstrument.commands.cli import main
+from ganinstrument.commands.perform import beat_source, parse_tempo
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.common.errors import GanInstrumentError
+from ganinstrument.common.events import ControlEvent, ParamUpdate
+from ganinstrument.common.reporting import Quiet
+from ganinstrument.engine.loop import Engine
+from ganinstrument.instrument.facade import Instrument
+from ganinstrument.mapping import MappingError, parse_mapping
+from ganinstrument.mapping.parse_signals import parse_rate
+from ganinstrument.modulation.beat import BeatClock, BeatSource
+from ganinstrument.modulation.lfo import LfoSource, shape_value
+from ganinstrument.sources.audio.input import write_wav
+
+FPS = 60  # at 120 BPM a beat is exactly 30 frames
+
+
+# -- the clock itself ---------------------------------------------------------------------------
+def test_a_new_tempo_keeps_the_beat_where_it_is():
+    clock = BeatClock(120.0)
+    assert clock.beat_at(1.0) == 2.0
+    clock.set_tempo(1.0, 60.0)
+    assert clock.beat_at(1.0) == 2.0 and clock.beat_at(2.0) == 3.0
+    clock.scale_tempo(2.0, 2.0)
+    assert clock.bpm == 120.0 and clock.beat_at(2.5) == 4.0
+    clock.scale_tempo(2.5, 0.5)
+    assert clock.bpm == 60.0 and clock.beat_at(3.5) == 5.0
+    clock.set_tempo(3.5, 1e9)
+    assert clock.bpm == 300.0  # clamped
+    with pytest.raises(ValueError):
+        clock.set_tempo(3.5, math.nan)
+
+
+def test_taps_set_the_tempo_and_put_the_beat_on_the_last_tap():
+    clock = BeatClock(120.0)
+    assert clock.tap(10.0) is None  # one tap says nothing yet
+    assert clock.tap(10.4) == pytest.approx(150.0)
+    assert clock.tap(10.8) == pytest.approx(150.0) and clock.tap(11.21) == pytest.approx(150.0)  # (the median)
+    assert clock.beat_at(11.21) == round(clock.beat_at(11.21))  # the last tap is on a beat
+    assert clock.tap(20.0) is None  # a long pause starts again
+    assert clock.bpm == pytest.approx(150.0)
+
+
+def test_resync_nudge_and_meter():
+    clock = BeatClock(120.0, beats_per_bar=4)
+    clock.resync(3.1)  # beat 6.2: the nearest bar line is beat 8, which moves here
+    assert clock.beat_at(3.1) == 8.0
+    clock.resync(3.5)  # beat 8.8: bar line 8 again
+    assert clock.beat_at(3.5) == 8.0
+    clock.nudge(3.5, 1 / 32)
+    assert clock.beat_at(3.5) == 8.0 + 1 / 32
+    clock.set_meter(3)
+    assert clock.at(3.5).bar == pytest.approx((8 + 1 / 32) / 3)
+    clock.set_meter(99)
+    assert clock.beats_per_bar == 16
+
+
+def test_the_source_gives_beats_and_downbeats_with_the_time_they_fell():
+    clock = FakeClock()
+    source = BeatSource(clock, BeatClock(120.0, 4))
+    beats, downbeats = [], []
+    for k in range(4 * 30 * 2 + 1):  # two bars at 60 fps
+        clock.set(k / FPS)
+        reading = source.read()
+        beats += [e.time_s for e in reading.events if e.name == "beat"]
+        downbeats += [e.time_s for e in reading.events if e.name == "downbeat"]
+        assert 0.0 <= reading.values["beat_phase"] < 1.0 and 0.0 <= reading.values["bar_phase"] < 1.0
+    assert beats == pytest.approx([n * 0.5 for n in range(9)])
+    assert downbeats == pytest.approx([0.0, 2.0, 4.0])
+    assert "120.0 BPM (tap)" in source.hud_lines()["tempo"]
+
+
+# -- LFOs -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape, at0, half", [("sine", 1.0, 0.0), ("triangle", 1.0, 0.0), ("saw_up", 0.0, 0.5),
+                                              ("saw_down", 1.0, 0.5), ("square", 1.0, 0.0)])
+def test_the_shapes_start_their_cycle_where_the_docs_say(shape, at0, half):
+    assert shape_value(shape, 3.0) == pytest.approx(at0) and shape_value(shape, 3.5) == pytest.approx(half)
+
+
+def test_random_shapes_are_the_same_every_run_and_change_per_cycle():
+    held = [shape_value("sample_hold", c + 0.3, seed=7) for c in range(50)]
+    assert held == [shape_value("sample_hold", c + 0.9, seed=7) for c in range(50)]  # held through a cycle
+    assert len(set(held)) == 50 and all(0.0 <= v < 1.0 for v in held)
+    smooth = [shape_value("smooth_random", c / 10, seed=7) for c in range(100)]
+    assert max(abs(a - b) for a, b in zip(smooth, smooth[1:])) < 0.2  # no jumps
+    assert smooth[10] == pytest.approx(held[1])  # it passes through each cycle's value
+
+
+@pytest.mark.parametrize("raw, beats", [(4, 4.0), ("1/4", 1.0), ("1/8.", 0.75), ("1/8t", 1 / 3), ("1/1", 4.0),
+                                        ("1/16t", 1 / 6)])
+def test_rates_are_beats_or_note_values(raw, beats):
+    assert parse_rate(raw) == {"rate_beats": pytest.approx(beats)}
+
+
+@pytest.mark.parametrize("raw", ["1/32", 65, "x", "1/0", True, "0 hz", "60 hz", "1/4 hz", "nan", None, "0 bars"])
+def test_rates_out_of_range_or_malformed_are_refused(raw):
+    assert parse_rate(raw) is None
+
+
+MAPPING = """\
+schema_version: 1
+bindings:
+  - {note: 60, action: seed.next, quantize: beat}
+  - {note: 61, action: seed.next, quantize: bar}
+  - {note: 62, action: tempo.tap}
+lfos:
+  - {name: sway, shape: sine, rate: 1}
+  - {name: slow, shape: triangle, rate: 2 bars}
+modulation:
+  - {feature: lfo.sway, target: z.0, depth: 2.0}
+"""
+
+
+class Script(Quiet):
+    """MIDI notes at given frames."""
+
+    def __init__(self, clock, by_frame):
+        self.clock, self.by_frame, self.frame = clock, by_frame, 0
+
+    def drain(self):
+        now = self.clock.now()
+        out = [ControlEvent("note_on", 0, n, 100.0, now, "pads") for n in self.by_frame.get(self.frame, ())]
+        self.frame += 1
+        return out
+
+
+def _play(tmp_path, by_frame, frames, keys=None, draw=False):
+    """The live engine as perform builds it (beat clock, LFOs) on a fake clock at 60 fps,
+    drawing nothing unless `draw` (then --log-params rows are written too); returns the seed
+    target and a row per frame: the values played, the clock's tempo and beat."""
+    path = tmp_path / "pads.yaml"
+    path.write_text(MAPPING)
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu")
+    controls = inst.use_mapping(str(path), clock)
+    beat = beat_source("120", inst, clock)
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, by_frame)], beat=beat,
+                    modulation=[LfoSource(controls.mapping.lfos, clock, beat.beat)], clock=clock, fps=FPS,
+                    log_params=tmp_path / "values.jsonl", draw=draw, trim_heap_s=None)
+    seeds, rows = [], []
+    for k in range(frames):
+        clock.set(k / FPS)
+        for action in (keys or {}).get(k, ()):
+            engine.key_action(action)
+        engine.frame()
+        seeds.append(inst.state.target("seed"))
+        rows.append({"t": clock.now(), "values": dict(inst.last_values),
+                     "clock": {"bpm": beat.now.bpm, "beat": beat.now.beat, "source": beat.now.source}})
+    assert engine.close()
+    return seeds, rows
+
+
+def test_a_one_beat_lfo_has_the_beats_period_and_peaks_on_the_beat(tmp_path):
+    _, rows = _play(tmp_path, {}, 4 * 30 + 1)
+    z = np.array([r["values"]["z.0"] for r in rows])
+    peaks = [k for k in range(1, len(z) - 1) if z[k] >= z[k - 1] and z[k] > z[k + 1]] + [0]
+    peak_times = sorted(rows[k]["t"] for k in peaks)
+    assert np.diff(peak_times) == pytest.approx([0.5] * 3, rel=0.01)  # 120 BPM: 0.5 s a beat
+    for k in peaks:  # on the beat (phase 0) to 2 % of a beat
+        phase = rows[k]["clock"]["beat"] % 1.0
+        assert min(phase, 1.0 - phase) <= 0.02
+    assert rows[15]["values"]["z.0"] == pytest.approx(0.0, abs=1e-9)  # (half a beat: the sine's floor)
+    assert rows[30]["values"]["z.0"] == pytest.approx(2.0)  # (on the beat: depth * 1)
+
+
+def test_log_params_rows_carry_the_clock(tmp_path):
+    _play(tmp_path, {}, 8, draw=True)
+    rows = [json.loads(x) for x in (tmp_path / "values.jsonl").read_text().splitlines()]
+    assert [r["clock"] for r in rows[6:]] == [
+        {"bpm": 120.0, "beat": pytest.approx(k / 30), "source": "tap", "t_host_us": round(k / FPS * 1e6)}
+        for k in (6, 7)]
+
+
+def test_a_quantized_action_waits_for_its_beat_or_its_bar(tmp_path):
+    # frame 69 is beat 2.3: a beat-quantized seed.next fires on beat 3 (frame 90), a
+    # bar-quantized one on the next bar line (beat 4, frame 120)
+    seeds, _ = _play(tmp_path, {69: [60], 70: [61]}, 130)
+    assert seeds[89] == seeds[0] and seeds[90] == seeds[0] + 1
+    assert seeds[119] == seeds[0] + 1 and seeds[120] == seeds[0] + 2
+
+
+def test_taps_from_a_pad_or_a_key_set_the_tempo(tmp_path):
+    # taps 24 frames apart at 60 fps: 0.4 s, 150 BPM
+    _, rows = _play(tmp_path, {10: [62], 34: [62]}, 80, keys={58: ["tempo.tap"]})
+    assert rows[9]["clock"]["bpm"] == 120.0
+    assert rows[35]["clock"]["bpm"] == pytest.approx(150.0) and rows[35]["values"]["tempo.bpm"] == pytest.approx(150.0)
+    assert rows[58]["clock"]["beat"] == pytest.approx(round(rows[58]["clock"]["beat"]))  # the tap is on a beat
+
+
+# -- mappings, the command line, render ----------------------------------------------------------
+def test_lfo_and_quantize_mistakes_are_found_with_their_lines():
+    text = textwrap.dedent("""\
+        schema_version: 1
+        bindings:
+          - {cc: 1, target: psi, quantize: beat}
+          - {note: 60, action: seed.next, quantize: 3bars}
+        lfos:
+          - {name: sway, rate: 1/32}
+          - {name: Sway, rate: 1}
+          - {name: ok, shape: wobble}
+          - {name: ok2, rate: 2}
+          - {name: ok2, rate: 2}
+        modulation:
+          - {feature: lfo.swat, target: psi}
+        """)
+    registry = Instrument("demo", device="cpu").registry
+    with pytest.raises(MappingError) as info:
+        parse_mapping(text, "m.yaml", registry)
+    found = {(p.line, p.message.split(":")[0]) for p in info.value.problems}
+    assert {line for line, _ in found} == {3, 4, 6, 7, 8, 10, 12}, info.value.problems
+    message = str(info.value)
+    assert "quantize applies to actions" in message and "rate must be beats" in message
+    assert "is used twice" in message and "unknown feature 'lfo.swat'" in message
+    assert "did you mean 'lfo.sway'?" not in message  # (sway was refused: only ok2 is declared)
+
+
+def test_perform_says_a_bad_tempo_in_one_line():
+    assert parse_tempo("128") == ("tap", 128.0) and parse_tempo(None) == ("auto", None)
+    for bad in ("fast", "0", "1000", "nan", "link"):
+        with pytest.raises(GanInstrumentError) as info:
+            parse_tempo(bad)
+        assert "--tempo" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_render_locks_its_lfo_to_the_beat_grid(tmp_path):
+    """render --bpm 90 --beat-offset 0.2 with a 2-beat LFO: the LFO's peaks fall on every second
+    beat of that grid (beat k at 0.2 + k * 2/3 s), on the frame that holds it."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("schema_version: 1\nlfos:\n  - {name: two, rate: 2}\n"
+                       "modulation:\n  - {feature: lfo.two, target: z.0, depth: 1.0}\n")
+    wav = tmp_path / "quiet.wav"
+    write_wav(wav, np.zeros(3 * 48000, np.float32), 48000)
+    log = tmp_path / "values.jsonl"
+    assert main(["render", "--audio", str(wav), "--mapping", str(mapping), "--bpm", "90", "--beat-offset", "0.2",
+                 "--fps", "30", "--size", "32x32", "--device", "cpu", "--out", f"{tmp_path / 'frames'}/",
+                 "--log-params", str(log)]) == 0
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    z = [r["values"]["z.0"] for r in rows]
+    peaks = [k for k in range(1, len(z) - 1) if z[k] >= z[k - 1] and z[k] > z[k + 1]]
+    grid = [0.2 + n * 4 / 3 for n in range(3)]  # every second beat at 90 BPM
+    assert [rows[k]["t"] for k in peaks] == [round(round(g * 30) / 30, 6) for g in grid]
+    assert all(abs(rows[k]["clock"]["beat"] / 2 - round(rows[k]["clock"]["beat"] / 2)) <= 0.03 for k in peaks)
+
+
+def test_the_hud_shows_the_tempo_and_what_waits_for_the_beat(tmp_path):
+    path = tmp_path / "pads.yaml"
+    path.write_text(MAPPING)
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu")
+    controls = inst.use_mapping(str(path), clock)
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, {3: [61]})],
+                    beat=beat_source("120", inst, clock), clock=clock, fps=FPS, draw=False, trim_heap_s=None)
+    for k in range(5):
+        clock.set(k / FPS)
+        engine.frame()
+    hud = engine.hud_values(clock.now())
+    assert hud["tempo"] == "120.0 BPM (tap) ●○○○ bar 1"
+    assert hud["pending"] == "seed.next @ beat 4"
+    engine.close()
+
+
+def test_the_beat_follows_midi_clock_start_stop_and_its_tempo():
+    """A drum machine's clock (fed as the MIDI reader feeds it): the beat clock takes its tempo,
+    lands on beat 0 at a Start, holds at a Stop, and runs on free when the ticks go away."""
+    from ganinstrument.sources.midi.clock import MidiClock
+
+    clock = FakeClock()
+    midi = MidiClock(now=clock.now)
+    source = BeatSource(clock, BeatClock(120.0), midi=midi, mode="auto")
+    t, tick = 0.0, 60.0 / 100.0 / 24  # 100 BPM
+    clock.set(0.0)
+    source.read()
+    midi.feed(0xFA, b"", 0.01)  # Start
+    readings = []
+    for n in range(24 * 8):  # eight beats of ticks, a frame every third tick
+        t = 0.01 + n * tick
+        midi.feed(0xF8, b"", t)
+        if n % 3 == 0:
+            clock.set(t)
+            readings.append(source.read())
+    assert source.now.source == "midi" and source.now.bpm == pytest.approx(100.0, abs=0.5)
+    assert readings[-1].values["beats"] == pytest.approx((24 * 8 - 3) / 24, abs=0.1)
+    midi.feed(0xFC, b"", t + 0.001)  # Stop: held
+    held = source.read().values["beats"]
+    for k in range(1, 5):
+        midi.feed(0xF8, b"", t + k * tick)  # (ticks go on while stopped)
+        clock.set(t + k * tick)
+        assert source.read().values["beats"] == pytest.approx(held)
+    t += 4 * tick
+    midi.feed(0xFA, b"", t + 0.001)  # Start again: bar 1, beat 1
+    for k in range(1, 4):
+        midi.feed(0xF8, b"", t + k * tick)
+    clock.set(t + 3 * tick)
+    assert source.read().values["beats"] == pytest.approx(2 / 24, abs=1.5 / 24)
+    clock.set(t + 10.0)  # the ticks are gone: free-running at the last tempo
+    reading = source.read()
+    assert source.now.source == "tap" and reading.values["tempo_bpm"] == pytest.approx(100.0, abs=0.5)
+
+
+# -- envelopes ------------------------------------------------------------------------------------
+ENVELOPES = """\
+schema_version: 1
+envelopes:
+  - {name: hit, trigger: downbeat, decay: 1}
+  - {name: swell, trigger: bar 2, attack: 1/4, decay: 500 ms}
+  - {name: flash, trigger: onset.low, attack: 100 ms, decay: 100 ms}
+modulation:
+  - {feature: env.hit, target: z.0, depth: 1.0}
+  - {feature: env.swell, target: z.1, depth: 1.0}
+  - {feature: env.flash, target: z.2, depth: 1.0}
+"""
+
+
+def test_envelopes_fire_on_their_trigger_and_rise_and_fall_in_time():
+    from ganinstrument.modulation.audio import reading_of
+    from ganinstrument.modulation.routes import Modulation
+    from ganinstrument.sources.audio.pipeline import OnsetEvent
+
+    inst = Instrument("demo", device="cpu")
+    mapping = parse_mapping(ENVELOPES, "env.yaml", inst.registry)
+    mod = Modulation(mapping.modulation, inst.registry, mapping.signals(), mapping.envelopes)
+    assert mod.warnings == []
+    clock = FakeClock()
+    beat = BeatSource(clock, BeatClock(120.0, 4))
+    z = {0: [], 1: [], 2: []}
+    for k in range(4 * 4 * 30 + 1):  # four bars at 60 fps, 120 BPM: a bar is 120 frames
+        clock.set(k / FPS)
+        mod.feed(beat.read())
+        if k == 300:  # an onset in the low band, at frame 300
+            mod.feed(reading_of(None, [OnsetEvent(time_s=5.0, frame=0, kind="onset_low")]))
+        values = {f"z.{i}": 0.0 for i in range(3)}
+        mod.apply(values, 0.0 if k == 0 else 1 / FPS)
+        for i in z:
+            z[i].append(values[f"z.{i}"])
+    hit, swell, flash = (np.array(z[i]) for i in (0, 1, 2))
+    # hit: 1 on every downbeat (frames 0, 120, 240, 360), down to 0 a beat (30 frames) later
+    assert [k for k in range(len(hit)) if hit[k] == 1.0] == [0, 120, 240, 360, 480]
+    assert hit[15] == pytest.approx(0.5) and hit[30] == pytest.approx(0.0, abs=1e-9) and hit[100] == 0.0
+    # swell: every second bar (bars 0, 2, 4: frames 0, 240, 480), up over a beat, down over 0.5 s
+    starts = [k for k in range(1, len(swell)) if swell[k] > 0 and swell[k - 1] == 0]
+    assert starts == [1, 241] and swell[0] == 0.0  # (each attack starts from 0 in the frame it fires)
+    assert swell[240 + 30] == pytest.approx(1.0) and swell[240 + 45] == pytest.approx(0.5)
+    assert swell[120:240].max() == 0.0  # bar 1 is not a second bar
+    # flash: the onset at frame 300: 100 ms up (6 frames), 100 ms down
+    assert flash[299] == 0.0 and flash[303] == pytest.approx(0.5) and flash[306] == pytest.approx(1.0)
+    assert flash[309] == pytest.approx(0.5) and flash[312] == pytest.approx(0.0, abs=1e-9) and flash[320] == 0.0
+
+
+def test_envelope_mistakes_are_found_with_their_lines():
+    text = textwrap.dedent("""\
+        schema_version: 1
+        envelopes:
+          - {name: a, trigger: rms_db}
+          - {name: b, trigger: bar 0}
+          - {name: c, trigger: beat, decay: 2 hz}
+          - {name: d, trigger: beat, attack: 90 s}
+          - {name: e, trigger: beat, decay: 1 bar}
+          - {name: ok, trigger: onset}
+        """)
+    with pytest.raises(MappingError) as info:
+        parse_mapping(text, "m.yaml", Instrument("demo", device="cpu").registry)
+    assert sorted({p.line for p in info.value.problems}) == [3, 4, 5, 6, 7], info.value.problems
+    assert "trigger must be an event" in str(info.value) and "bar N counts 1 .. 64 bars" in str(info.value)
+
+
+def test_each_beat_line_fires_once_and_a_jump_back_fires_the_new_one():
+    """A nudge back over a line does not fire it twice; a resync (the one moves here) and a
+    MIDI Start fire the line they land on."""
+    clock = FakeClock()
+    beat = BeatClock(120.0, 4)
+    source = BeatSource(clock, beat)
+    names = []
+    for k in range(62):  # past beat 2 (frame 60)
+        clock.set(k / FPS)
+        names += [(k, e.name) for e in source.read().events]
+    beat.nudge(clock.now(), -1 / 32)  # back under beat 2's line (beat 2.033 -> 2.002): no second beat 2
+    for k in range(62, 70):
+        clock.set(k / FPS)
+        names += [(k, e.name) for e in source.read().events]
+    assert [k for k, n in names if n == "beat"] == [0, 30, 60]
+    beat.resync(clock.now())  # beat 2.27: the nearest bar line (4) moves here and fires; 3 is skipped
+    clock.set(70 / FPS)
+    assert [e.name for e in source.read().events] == ["beat", "downbeat"]
+
+
+def test_the_midi_tempo_stays_when_the_ticks_stop_even_if_they_were_there_from_the_start():
+    from ganinstrument.sources.midi.clock import MidiClock
+
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu")
+    midi = MidiClock(now=clock.now)
+    tick = 60.0 / 100.0 / 24
+    midi.feed(0xFA, b"", 0.0)
+    for n in range(24 * 4):
+        midi.feed(0xF8, b"", n * tick)
+    clock.set(24 * 4 * tick)
+    source = beat_source("auto", inst, clock, midi)  # (the ticks came before the show began)
+    assert source.read().values["tempo_bpm"] == pytest.approx(100.0, abs=0.5)
+    clock.advance(10.0)  # the ticks are gone
+    assert source.read().values["tempo_bpm"] == pytest.approx(100.0, abs=0.5) and source.now.source == "tap"
+
+
+def test_a_waiting_action_takes_its_boundary_again_when_the_beat_jumps_back():
+    from ganinstrument.engine.quantize import Quantizer
+
+    q = Quantizer()
+    q.hold(ParamUpdate("seed.next", action=True, quantize="4bars"))
+    assert q.due(50.0, 4) == [] and q.pending() == ["seed.next @ beat 64"]
+    assert q.due(0.5, 4) == [] and q.pending() == ["seed.next @ beat 16"]  # (a Start: bar 1 again)
+    assert [u.target for u in q.due(16.0, 4)] == ["seed.next"] and q.pending() == []
