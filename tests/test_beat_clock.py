@@ -420,3 +420,19 @@ def test_a_waiting_action_takes_its_boundary_again_when_the_beat_jumps_back():
     assert q.due(50.0, 4) == [] and q.pending() == ["seed.next @ beat 64"]
     assert q.due(0.5, 4) == [] and q.pending() == ["seed.next @ beat 16"]  # (a Start: bar 1 again)
     assert [u.target for u in q.due(16.0, 4)] == ["seed.next"] and q.pending() == []
+
+
+def test_a_recall_from_the_controller_can_morph_for_a_number_of_beats(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "01 far.yaml").write_text("schema_version: 1\ntargets: {z.0: 2.0}\n")
+    inst = Instrument("demo", device="cpu", presets_dir=presets)
+    inst.set("tempo.bpm", 90.0, immediate=True)
+    inst.set("preset.morph", 5.0, immediate=True)
+    inst.set("preset.morph_beats", 3.0, immediate=True)  # 3 beats at 90 BPM: 2 s (not 5)
+    inst.trigger("preset.recall", 1)
+    z = []
+    for _ in range(25):
+        inst.advance(0.1)
+        z.append(inst.get("z.0"))
+    assert 0.0 < z[9] < 2.0 and z[18] < 2.0 and z[19] == 2.0 and z[24] == 2.0

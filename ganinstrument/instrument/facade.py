@@ -40,7 +40,7 @@ from ..state.params import ActionSpec, Registry, TargetSpec
 from ..state.preset_bank import PresetBank
 from ..state.presets import ModelRef, Preset, file_sha256
 from ..state.values import SMOOTHING_TARGET, State
-from .looks import PRESET_ACTIONS, PRESET_MORPH, Looks
+from .looks import PRESET_ACTIONS, PRESET_MORPH, PRESET_MORPH_BEATS, Looks
 from .show import SHOW_ACTION_NAMES, SHOW_ACTIONS
 from .wiring import Controls, build_controls
 
@@ -82,7 +82,8 @@ class Instrument:
         # The one place every name is assembled: each part declares its own (the state its
         # smoothing, the scene its view, noise, latent and bender targets, the presets and the
         # show their actions, each modulation source its signals).
-        self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH, *TEMPO_TARGETS],
+        self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH, PRESET_MORPH_BEATS,
+                                        *TEMPO_TARGETS],
                                        [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS, *TEMPO_ACTIONS], SIGNALS)
         self.state = State(self.registry)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)

@@ -24,6 +24,9 @@ from .morph import Morph
 
 PRESET_MORPH = TargetSpec("preset.morph", 0.0, 60.0, 0.0, unit="s", smoothing="none", smoothing_ms=0.0,
                           preset=False, doc="how long preset recall from the controller morphs")
+PRESET_MORPH_BEATS = TargetSpec("preset.morph_beats", 0.0, 64.0, 0.0, unit="beats", smoothing="none",
+                                smoothing_ms=0.0, preset=False,
+                                doc="the morph's length in beats of the beat clock (when not 0, instead of preset.morph)")
 PRESET_ACTIONS = (
     ActionSpec("preset.next", "recall the next preset in the presets folder"),
     ActionSpec("preset.prev", "recall the previous preset in the presets folder"),
@@ -155,9 +158,17 @@ class Looks:
             path = self.bank.slot_path(slot)
             if path is None:
                 raise PresetError(self.bank.directory, [f"no preset in slot {slot}"])
-        self._wanted = (path, self.state.get("preset.morph"), action)
+        self._wanted = (path, self.morph_s(), action)
         if not self._batching:
             self.play_wanted(raise_errors=True)
+
+    def morph_s(self) -> float:
+        """How long a recall from the controller morphs: preset.morph_beats at the tempo now
+        (tempo.bpm), when set; else preset.morph seconds."""
+        beats = self.state.get("preset.morph_beats")
+        if beats > 0:
+            return beats * 60.0 / self.state.get("tempo.bpm")
+        return self.state.get("preset.morph")
 
     def play_wanted(self, raise_errors: bool = False) -> None:
         """Play the preset recall asked for, once its file is parsed (the bank's worker reads
