@@ -50,7 +50,7 @@ MIN_SECONDS = 4.0          # shorter files have no grid
 MIN_CONFIDENCE = 0.1       # below this, no steady beat
 ANALYSIS_RATE = 22050.0    # higher rates are decimated by an integer factor to near this
 SILENCE_PEAK = 1e-6        # a file whose peak is below this (-120 dBFS) is silence
-NOVELTY_DELAY_S = -0.0095  # novelty peak time minus the onset time (the 46 ms window sees an attack early)
+NOVELTY_DELAY_S = -0.006   # novelty peak minus onset: -9.5 ms on sharp synthetic hits, -1..-4 ms on FluidSynth (benchmarks/beatgrid_eval.py)
 
 
 @dataclass(frozen=True)
