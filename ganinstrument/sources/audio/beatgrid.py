@@ -14,8 +14,8 @@ The method (the formulas from the papers named below, the code written here):
 3. Tempo: the novelty's autocorrelation, read as a comb (the mean of its peaks at 1..4 beat
    lags) for every tempo from 60 to 200 BPM, times a log-normal prior centred on PRIOR_BPM
    (an octave wide) that settles octave ambiguity toward 90..180 BPM.
-4. Phase and exact period: the novelty folded on the beat period (a phase histogram) picks the
-   phase; then each beat of that grid is matched to its novelty peak (within a sixth of a beat),
+4. Phase and exact period: the period within +-1.5 % on which the folded novelty (a phase
+   histogram over the whole file) peaks highest, and that peak's phase; then each beat of that grid is matched to its novelty peak (within a sixth of a beat),
    and a weighted least-squares line through the matched peaks gives the constant grid's period
    and first beat (twice, the second pass on the refined grid).
 5. Confidence: the autocorrelation comb at the tempo (0..1, about 0 for noise), times the share
