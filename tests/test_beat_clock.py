@@ -436,3 +436,60 @@ def test_a_recall_from_the_controller_can_morph_for_a_number_of_beats(tmp_path):
         inst.advance(0.1)
         z.append(inst.get("z.0"))
     assert 0.0 < z[9] < 2.0 and z[18] < 2.0 and z[19] == 2.0 and z[24] == 2.0
+
+
+def test_a_knob_rides_an_lfos_depth_and_rate(tmp_path):
+    """lfo.<name>.depth and .rate are targets the mapping's own LFOs add to the instrument: a
+    binding reaches them, depth scales the value, a rate of 2 runs the cycle twice as fast from
+    where it was (no jump), and at 1 it is locked to the beat again."""
+    path = tmp_path / "ride.yaml"
+    path.write_text("schema_version: 1\nbindings:\n  - {cc: 1, target: lfo.saw.depth, takeover: none}\n"
+                    "  - {cc: 2, target: lfo.saw.rate, range: [0.25, 4], takeover: none}\n"
+                    "lfos:\n  - {name: saw, shape: saw_up, rate: 4}\n"
+                    "modulation:\n  - {feature: lfo.saw, target: z.0, depth: 1.0}\n")
+    inst = Instrument("demo", device="cpu")
+    clock = FakeClock()
+    controls = inst.use_mapping(str(path), clock)
+    assert {"lfo.saw.depth", "lfo.saw.rate"} <= set(inst.registry.targets) and inst.get("lfo.saw.rate") == 1.0
+    beat = BeatClock(120.0)
+    lfo = LfoSource(controls.mapping.lfos, clock, beat, inst.state.values)
+    clock.set(1.0)  # beat 2 of a 4-beat saw: half way up
+    assert lfo.read().values["lfo.saw"] == pytest.approx(0.5)
+    inst.set("lfo.saw.depth", 0.5, immediate=True)
+    assert lfo.read().values["lfo.saw"] == pytest.approx(0.25)
+    inst.set("lfo.saw.depth", 1.0, immediate=True)
+    inst.set("lfo.saw.rate", 2.0, immediate=True)
+    assert lfo.read().values["lfo.saw"] == pytest.approx(0.5)  # no jump when the knob turns
+    clock.set(1.5)  # one beat on: at twice the speed, half a cycle on (from 0.5 to 0.0 of the next)
+    assert lfo.read().values["lfo.saw"] == pytest.approx(0.0, abs=1e-9)
+    inst.set("lfo.saw.rate", 1.0, immediate=True)
+    assert lfo.read().values["lfo.saw"] == pytest.approx(0.75)  # locked again: beat 3 of 4
+    assert controls.router.route([ControlEvent("control_change", 0, 1, 0.0, 2.0)])[0].target == "lfo.saw.depth"
+    saved = inst.snapshot()
+    assert saved.targets["lfo.saw.depth"] == 1.0  # (a preset keeps how the knobs stood)
+
+
+def test_a_render_without_bpm_finds_the_musics_beat_grid(tmp_path, caplog):
+    """render with neither --bpm nor a session clock finds the tempo and the first beat in the
+    music (sources/audio/beatgrid.py) and runs its beat clock on them."""
+    sr, bpm, first = 22050, 128.0, 0.31
+    t = np.arange(int(sr * 6.0)) / sr
+    x = 0.02 * np.random.default_rng(5).standard_normal(len(t))
+    for k in range(int((6.0 - first) * bpm / 60)):  # a kick on every beat
+        i = int((first + k * 60 / bpm) * sr)
+        n = min(2000, len(x) - i)
+        x[i:i + n] += 0.8 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / 400)
+    wav = tmp_path / "kicks.wav"
+    write_wav(wav, x.astype(np.float32), sr)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("schema_version: 1\nlfos:\n  - {name: one, rate: 1}\n"
+                       "modulation:\n  - {feature: lfo.one, target: z.0, depth: 1.0}\n")
+    log = tmp_path / "values.jsonl"
+    with caplog.at_level("INFO", logger="ganinstrument"):
+        assert main(["render", "--audio", str(wav), "--mapping", str(mapping), "--fps", "10", "--size", "32x32",
+                     "--device", "cpu", "--out", f"{tmp_path / 'frames'}/", "--log-params", str(log)]) == 0
+    assert "beat grid from the music: 12" in caplog.text
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert rows[0]["clock"]["bpm"] == pytest.approx(bpm, rel=0.02)
+    beat_at_2s = next(r["clock"]["beat"] for r in rows if r["t"] >= 2.0)
+    assert beat_at_2s == pytest.approx((2.0 - first) * bpm / 60, abs=0.1)  # (20 ms of a 469 ms beat: 0.04)

@@ -234,7 +234,7 @@ def _perform(args) -> int:
         raise
     autosave = Autosave(inst, autosave_path) if autosave_path else None
     beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None)
-    lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat)] if controls.mapping.lfos else []
+    lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat, inst.state.values)] if controls.mapping.lfos else []
     engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None], beat=beat,
                     modulation=([AudioFeatures(audio)] if audio is not None else []) + lfos,
                     sinks=sinks, clock=clock,

@@ -101,6 +101,7 @@ def run_render(args) -> int:
     from ..modulation.lfo import LfoSource
     from ..modulation.recorded import recorded_sources
     from ..outputs.spec import open_sinks
+    from ..sources.audio.beatgrid import find_beat_grid
     from ..sources.audio.offline import BlockSource
     from ..sources.replay import ReplayError, TimelineControls, midi_file_events, read_session, read_take_note
     from ..state.presets import PresetError, parse_preset
@@ -119,7 +120,7 @@ def run_render(args) -> int:
     _refuse_out_among_inputs(args, take)  # (the session's model, mapping, preset included)
     if args.bpm is not None and not 20.0 <= args.bpm <= 300.0:  # (nan fails too)
         raise RenderError(f"--bpm must be from 20 to 300, got {args.bpm}")
-    if not math.isfinite(args.beat_offset):
+    if args.beat_offset is not None and not math.isfinite(args.beat_offset):
         raise RenderError(f"--beat-offset must be a number of seconds, got {args.beat_offset}")
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
@@ -170,15 +171,23 @@ def run_render(args) -> int:
     recorded = {source.name for source in modulation}
     beat = None
     if BEAT not in recorded:
-        bpm = args.bpm if args.bpm is not None else inst.get("tempo.bpm")
+        grid = None
+        if args.bpm is None and samples is not None:  # the music's own beat (the whole file is known)
+            grid = find_beat_grid(samples, rate)
+            log.info("beat grid from the music: %s", "no steady beat found (--bpm N sets one)" if grid is None else
+                     f"{grid.bpm:.2f} BPM, first beat at {grid.first_beat_s:.3f} s (confidence {grid.confidence:.2f};"
+                     " --bpm and --beat-offset override)")
+        bpm = args.bpm if args.bpm is not None else grid.bpm if grid is not None else inst.get("tempo.bpm")
+        t0 = args.beat_offset if args.beat_offset is not None else grid.first_beat_s if grid is not None else 0.0
         inst.set("tempo.bpm", bpm, immediate=True)
-        beat = BeatSource(clock, BeatClock(bpm, int(inst.get("tempo.beats_per_bar")), t0=args.beat_offset),
+        beat = BeatSource(clock, BeatClock(bpm, int(inst.get("tempo.beats_per_bar")), t0=t0),
                           values=inst.state.values)
     if AUDIO not in recorded and samples is not None:
         modulation.append(AudioFeatures(BlockSource(samples, rate, follow=clock)))
     if LFO not in recorded and controls.mapping.lfos:
         modulation.append(LfoSource(controls.mapping.lfos, clock, beat.beat if beat is not None else
-                                    BeatClock(inst.get("tempo.bpm"), int(inst.get("tempo.beats_per_bar")))))
+                                    BeatClock(inst.get("tempo.bpm"), int(inst.get("tempo.beats_per_bar"))),
+                                    inst.state.values))
 
     out = os.fspath(args.out)
     to_frames = out.endswith(os.sep) or out.endswith("/") or Path(out).is_dir()
@@ -290,10 +299,10 @@ def add_render_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the session's, else 30)")
     p.add_argument("--size", default=None, help="output size WxH (default: the model's resolution)")
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
-    p.add_argument("--bpm", type=float, default=None, help="the beat clock's tempo (LFOs, quantized actions; "
-                   "default: the preset's or 120; a session plays its own recorded clock)")
-    p.add_argument("--beat-offset", type=float, default=0.0, metavar="S",
-                   help="the time of the first beat, in seconds (default 0)")
+    p.add_argument("--bpm", type=float, default=None, help="the beat clock's tempo (LFOs, envelopes, quantized "
+                   "actions; default: found in the music, else 120; a session plays its own recorded clock)")
+    p.add_argument("--beat-offset", type=float, default=None, metavar="S",
+                   help="the time of the first beat, in seconds (default: found in the music, else 0)")
     p.add_argument("--log-params", default=None, metavar="FILE.jsonl",
                    help="every target value per frame (JSON lines), as perform --log-params writes them")
     p.set_defaults(func=run_render)

@@ -82,14 +82,13 @@ class Instrument:
         # The one place every name is assembled: each part declares its own (the state its
         # smoothing, the scene its view, noise, latent and bender targets, the presets and the
         # show their actions, each modulation source its signals).
-        self.registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH, PRESET_MORPH_BEATS,
-                                        *TEMPO_TARGETS],
-                                       [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS, *TEMPO_ACTIONS], SIGNALS)
-        self.state = State(self.registry)
+        registry = Registry.build([SMOOTHING_TARGET, *self.scene.targets(), PRESET_MORPH, PRESET_MORPH_BEATS,
+                                   *TEMPO_TARGETS],
+                                  [*self.scene.actions(), *PRESET_ACTIONS, *SHOW_ACTIONS, *TEMPO_ACTIONS], SIGNALS)
+        self.state = State(registry)  # (the registry is the state's: a mapping may add its own targets)
         self.bank = PresetBank(presets_dir)  # (None: the user's, made when `bank.directory` is first read)
         self.warnings = Messages(maxlen=32)  # for the HUD (which reads `said` to see new ones)
-        self.looks = Looks(self.state, self.scene.latent, self.registry, self.models, self.bank, self.warnings,
-                           self.redraw)
+        self.looks = Looks(self.state, self.scene.latent, self.models, self.bank, self.warnings, self.redraw)
         # The mapping's modulation routes (use_mapping): `feed(reading)` per source and frame,
         # then `apply(values, dt)` writes into the frame's values after smoothing.
         self.modulation: Modulation | None = None
@@ -108,11 +107,18 @@ class Instrument:
         targets. Raises MappingError (every problem, with file:line) and changes nothing if it
         is broken; its warnings are in the Controls (for the caller to say)."""
         controls = build_controls(mapping, self.registry, self.state.target, clock)
+        self.state.extend(controls.registry)  # (the mapping's own targets: its LFOs' rate and depth)
         if self.controls is not None:
             self.on_recall.remove(self.controls.router.rearm)
         self.controls, self.modulation = controls, controls.modulation
         self.on_recall.append(controls.router.rearm)
         return controls
+
+    @property
+    def registry(self) -> Registry:
+        """Every name this instrument knows: targets, actions, signals (and, once a mapping is
+        used, the mapping's own targets)."""
+        return self.state.registry
 
     @property
     def on_recall(self) -> list[Callable[[], None]]:

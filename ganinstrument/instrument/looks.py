@@ -1,8 +1,8 @@
 """Looks: saving the current look as a preset, recalling one (at once or morphing), and the
 controller's preset actions (next, previous, recall slot N, save slot N) in the presets folder.
 
-Owned by the Instrument, which hands it its state, latent scene, registry, models, preset bank
-and warnings; it runs on the engine thread (files are read and written by the bank's worker).
+Owned by the Instrument, which hands it its state (and with it the registry), latent scene,
+models, preset bank and warnings; it runs on the engine thread (files are read and written by the bank's worker).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class Looks:
     """`on_recall`: called when a recall lands (after its morph): e.g. re-arm soft takeover.
     `redraw`: called when a recall starts, so the next frame is drawn."""
 
-    def __init__(self, state: State, latent: LatentScene, registry: Registry, models: tuple[ModelRef, ...],
+    def __init__(self, state: State, latent: LatentScene, models: tuple[ModelRef, ...],
                  bank: PresetBank, warnings: Messages, redraw: Callable[[], None]):
-        self.state, self.latent, self.registry, self.models = state, latent, registry, models
+        self.state, self.latent, self.models = state, latent, models
         self.bank, self.warnings, self.redraw = bank, warnings, redraw
         self.on_recall: list[Callable[[], None]] = []
         self._morph: Morph | None = None
@@ -56,7 +56,7 @@ class Looks:
     def snapshot(self, name: str = "") -> Preset:
         """The current look as a Preset (what `save_preset` writes)."""
         values = self.state.values()
-        stored = {n: v for n, v in values.items() if self.registry.targets[n].preset}
+        stored = {n: v for n, v in values.items() if self.state.registry.targets[n].preset}
         seed = values["seed"]
         explicit = self.latent.base_z_override is not None or seed != round(seed)
         return Preset(targets=stored, latent=tuple(float(v) for v in self.base_z()) if explicit else None,
@@ -86,16 +86,16 @@ class Looks:
         self._check_models(preset, path)
         end = {}
         for name, value in preset.targets.items():
-            if name in self.registry.targets:
-                end[name] = self.registry.targets[name].clamp(value)
+            if name in self.state.registry.targets:
+                end[name] = self.state.registry.targets[name].clamp(value)
             else:
-                hint = Registry.suggest(name, self.registry.targets)
+                hint = Registry.suggest(name, self.state.registry.targets)
                 self.warnings.append(f"{path}: preset target {name!r} does not exist here"
                                      + (f" (did you mean {hint[0]!r}?)" if hint else "") + "; skipped")
         base_to = (np.asarray(preset.latent, dtype=np.float64) if preset.latent is not None
                    else self.latent.seed_z(end.get("seed", self.state.get("seed"))))
         if morph_s > 0:
-            self._morph = Morph(self.state.values(), end, self.registry.targets, morph_s, self.base_z(), base_to)
+            self._morph = Morph(self.state.values(), end, self.state.registry.targets, morph_s, self.base_z(), base_to)
             self._morph_latent = preset.latent
         else:
             self._finish_recall(end, preset.latent)

@@ -19,6 +19,7 @@ from ..state.params import Registry
 @dataclass(frozen=True)
 class Controls:
     mapping: Mapping
+    registry: Registry  # the instrument's, and the mapping's own targets (its LFOs' rate and depth)
     router: Router
     modulation: Modulation | None  # None: the mapping has no modulation routes
     warnings: tuple[str, ...]
@@ -27,14 +28,16 @@ class Controls:
 def build_controls(mapping_name_or_path, registry: Registry, current: Callable[[str], float],
                    clock: Clock | None = None) -> Controls:
     """Load a mapping against `registry` and build its router (`current`: a target's value now,
-    for soft takeover) and, if it has modulation routes, its modulation.
+    for soft takeover) and, if it has modulation routes, its modulation. The Controls' registry
+    holds the mapping's own targets too (the instrument takes it: Instrument.use_mapping).
 
     Raises MappingError (every problem, with file:line) if it is broken.
     """
     mapping = load_mapping(find_mapping(mapping_name_or_path), registry)
+    registry = registry.with_targets(mapping.targets())
     router = Router(mapping, registry, clock, current=current)
     modulation = (Modulation(mapping.modulation, registry, mapping.signals(), mapping.envelopes)
                   if mapping.modulation else None)
     warnings = tuple(mapping.warnings) + (tuple(modulation.warnings) if modulation is not None else ())
-    return Controls(mapping, router, modulation, warnings)
+    return Controls(mapping, registry, router, modulation, warnings)
 

@@ -67,7 +67,9 @@ def parse(text: str, path: str, registry: Registry | None,
     routes = modulation_routes(data, ck)
     declared = Mapping(lfos=tuple(lfos(data, ck)), envelopes=tuple(envelopes(data, ck)))
     names.check_duplicates(protos, banks, ck)
-    own = declared.signals()  # (the signals the file declares itself)
+    own = declared.signals()  # (the signals the file declares itself, and its own targets)
+    if registry is not None:
+        registry = registry.with_targets(declared.targets())
     bindings, routes = names.resolve(protos, routes, registry, ck, signals, own, declared.envelopes)
     if ck.problems:
         raise MappingError(path, ck.problems)

@@ -75,7 +75,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..common.errors import GanInstrumentError
-from ..state.params import Registry, SignalSpec
+from ..state.params import Registry, SignalSpec, TargetSpec
 from .checks import Problem
 
 __all__ = [
@@ -336,6 +336,16 @@ class Mapping:
     path: str = "<string>"
     warnings: tuple[str, ...] = ()
     resolved: bool = False
+
+    def targets(self) -> list[TargetSpec]:
+        """The targets this mapping declares itself: each LFO's rate (a multiple of its own:
+        0.25 .. 4) and depth (0 .. 1), so a knob can ride them."""
+        out = []
+        for d in self.lfos:
+            out.append(TargetSpec(f"lfo.{d.name}.rate", 0.25, 4.0, 1.0, unit="x", preset=True,
+                                  doc=f"LFO {d.name}'s speed, times its rate (1: locked to the beat as written)"))
+            out.append(TargetSpec(f"lfo.{d.name}.depth", 0.0, 1.0, 1.0, preset=True, doc=f"LFO {d.name}'s depth"))
+        return out
 
     def signals(self) -> dict[str, SignalSpec]:
         """The signals this mapping declares itself: its LFOs (`lfo.<name>`) and envelopes

@@ -208,6 +208,8 @@ class BeatSource:
         self._fired: int | None = None  # the last beat line whose events were given
         self._jumps = 0
         self._midi_ticks = -1
+        self._midi_running = False
+        self._starting = False  # a Start heard, not yet followed with a tempo
         # (the tempo target as it was: a change is a knob or a tap; MIDI ticks there from the
         # start must not read the untouched target as one when they stop)
         self._bpm_seen: float | None = values().get("tempo.bpm") if values is not None else None
@@ -256,13 +258,20 @@ class BeatSource:
 
     def _steer(self, t: float, dt: float) -> None:
         midi = self.midi.state() if self.midi is not None and self.mode in ("midi", "auto") else None
-        if midi is not None and midi.bpm is not None:  # a MIDI clock is there (its ticks come)
-            started = midi.ticks < self._midi_ticks  # (a Start, or a jump back: the count began again)
-            self._midi_ticks = midi.ticks
-            # running: its tempo at once, its phase slewed to (a Start: at once); stopped: held
-            # where it stopped, until it runs again
-            self.beat.follow(t, midi.beat_at(t), midi.bpm, dt, "midi", jump=started or not midi.running)
-            return
+        if midi is not None:
+            # A Start (or a jump back): the count began again, or the clock began to run at its
+            # first beat. It is followed at once, even before the clock knows a tempo (held on
+            # the Start's position until it does).
+            if midi.ticks < self._midi_ticks or (midi.running and not self._midi_running and midi.beat_at(t) < 1.0):
+                self._starting = True
+            self._midi_ticks, self._midi_running = midi.ticks, midi.running
+            if midi.bpm is not None or self._starting:  # a MIDI clock is there (its ticks come)
+                # running: its tempo at once, its phase slewed to (a Start: at once); stopped:
+                # held where it stopped, until it runs again
+                self.beat.follow(t, midi.beat_at(t), midi.bpm if midi.bpm is not None else self.beat.bpm, dt,
+                                 "midi", jump=self._starting or not midi.running)
+                self._starting = self._starting and midi.bpm is None
+                return
         if self.beat.source == "midi":  # the MIDI clock stopped: free-running from where it was
             self.beat.source = "tap"
         values: Mapping[str, float] = self.values() if self.values is not None else {}

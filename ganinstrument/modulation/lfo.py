@@ -15,13 +15,18 @@ Mapping.signals()) and routes them like any signal. Each gives a value in 0 .. 1
 
 so a one-bar sine peaks exactly on the downbeat, and a render of the same beat grid gives the
 same values frame for frame.
+
+Each LFO's targets `lfo.<name>.depth` (0 .. 1, scales the value) and `lfo.<name>.rate` (a
+multiple of its rate, 0.25 .. 4) can be played: while the rate is 1 the LFO is locked to the
+clock as written; otherwise its cycle runs on at that speed from where it was (no jump when the
+knob turns), and it locks again when the rate comes back to 1.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from ..common.clock import Clock
 from ..mapping.schema import LfoDef
@@ -67,10 +72,13 @@ class LfoSource:
     name = SOURCE
     messages: tuple[str, ...] = ()
 
-    def __init__(self, lfos: Iterable[LfoDef], clock: Clock, beat: BeatClock):
+    def __init__(self, lfos: Iterable[LfoDef], clock: Clock, beat: BeatClock,
+                 values: Callable[[], Mapping[str, float]] | None = None):
         self.lfos = tuple(lfos)
         self.clock, self.beat = clock, beat
+        self.values = values  # () -> the targets' values (each LFO's rate and depth); None: 1 and 1
         self._seeds = {d.name: zlib.crc32(d.name.encode("utf-8")) for d in self.lfos}
+        self._free: dict[str, tuple[float, float]] = {}  # name -> (cycle, locked position) while rate != 1
 
     def position(self, d: LfoDef, t: float) -> float:
         """LFO `d`'s cycle position at time `t`."""
@@ -81,8 +89,21 @@ class LfoSource:
 
     def read(self) -> Reading:
         t = self.clock.now()
-        return Reading({f"lfo.{d.name}": shape_value(d.shape, self.position(d, t), d.width, self._seeds[d.name])
-                        for d in self.lfos})
+        values = self.values() if self.values is not None else {}
+        out = {}
+        for d in self.lfos:
+            locked = self.position(d, t)
+            rate = values.get(f"lfo.{d.name}.rate", 1.0)
+            if rate == 1.0:
+                self._free.pop(d.name, None)
+                c = locked
+            else:  # runs on at `rate` times its speed from where it was
+                c0, locked0 = self._free.get(d.name, (locked, locked))
+                c = c0 + (locked - locked0) * rate
+                self._free[d.name] = (c, locked)
+            depth = values.get(f"lfo.{d.name}.depth", 1.0)
+            out[f"lfo.{d.name}"] = depth * shape_value(d.shape, c, d.width, self._seeds[d.name])
+        return Reading(out)
 
     def hud_lines(self) -> dict[str, str]:
         return {}

@@ -132,6 +132,13 @@ class Registry:
             s[spec.name] = spec
         return cls(targets=t, actions=a, signals=s)
 
+    def with_targets(self, targets: Iterable[TargetSpec]) -> Registry:
+        """This registry and `targets` (a mapping's own: its LFOs' rate and depth)."""
+        targets = list(targets)
+        if not targets:
+            return self
+        return Registry.build(list(self.targets.values()) + targets, self.actions.values(), self.signals.values())
+
     def target(self, name: str) -> TargetSpec:
         try:
             return self.targets[name]

@@ -34,13 +34,27 @@ class State:
         self.registry = registry
         self._smoothed: dict[str, Smoothed] = {}
         self._eps: dict[str, float] = {}
-        for name, spec in registry.targets.items():
-            self._smoothed[name] = Smoothed(make_filter(spec.smoothing, spec.smoothing_ms), spec.default)
-            # Capped: a seed's range is 0..2**32, yet a crossfade must run to the last 1e-5.
-            self._eps[name] = _SETTLE_FRACTION * min(max(spec.maximum - spec.minimum, 1e-9), 10.0)
+        self._add(registry)
         self._active: set[str] = set()  # targets still moving towards their target
         self.problems: deque[str] = deque(maxlen=32)  # recent rejected updates, newest last
         self.rejected = 0
+
+    def _add(self, registry: Registry) -> None:
+        for name, spec in registry.targets.items():
+            if name in self._smoothed:
+                continue
+            self._smoothed[name] = Smoothed(make_filter(spec.smoothing, spec.smoothing_ms), spec.default)
+            # Capped: a seed's range is 0..2**32, yet a crossfade must run to the last 1e-5.
+            self._eps[name] = _SETTLE_FRACTION * min(max(spec.maximum - spec.minimum, 1e-9), 10.0)
+
+    def extend(self, registry: Registry) -> None:
+        """Take `registry`, this one's targets and more (a mapping's own), the new ones at their
+        defaults; the values of the others stay."""
+        missing = [name for name in self.registry.targets if name not in registry.targets]
+        if missing:
+            raise ValueError(f"a registry that lacks {missing[:3]} cannot replace this one")
+        self._add(registry)
+        self.registry = registry
 
     # -- the strict scripting side ------------------------------------------------------
     def set(self, name: str, value: float, *, smoothing_ms: float | None = None, immediate: bool = False) -> float:
