@@ -493,3 +493,39 @@ def test_a_render_without_bpm_finds_the_musics_beat_grid(tmp_path, caplog):
     assert rows[0]["clock"]["bpm"] == pytest.approx(bpm, rel=0.02)
     beat_at_2s = next(r["clock"]["beat"] for r in rows if r["t"] >= 2.0)
     assert beat_at_2s == pytest.approx((2.0 - first) * bpm / 60, abs=0.1)  # (20 ms of a 469 ms beat: 0.04)
+
+
+def test_midi_clock_continue_and_ticks_that_stop_coming():
+    """Between a Continue and its first tick the beat holds on the clock's position (it does
+    not run ahead); when the ticks stop without a Stop (a cable pulled), it runs on at the
+    tempo instead of stalling on the last tick and lurching later."""
+    from ganinstrument.sources.midi.clock import MidiClock
+
+    clock = FakeClock()
+    midi = MidiClock(now=clock.now)
+    source = BeatSource(clock, BeatClock(120.0), midi=midi, mode="midi")
+    tick = 60.0 / 120.0 / 24
+    midi.feed(0xFA, b"", 0.0)
+    for n in range(96):  # four beats
+        midi.feed(0xF8, b"", 0.01 + n * tick)
+        clock.set(0.01 + n * tick)
+        source.read()
+    t = clock.now()
+    midi.feed(0xFC, b"", t + 0.01)  # Stop ...
+    clock.set(t + 0.02)
+    held = source.read().values["beats"]
+    midi.feed(0xFB, b"", t + 0.1)  # ... Continue, its first tick 100 ms later
+    for dt in (0.13, 0.16, 0.19):
+        clock.set(t + dt)
+        assert source.read().values["beats"] == pytest.approx(held)
+    for n in range(1, 49):  # two more beats of ticks
+        midi.feed(0xF8, b"", t + 0.2 + n * tick)
+        clock.set(t + 0.2 + n * tick)
+        source.read()
+    last = t + 0.2 + 48 * tick
+    beats = []
+    for k in range(1, 50):  # the ticks stop coming: 1.5 s of frames at ~33 fps
+        clock.set(last + k * 0.03)
+        beats.append(source.read().values["beats"])
+    steps = np.diff(beats)
+    assert steps.min() > 0.03 and steps.max() < 0.09  # (0.06 beats a frame at 120 BPM: on, no stall)

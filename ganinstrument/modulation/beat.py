@@ -46,6 +46,7 @@ TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
 TAPS_KEPT = 8
 NUDGE_BEATS = 1.0 / 32.0
 SLEW_BEATS = 1.0  # a new source's phase is reached over about this many beats
+LATE_TICKS = 4  # MIDI clock ticks missed before the beat runs on by itself (a cable pulled)
 
 TEMPO_TARGETS = (
     TargetSpec("tempo.bpm", BPM_MIN, BPM_MAX, 120.0, unit="BPM", smoothing="none", smoothing_ms=0.0,
@@ -266,10 +267,13 @@ class BeatSource:
                 self._starting = True
             self._midi_ticks, self._midi_running = midi.ticks, midi.running
             if midi.bpm is not None or self._starting:  # a MIDI clock is there (its ticks come)
-                # running: its tempo at once, its phase slewed to (a Start: at once); stopped:
-                # held where it stopped, until it runs again
+                if midi.running and midi.rolling and midi.bpm is not None \
+                        and t - midi.t_s > LATE_TICKS * 2.5 / midi.bpm:  # (a tick is 60 / 24 / bpm s)
+                    return  # its ticks stopped coming without a Stop: run on at its tempo, no stall
+                # running: its tempo at once, its phase slewed to (a Start: at once); stopped, or
+                # before the first tick after a Continue: held on its position
                 self.beat.follow(t, midi.beat_at(t), midi.bpm if midi.bpm is not None else self.beat.bpm, dt,
-                                 "midi", jump=self._starting or not midi.running)
+                                 "midi", jump=self._starting or not midi.running or not midi.rolling)
                 self._starting = self._starting and midi.bpm is None
                 return
         if self.beat.source == "midi":  # the MIDI clock stopped: free-running from where it was
