@@ -60,26 +60,35 @@ def parse_rate(raw) -> dict | None:
     return {"rate_beats": value} if BEATS_MIN - 1e-12 <= value <= BEATS_MAX else None
 
 
-def lfos(data: LDict, ck: Checker) -> list[LfoDef]:
-    raw = data.get("lfos")
+def _named(data: LDict, ck: Checker, section: str, keys: tuple[str, ...], kind: str):
+    """Each item of a section of named things (lfos, envelopes): (what, its mapping, its name or
+    None when it is not one, the problems before it), the name checked and not used twice."""
+    raw = data.get(section)
     if raw is None:
-        return []
-    items = ck.sequence(raw, data.line_of("lfos"), "lfos") or LList()
-    out: list[LfoDef] = []
+        return
+    items = ck.sequence(raw, data.line_of(section), section) or LList()
     seen: set[str] = set()
     for i, item in enumerate(items):
-        what = f"lfos[{i}]"
+        what = f"{section}[{i}]"
         d = ck.mapping(item, items.line_of(i), what)
         if d is None:
             continue
         n_before = len(ck.problems)
-        ck.keys(d, LFO_KEYS, what)
+        ck.keys(d, keys, what)
         name = ck.string(d, "name", what)
         if name is not None and not NAME.match(name):
             ck.problem(d.line_of("name"), f"{what}: name must be lower-case letters, digits and _ (up to 32), "
                                           f"starting with a letter; got {name!r}"[:200])
         elif name in seen:
-            ck.problem(d.line_of("name"), f"{what}: the LFO name {name!r} is used twice")
+            ck.problem(d.line_of("name"), f"{what}: the {kind} name {name!r} is used twice")
+        yield what, d, name, n_before
+        if len(ck.problems) == n_before and name is not None:
+            seen.add(name)
+
+
+def lfos(data: LDict, ck: Checker) -> list[LfoDef]:
+    out: list[LfoDef] = []
+    for what, d, name, n_before in _named(data, ck, "lfos", LFO_KEYS, "LFO"):
         shape = ck.choice(d, "shape", LFO_SHAPES, what, default="sine")
         rate = parse_rate(d.get("rate", 1))
         if rate is None:
@@ -88,7 +97,6 @@ def lfos(data: LDict, ck: Checker) -> list[LfoDef]:
         phase = ck.number(d, "phase", what, default=0.0, lo=0.0, hi=1.0)
         width = ck.number(d, "width", what, default=0.5, lo=0.0, hi=1.0)
         if len(ck.problems) == n_before and name is not None and rate is not None:
-            seen.add(name)
             out.append(LfoDef(name, shape or "sine", **{"rate_beats": None, **rate}, phase=phase or 0.0,
                               width=0.5 if width is None else width, line=d.line))
     return out
@@ -117,25 +125,8 @@ def parse_length(raw) -> tuple[float, float | None] | None:
 
 
 def envelopes(data: LDict, ck: Checker) -> list[EnvelopeDef]:
-    raw = data.get("envelopes")
-    if raw is None:
-        return []
-    items = ck.sequence(raw, data.line_of("envelopes"), "envelopes") or LList()
     out: list[EnvelopeDef] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        what = f"envelopes[{i}]"
-        d = ck.mapping(item, items.line_of(i), what)
-        if d is None:
-            continue
-        n_before = len(ck.problems)
-        ck.keys(d, ENVELOPE_KEYS, what)
-        name = ck.string(d, "name", what)
-        if name is not None and not NAME.match(name):
-            ck.problem(d.line_of("name"), f"{what}: name must be lower-case letters, digits and _ (up to 32), "
-                                          f"starting with a letter; got {name!r}"[:200])
-        elif name in seen:
-            ck.problem(d.line_of("name"), f"{what}: the envelope name {name!r} is used twice")
+    for what, d, name, n_before in _named(data, ck, "envelopes", ENVELOPE_KEYS, "envelope"):
         trigger = ck.string(d, "trigger", what, hint="an event (beat, downbeat, onset, onset.low, ...) or bar N")
         every = _EVERY.match(trigger) if trigger is not None else None
         if every is not None and not 1 <= int(every[1]) <= 64:
@@ -148,7 +139,6 @@ def envelopes(data: LDict, ck: Checker) -> list[EnvelopeDef]:
                                            f"(2, 1/4, 1/8.; up to 64); got {str(d.get(key))[:40]!r}")
             times[key] = length
         if len(ck.problems) == n_before and name is not None and trigger is not None:
-            seen.add(name)
             (attack_s, attack_beats), (decay_s, decay_beats) = times["attack"], times["decay"]
             out.append(EnvelopeDef(name, "downbeat" if every else trigger, int(every[1]) if every else None,
                                    attack_s, attack_beats, decay_s, decay_beats, line=d.line))
