@@ -529,3 +529,25 @@ def test_midi_clock_continue_and_ticks_that_stop_coming():
         beats.append(source.read().values["beats"])
     steps = np.diff(beats)
     assert steps.min() > 0.03 and steps.max() < 0.09  # (0.06 beats a frame at 120 BPM: on, no stall)
+
+
+def test_a_pad_fires_an_envelope_by_hand(tmp_path):
+    """Every envelope adds an action env.<name>; one with trigger: button fires only so."""
+    path = tmp_path / "pad.yaml"
+    path.write_text("schema_version: 1\nbindings:\n  - {note: 50, action: env.hit}\n"
+                    "envelopes:\n  - {name: hit, trigger: button, decay: 200 ms}\n"
+                    "modulation:\n  - {feature: env.hit, target: z.0, depth: 2.0}\n")
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu")
+    controls = inst.use_mapping(str(path), clock)
+    assert "env.hit" in inst.actions()
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, {10: [50]})],
+                    beat=beat_source("120", inst, clock), clock=clock, fps=FPS, draw=False, trim_heap_s=None)
+    z = []
+    for k in range(40):
+        clock.set(k / FPS)
+        engine.frame()
+        z.append(inst.last_values["z.0"])
+    engine.close()
+    assert max(z[:10]) == 0.0  # no beat fires it
+    assert z[10] == 2.0 and z[16] == pytest.approx(1.0) and z[22] == pytest.approx(0.0, abs=1e-9)

@@ -161,6 +161,10 @@ class Instrument:
         self.registry.action(action)
         if action in SHOW_ACTION_NAMES or action in TEMPO_ACTION_NAMES:
             return  # the show's and the beat clock's (engine.Engine): not the scene
+        if action.startswith("env."):  # (a mapping's envelope, fired by hand)
+            if self.modulation is not None:
+                self.modulation.fire(action)
+            return
         if action.startswith("preset."):
             self.looks.action(action, value)
         else:

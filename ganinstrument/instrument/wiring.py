@@ -19,7 +19,7 @@ from ..state.params import Registry
 @dataclass(frozen=True)
 class Controls:
     mapping: Mapping
-    registry: Registry  # the instrument's, and the mapping's own targets (its LFOs' rate and depth)
+    registry: Registry  # the instrument's, and the mapping's own names (LFOs' rate and depth, env.* actions)
     router: Router
     modulation: Modulation | None  # None: the mapping has no modulation routes
     warnings: tuple[str, ...]
@@ -34,7 +34,7 @@ def build_controls(mapping_name_or_path, registry: Registry, current: Callable[[
     Raises MappingError (every problem, with file:line) if it is broken.
     """
     mapping = load_mapping(find_mapping(mapping_name_or_path), registry)
-    registry = registry.with_targets(mapping.targets())
+    registry = registry.with_names(mapping.targets(), mapping.actions())
     router = Router(mapping, registry, clock, current=current)
     modulation = (Modulation(mapping.modulation, registry, mapping.signals(), mapping.envelopes)
                   if mapping.modulation else None)

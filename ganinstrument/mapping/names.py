@@ -187,9 +187,9 @@ def resolve(protos, routes, registry: Registry | None, ck: Checker,
         known = {**known, **own}
     for env in envelopes if known is not None else ():  # what triggers an envelope: an event
         spec = known.get(env.trigger)
-        if spec is None or not spec.event:
+        if env.trigger != "button" and (spec is None or not spec.event):
             events = ", ".join(s.name for s in known.values() if s.event)
-            ck.problem(env.line, f"envelopes: {env.name}: trigger must be an event ({events}) or 'bar N', "
+            ck.problem(env.line, f"envelopes: {env.name}: trigger must be an event ({events}), 'bar N' or 'button', "
                                  f"got {shorten_repr(env.trigger)}")
     for kw, optional, where in routes:
         line = kw["line"]

@@ -69,7 +69,7 @@ def parse(text: str, path: str, registry: Registry | None,
     names.check_duplicates(protos, banks, ck)
     own = declared.signals()  # (the signals the file declares itself, and its own targets)
     if registry is not None:
-        registry = registry.with_targets(declared.targets())
+        registry = registry.with_names(declared.targets(), declared.actions())
     bindings, routes = names.resolve(protos, routes, registry, ck, signals, own, declared.envelopes)
     if ck.problems:
         raise MappingError(path, ck.problems)

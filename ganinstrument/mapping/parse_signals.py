@@ -19,7 +19,8 @@ added (0 .. 1). `width`: the square's high part (0 .. 1, default 0.5).
       - {name: swell, trigger: bar 4, attack: 2, decay: 4}
 
 `trigger`: an event signal (beat, downbeat, onset, onset.low, ...; names.resolve checks it
-against the instrument's), or `bar N` (the downbeat of every N-th bar). `attack`, `decay`: a
+against the instrument's), `bar N` (the downbeat of every N-th bar), or `button` (only by
+hand: every envelope adds an action `env.<name>` a pad can fire). `attack`, `decay`: a
 time (`N ms`, `N s`) or a length in beats (a number of beats, or a note value), up to 60 s or
 64 beats; default attack 0, decay 250 ms.
 """

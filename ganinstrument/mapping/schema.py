@@ -75,7 +75,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..common.errors import GanInstrumentError
-from ..state.params import Registry, SignalSpec, TargetSpec
+from ..state.params import ActionSpec, Registry, SignalSpec, TargetSpec
 from .checks import Problem
 
 __all__ = [
@@ -306,7 +306,8 @@ class LfoDef:
 class EnvelopeDef:
     """An envelope a mapping declares (its `envelopes:` section), routed as `env.<name>`: on each
     `trigger` (an event signal: beat, downbeat, onset, onset.low, ...; with `every_bars`, the
-    downbeat of every that-many-th bar) it rises from where it is to 1 over the attack, then
+    downbeat of every that-many-th bar; "button": only by hand), and whenever its action
+    `env.<name>` fires (a pad), it rises from where it is to 1 over the attack, then
     falls to 0 over the decay. Times are in seconds, or in beats (`*_beats`, at the tempo of
     the moment it fires)."""
 
@@ -346,6 +347,10 @@ class Mapping:
                                   doc=f"LFO {d.name}'s speed, times its rate (1: locked to the beat as written)"))
             out.append(TargetSpec(f"lfo.{d.name}.depth", 0.0, 1.0, 1.0, preset=True, doc=f"LFO {d.name}'s depth"))
         return out
+
+    def actions(self) -> list[ActionSpec]:
+        """The actions this mapping declares itself: `env.<name>` fires that envelope by hand."""
+        return [ActionSpec(f"env.{d.name}", f"fire envelope {d.name}") for d in self.envelopes]
 
     def signals(self) -> dict[str, SignalSpec]:
         """The signals this mapping declares itself: its LFOs (`lfo.<name>`) and envelopes

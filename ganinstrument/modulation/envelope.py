@@ -2,7 +2,8 @@
 modulation computes each frame from the events it is fed (a beat, a downbeat, every N-th bar,
 an onset): on a trigger the level rises from where it is to 1 over the attack, then falls to 0
 over the decay (both straight lines; times in seconds, or in beats at the tempo of the moment
-it fires). A trigger during the decay starts a new attack from the level it has reached.
+it fires). A trigger during the decay starts a new attack from the level it has reached. Its
+action `env.<name>` (a pad) fires it by hand (Modulation.fire).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Envelopes:
         out = {}
         for env in self._envelopes:
             d = env.d
-            if fired.get(d.trigger) and (d.every_bars is None or _bar_number(values) % d.every_bars == 0):
+            automatic = fired.get(d.trigger) and (d.every_bars is None or _bar_number(values) % d.every_bars == 0)
+            if automatic or fired.get(f"env.{d.name}"):  # (its trigger, or its action by hand)
                 env.fire(bpm)
                 out[f"env.{d.name}"] = env.step(0.0)
             else:

@@ -134,6 +134,10 @@ class Modulation:
                 self._values[name] = value
         self._events.extend(reading.events)
 
+    def fire(self, action: str) -> None:
+        """An envelope's action (`env.<name>`): it fires in the next frame."""
+        self._events.append(Event(action))
+
     def follows(self, target: str) -> list[ModulationRoute]:
         """The routes that move `target`, in the order they combine (replace, multiply, add)."""
         return [r.route for r in self._targets.get(target, ())]

@@ -132,12 +132,14 @@ class Registry:
             s[spec.name] = spec
         return cls(targets=t, actions=a, signals=s)
 
-    def with_targets(self, targets: Iterable[TargetSpec]) -> Registry:
-        """This registry and `targets` (a mapping's own: its LFOs' rate and depth)."""
-        targets = list(targets)
-        if not targets:
+    def with_names(self, targets: Iterable[TargetSpec] = (), actions: Iterable[ActionSpec] = ()) -> Registry:
+        """This registry and `targets` and `actions` (a mapping's own: its LFOs' rate and depth,
+        its envelopes' fire actions)."""
+        targets, actions = list(targets), list(actions)
+        if not targets and not actions:
             return self
-        return Registry.build(list(self.targets.values()) + targets, self.actions.values(), self.signals.values())
+        return Registry.build(list(self.targets.values()) + targets, list(self.actions.values()) + actions,
+                              self.signals.values())
 
     def target(self, name: str) -> TargetSpec:
         try:
