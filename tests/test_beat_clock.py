@@ -551,3 +551,30 @@ def test_a_pad_fires_an_envelope_by_hand(tmp_path):
     engine.close()
     assert max(z[:10]) == 0.0  # no beat fires it
     assert z[10] == 2.0 and z[16] == pytest.approx(1.0) and z[22] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_tap_counts_at_the_moment_the_pad_was_hit_not_the_frame(tmp_path):
+    """Taps 0.4 s apart hit between frames (at 30 fps): the tempo is exactly 150 BPM and the
+    last hit is on the beat, though the frames that took them were up to 33 ms late."""
+    path = tmp_path / "pads.yaml"
+    path.write_text(MAPPING)
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu")
+    controls = inst.use_mapping(str(path), clock)
+    hits = [1.005, 1.405, 1.805]
+
+    class Pads(Quiet):
+        def drain(self):
+            out = [ControlEvent("note_on", 0, 62, 100.0, h, "pads") for h in hits if h <= clock.now()]
+            del hits[:len(out)]
+            return out
+
+    beat = beat_source("100", inst, clock)
+    engine = Engine(inst, router=controls.router, controls=[Pads()], beat=beat, clock=clock, fps=30, draw=False,
+                    trim_heap_s=None)
+    for k in range(70):
+        clock.set(k / 30)
+        engine.frame()
+    engine.close()
+    assert beat.now.bpm == pytest.approx(150.0)
+    assert beat.beat.beat_at(1.805) == pytest.approx(round(beat.beat.beat_at(1.805)))

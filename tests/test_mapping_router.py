@@ -136,8 +136,9 @@ def test_note_buttons_momentary_velocity_toggle_trigger_and_actions():
     assert values(r.route([note(38, 127)])) == [("noise", 0.0)]  # reads the target: after a recall too
     assert values(r.route([note(39, 1), note(39, 0)])) == [("psi", 0.5)]
     assert r.route([note(40, 0)]) == []
-    out = r.route([note(40, 127)])
-    assert out == [ParamUpdate("z.random", 0.0, action=True, source="note 40 ch 1")]
+    out = r.route([ControlEvent("note_on", 0, 40, 127, timestamp=12.5)])
+    # (an action carries the time its control moved: a tap is the hit's moment, not the frame's)
+    assert out == [ParamUpdate("z.random", 0.0, action=True, source="note 40 ch 1", time_s=12.5)]
     assert values(r.route([cc(20, 127), cc(20, 0)])) == [("z.2", 3.0), ("z.2", -3.0)]
 
 

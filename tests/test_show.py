@@ -15,9 +15,9 @@ def inst():
 
 
 def _acting(panic: Panic, seen: list[str]):
-    def act(action: str) -> bool:
-        seen.append(action)
-        return panic.toggle(action) is not None
+    def act(update: ParamUpdate) -> bool:
+        seen.append(update.target)
+        return panic.toggle(update.target) is not None
     return act
 
 
@@ -43,7 +43,7 @@ def test_an_action_the_caller_declines_goes_to_the_instrument(inst):
     panic = Panic()
     seed = inst.state.target("seed")
     touched = apply_controls(inst, panic, ["no.such.key"], [ParamUpdate("seed.next", action=True)],
-                             lambda action: False)
+                             lambda update: False)
     assert inst.state.target("seed") == seed + 1
     assert touched.startswith("seed.next")
     assert not any("no.such.key" in w for w in inst.warnings)  # unknown keys are ignored quietly

@@ -42,6 +42,8 @@ class ParamUpdate:
     own). `immediate`: jump without smoothing (preset recall, panic). `source`: who asked, for
     the HUD and logs ("midi:nanoKONTROL2 cc 0", "osc", "preset"). `quantize`: an action that
     waits for the beat clock's next boundary (mapping.schema.QUANTIZE_GRIDS: "beat", "bar", ...).
+    `time_s`: when the control that made it moved (the show clock), for actions that care (a
+    tap); None: the frame's time.
     """
 
     target: str
@@ -51,6 +53,7 @@ class ParamUpdate:
     immediate: bool = False
     source: str = ""
     quantize: str | None = None
+    time_s: float | None = None
 
 
 class Messages(deque):

@@ -378,13 +378,15 @@ class Engine:
             self.request_stop()
         return self._last_good
 
-    def _engine_action(self, action: str) -> bool:
+    def _engine_action(self, update: ParamUpdate) -> bool:
         """The engine's own actions (show.apply_controls calls this first); False: not one."""
+        action = update.target
         if self.panic.handles(action):
             self.messages.append(News(self.panic.toggle(action)))
         elif action in TEMPO_ACTION_NAMES:  # (a render plays its recorded clock: nothing to do)
             if self.beat is not None:
-                bpm = self.beat.act(action, self.clock.now())
+                # (a tap at the moment the pad was hit, not the frame's: the event's own time)
+                bpm = self.beat.act(action, update.time_s if update.time_s is not None else self.clock.now())
                 if bpm is not None:
                     self.inst.set("tempo.bpm", bpm, immediate=True)  # what the tempo knob shows
         elif action == RECORD:

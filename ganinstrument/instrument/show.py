@@ -72,18 +72,20 @@ def apply_controls(inst, panic: Panic, keys, updates, act) -> str:
     (preset next/prev chosen while the picture is held shows when it is let go).
     `updates`: ParamUpdates (OSC's direct ones, then the mapping's), in arrival order. While
     frozen they are dropped, except the show's own actions: the pad that froze unfreezes.
-    `act(action) -> bool`: the caller's handler for the show's actions (panic, takes, and the
-    engine's own); True if it took the action, False to hand it to the instrument.
+    `act(update) -> bool`: the caller's handler for the show's actions (panic, takes, the beat
+    clock's and the engine's own), given the action's ParamUpdate (a key's has source "key");
+    True if it took the action, False to hand it to the instrument.
 
     Returns what was touched last ("target value"), for the HUD; "" when nothing was.
     """
     touched = ""
     with inst.batch():  # a burst of preset recalls plays only the last one
         for action in keys:
-            if not act(action) and action in inst.actions():
-                inst.apply(ParamUpdate(action, action=True, source="key"))
+            key = ParamUpdate(action, action=True, source="key")
+            if not act(key) and action in inst.actions():
+                inst.apply(key)
         for update in updates:
-            if update.action and act(update.target):
+            if update.action and act(update):
                 continue
             if not panic.frozen and inst.apply(update):
                 touched = f"{update.target} {update.value:.3g}"

@@ -383,7 +383,7 @@ class Router:
         b = bound.b
         mode = b.mode
         if kind == "program_change":  # `value` is the program number here; actions only (schema)
-            self._action(bound, value + b.offset, out)
+            self._action(bound, value + b.offset, now, out)
             return
         if mode == "continuous":
             if kind == "pitchwheel":
@@ -402,7 +402,7 @@ class Router:
         pressed = tf.press_of(kind, value)
         if b.action is not None:
             if pressed:
-                self._action(bound, b.value, out)
+                self._action(bound, b.value, now, out)
             return
         lo, hi = bound.lo, bound.hi
         if mode == "momentary":
@@ -414,9 +414,10 @@ class Router:
         elif mode == "trigger" and pressed:
             self._edge(bound, b.value, out)
 
-    def _action(self, bound: _Bound, value, out: _Out) -> None:
+    def _action(self, bound: _Bound, value, now: float, out: _Out) -> None:
         arg = value if bound.takes_value and value is not None else 0.0
-        out.edge(ParamUpdate(bound.name, float(arg), action=True, source=bound.label, quantize=bound.b.quantize))
+        out.edge(ParamUpdate(bound.name, float(arg), action=True, source=bound.label, quantize=bound.b.quantize,
+                             time_s=now))
 
     def _continuous(self, bound: _Bound, x: float, now: float, out: _Out) -> None:
         b = bound.b
