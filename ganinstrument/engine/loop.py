@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import logging
 import os
 import threading
@@ -46,6 +45,7 @@ from ..modulation.beat import SOURCE as BEAT
 from ..modulation.beat import TEMPO_ACTION_NAMES
 from .hud import Hud
 from .pacing import LivePacing, OfflinePacing, Pacing
+from .params_log import ParamsLog
 from .quantize import Quantizer
 from .stats import EngineStats, FrameTimes, Running
 
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNRECORDED_ACTIONS = ("quit", "midi.reconnected")  # a key's action a session does not replay
-LOG_FLUSH_S = 1.0  # --log-params reaches the disk at least this often
 KEY_QUEUE = 256  # key actions waiting for the next frame; beyond that the oldest are dropped
 
 
@@ -139,8 +138,7 @@ class Engine:
         self.panic = Panic()  # freeze / blackout
         self.messages: collections.deque[str] = collections.deque(maxlen=8)  # for the HUD's news
         self._keys: DropQueue[str] = DropQueue(KEY_QUEUE, drop="oldest")  # (the newest, quit, matters most)
-        self._log = open(log_params, "w", encoding="utf-8", buffering=1 << 16) if log_params else None
-        self._log_flushed_t = 0.0
+        self._log = ParamsLog(log_params) if log_params else None
         self._last_t: float | None = None
         self._now = 0.0  # the clock at the frame
         self.start_s = start_s
@@ -419,21 +417,15 @@ class Engine:
     def _log_values(self, t: float) -> None:
         if self._log is None:
             return
-        row = {"frame": self._run.frames - 1, "t": round(t, 6), "values": self.inst.last_values}
-        if self._clock:
-            row["clock"] = {"bpm": self._clock.get("tempo_bpm"), "beat": self._clock.get("beats"),
-                            "source": self.beat.now.source if self.beat is not None else "session",
-                            "t_host_us": round(self._now * 1e6)}
-        try:
-            self._log.write(json.dumps(row, separators=(",", ":")) + "\n")
-            if t - self._log_flushed_t >= LOG_FLUSH_S:  # readers see the show within a second
-                self._log_flushed_t = t
-                self._log.flush()
-        except (OSError, TypeError, ValueError) as exc:  # the disk is full: stop logging, play on
-            log.error("--log-params: cannot write any more (%s); the show goes on without it", exc)
-            self.messages.append(News(f"--log-params stopped: {exc}"))
-            log_file, self._log = self._log, None
-            _quietly(log_file.close)
+        clock = None
+        if self._clock:  # (t_host_us: the frame's time on the show clock, perf_counter = CLOCK_MONOTONIC)
+            clock = {"bpm": self._clock.get("tempo_bpm"), "beat": self._clock.get("beats"),
+                     "source": self.beat.now.source if self.beat is not None else "session",
+                     "t_host_us": round(self._now * 1e6)}
+        self._log.write(self._run.frames - 1, t, self.inst.last_values, clock)
+        if self._log.error is not None:  # (the disk is full: said once, the show goes on)
+            self.messages.append(News(self._log.error))
+            self._log = None
 
     def _update_hud(self, now: float) -> None:
         if self.sinks is not None and self.sinks.shows_hud():
@@ -457,9 +449,9 @@ class Engine:
             ok = _quietly(self.autosave.close, timeout_s) and ok
             self.autosave = None
         ok = _quietly(self.inst.bank.close, max(timeout_s, 5.0)) and ok  # the saves still queued
-        for f in (self._log, self.session):
-            if f is not None:
-                _quietly(f.close)
+        for part in (self._log, self.session):
+            if part is not None:
+                _quietly(part.close)
         self._log = None
         self.session = None
         self._run.closed = ok
