@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .beat_tracker import BeatTracker
 from .onset import OnsetPicker, fast_attack_window, log_filterbank
 from .pitch import CausalYin, PitchTracker, dips
 
@@ -71,6 +72,12 @@ class Features:
     onset_mid: bool = False
     onset_high: bool = False
     onset_time_s: float | None = None
+    beat: bool = False
+    downbeat: bool = False
+    tempo_bpm: float | None = None
+    beat_phase: float = 0.0
+    beat_offset_s: float | None = None
+    beat_confidence: float = 0.0
 
 
 class FeatureExtractor:
@@ -176,6 +183,9 @@ class FeatureExtractor:
         self._smooth = np.full(taps, 1.0 / taps)
         self._buf = np.zeros(max(self.n_fft, self._yin.needed + taps), dtype=np.float64)
 
+        self._beats = BeatTracker(1.0 / frame_s)
+        self._flux = (0.0, 0.0, 0.0)
+
         self._att = 1.0 - math.exp(-frame_s / (attack_ms / 1000.0))
         self._rel = 1.0 - math.exp(-frame_s / (release_ms / 1000.0))
         self.reset()
@@ -213,6 +223,7 @@ class FeatureExtractor:
         self._pitch: tuple[float | None, float] = (None, 0.0)
         self._strength = 0.0
         self._tracker.reset()
+        self._beats.reset()
 
     # -- processing -------------------------------------------------------------------------
 
@@ -227,6 +238,7 @@ class FeatureExtractor:
         onset = low = mid = high = False
         strength = -1.0
         onset_time = None
+        t0 = self._samples / self.sample_rate
         pos = 0
         while pos < x.size:
             take = min(x.size - pos, self.hop_size - self._pending)
@@ -239,6 +251,7 @@ class FeatureExtractor:
             if self._pending == self.hop_size:
                 self._pending = 0
                 f_on, f_low, f_mid, f_high = self._frame()
+                self._beats.step(*self._flux)
                 strength = max(strength, self._strength)
                 if f_on:
                     onset = True
@@ -254,12 +267,17 @@ class FeatureExtractor:
             note = 69.0 + 12.0 * math.log2(f0 / 440.0)
             pclass = int(round(note)) % 12
         b = self._bands
-        return Features(time_s=self._samples / self.sample_rate, onset=onset,
+        t1 = self._samples / self.sample_rate
+        beats = self._beats
+        beat_offset, downbeat = beats.advance(t0, t1) if x.size else (None, False)
+        return Features(time_s=t1, onset=onset,
                         onset_strength=strength, pitch_hz=f0, pitch_confidence=conf,
                         rms_db=self._rms_db, bands=(float(b[0]), float(b[1]), float(b[2])),
                         pitch_note=note, pitch_class=pclass, onset_low=low, onset_mid=mid,
                         onset_high=high,
-                        onset_time_s=onset_time)
+                        onset_time_s=onset_time, beat=beat_offset is not None,
+                        downbeat=downbeat, tempo_bpm=beats.tempo_bpm, beat_phase=beats.phase(t1),
+                        beat_offset_s=beat_offset, beat_confidence=beats.confidence)
 
     def _frame(self) -> tuple[bool, bool, bool, bool]:
         """One analysis frame on the newest samples; updates the latest values."""
@@ -294,6 +312,7 @@ class FeatureExtractor:
         odf_mid = float(diff[self._mid_bands].sum())
         odf_high = float(diff[self._high_bands].sum())
         self._strength = odf / (odf + STRENGTH_HALF)
+        self._flux = (odf, odf_low, odf_high)                               # the beat tracker's input
         p_all, p_low, p_mid, p_high = self._pickers
         fired = p_all.step(odf, gate_open=gate)
         # each band's own level gates it: a loud kick's spectral leakage is no hat

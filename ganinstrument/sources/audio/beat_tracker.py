@@ -1,0 +1,370 @@
+"""Live, causal beat tracking on the extractor's onset strength (issue 15, part 2).
+
+`BeatTracker.step(flux, low_flux)` is called once per analysis frame of `FeatureExtractor`
+(hop 256 at 48 kHz: 187.5 frames/s) with that frame's spectral flux (all bands) and the flux of
+its low bands (< 200 Hz: kick, bass); `BeatTracker.advance(t0, t1)` is called once per block and
+says whether the predicted beat falls in [t0, t1) seconds (and where). Nothing looks ahead: a
+frame's decisions use frames up to it only, so a prefix of a stream gives the same outputs.
+
+The method (the ideas from the papers below; the code written here, numpy only):
+1. Novelty: flux + LOW_WEIGHT x low-band flux (the kick and bass anchor the beat, against
+   locking to off-beat hats and stabs), minus its ~1 s running mean, half-wave rectified, and
+   divided by a slow running level (so loudness does not matter).
+2. Tempo: a running autocorrelation of the novelty (at half the frame rate, exponentially
+   forgetting with a TEMPO_MEMORY_S time constant) read as a comb: for each tempo in
+   60..200 BPM the mean of its peaks at 1, 2, 3 and 4 beats, times a log-normal prior (centre
+   PRIOR_BPM, PRIOR_OCTAVES wide) that settles octave ambiguity as `beatgrid` does. The tempo in
+   use changes only when another wins for SWITCH_S in a row (octave relatives: clearly, by
+   OCTAVE_MARGIN), so one odd bar neither doubles nor halves it.
+3. Phase: every few frames, the recent novelty is cross-correlated with a decaying pulse train
+   of the tempo's period at every phase (the last beat's age); the best phase predicts the
+   next beat. A phase-locked loop moves the running prediction toward it (a jump when the
+   prediction has been far off for a while), and nudges the period, which follows ramps.
+4. Beats are predicted: the tracker always holds the next beat's time; a block that contains
+   it reports it. Beats are never closer than 0.6 periods.
+5. Confidence: the comb's strength times how much the pulse train's best phase stands out,
+   smoothed. Below MIN_CONFIDENCE, no tempo is reported until there has been one; once locked,
+   a beatless passage coasts on the last tempo and phase for COAST_S, with the confidence
+   falling, and then beats stop (the tempo is kept, as the last known).
+6. Bars: after each beat, the novelty at it (low band weighted) is added into a decaying
+   histogram of beat position modulo 3 and modulo 4; the meter whose histogram has the
+   clearest peak wins, and its peak is the downbeat.
+
+References: D. P. W. Ellis, "Beat tracking by dynamic programming", JNMR 36(1), 2007 (tempo
+prior); G. Percival, G. Tzanetakis, "Streamlined tempo estimation based on autocorrelation and
+cross-correlation with pulses", IEEE/ACM TASLP 22(12), 2014 (comb and pulse trains);
+A. M. Stark, M. E. P. Davies, M. D. Plumbley, "Real-time beat-synchronous analysis of musical
+audio", DAFx 2009 (causal prediction of the next beat).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MIN_BPM, MAX_BPM = 60.0, 200.0
+PRIOR_BPM = 120.0
+PRIOR_OCTAVES = 1.0
+LOW_WEIGHT = 2.0
+HIGH_WEIGHT = 0.3
+TEMPO_MEMORY_S = 4.0
+SWITCH_S = 0.8
+OCTAVE_MARGIN = 1.15
+MIN_CONFIDENCE = 0.25
+COAST_S = 12.0
+DELAY_S = 0.0145       # novelty peak minus onset, compensated in the predicted beat times
+PHASE_WINDOW_S = 4.0
+NOISE_FLUX = 1.0       # flux above its running mean that is still ripple (a drone's beating, hiss)
+MIN_LEVEL = 0.3        # the novelty's level is never taken as lower than this
+COMB_WEIGHTS = np.array([2.0, 1.0, 0.75, 0.75])   # 1..4 beats: one beat counts most (174, not 87)
+ACQUIRE_S = 0.3        # confident this long before the first beat
+
+
+class BeatTracker:
+    """Causal beat, tempo and bar tracker fed one onset-strength value per analysis frame."""
+
+    def __init__(self, frame_rate: float, *, delay_s: float = DELAY_S, prior_bpm: float = PRIOR_BPM,
+                 low_weight: float = LOW_WEIGHT, min_confidence: float = MIN_CONFIDENCE):
+        self.fps = float(frame_rate)
+        self.delay = float(delay_s) * self.fps                     # frames
+        self.low_weight = float(low_weight)
+        self.min_confidence = float(min_confidence)
+        fps = self.fps
+        # tempo: autocorrelation at a decimated rate
+        self._dec = max(1, int(round(fps / 100.0)))
+        fd = fps / self._dec
+        self._fd = fd
+        self._max_lag = int(math.ceil(4 * 60.0 * fd / MIN_BPM)) + 3
+        self._bpms = MIN_BPM * (MAX_BPM / MIN_BPM) ** np.linspace(0.0, 1.0, 240)
+        self._prior = np.exp(-0.5 * (np.log2(self._bpms / prior_bpm) / PRIOR_OCTAVES) ** 2)
+        lags = np.stack([k * 60.0 * fd / self._bpms for k in (1, 2, 3, 4)])      # (4, n)
+        self._lag_i = np.floor(lags).astype(int)
+        self._lag_w = lags - self._lag_i
+        self._acf_decay = math.exp(-1.0 / (TEMPO_MEMORY_S * fd))
+        self._tempo_every = max(1, int(round(0.05 * fd)))          # tempo estimate every 50 ms
+        # phase: the full-rate novelty's recent past
+        self._hist_len = int(math.ceil(PHASE_WINDOW_S * fps)) + int(math.ceil(60.0 * fps / MIN_BPM)) + 4
+        self._phase_every = max(1, int(round(0.01 * fps)))         # every ~10 ms
+        self._mean_a = 1.0 - math.exp(-1.0 / (1.0 * fps))
+        self._level_a = 1.0 - math.exp(-1.0 / (4.0 * fps))
+        self._conf_a = 1.0 - math.exp(-self._phase_every / (0.25 * fps))
+        self.reset()
+
+    def reset(self) -> None:
+        self._n = 0                                                # frames seen
+        self._mean = 0.0
+        self._level = 0.0
+        self._hist = np.zeros(self._hist_len)                      # ring, newest at _pos - 1
+        self._raw = np.zeros(self._hist_len)                       # the flux itself, same ring
+        self._pos = 0
+        self._dsum = 0.0
+        self._dhist = np.zeros(self._max_lag + 1)                  # ring of decimated novelty
+        self._dpos = 0
+        self._dcount = 0
+        self._acf = np.zeros(self._max_lag + 1)
+        self._period: float | None = None                         # frames per beat
+        self._period_since = 0
+        self._cand: float | None = None
+        self._cand_frames = 0
+        self._strength = 0.0
+        self._conf = 0.0
+        self._next: float | None = None                           # the next beat, frames
+        self._last_emit: float | None = None
+        self._far = 0
+        self._acquire = 0
+        self._evidence_at = 0                                      # frame of the last confident phase
+        self._beat_index = 0
+        self._pending_bar: tuple[float, int] | None = None
+        self._bar_hist = {3: np.zeros(3), 4: np.zeros(4)}
+        self._meter = 4
+        self._down_pos = 0
+        self._pt_key = None
+        self._pt_idx = None
+        self._pt_w = None
+
+    # -- per analysis frame -----------------------------------------------------------------
+
+    def step(self, flux: float, low_flux: float = 0.0, high_flux: float = 0.0) -> None:
+        raw = float(flux) + self.low_weight * float(low_flux) - (1.0 - HIGH_WEIGHT) * float(high_flux)
+        if not math.isfinite(raw) or raw < 0.0:
+            raw = 0.0
+        self._mean += (raw - self._mean) * self._mean_a
+        nov = max(0.0, raw - self._mean - NOISE_FLUX)
+        self._level += (nov - self._level) * self._level_a
+        nov = nov / max(self._level, MIN_LEVEL)
+        nov = min(nov, 20.0)
+        self._hist[self._pos] = nov
+        self._raw[self._pos] = raw
+        self._pos = (self._pos + 1) % self._hist_len
+        self._n += 1
+        self._dsum += nov
+        if self._n % self._dec == 0:
+            self._decimated(self._dsum)
+            self._dsum = 0.0
+        if self._period is not None and self._n % self._phase_every == 0:
+            self._phase()
+        self._bar_step()
+
+    def _decimated(self, x: float) -> None:
+        h = self._dhist
+        h[self._dpos] = x
+        # h[(dpos - lag) % len] for lag = 0..max_lag
+        idx = (self._dpos - np.arange(self._max_lag + 1)) % h.size
+        self._acf *= self._acf_decay
+        self._acf += x * h[idx]
+        self._dpos = (self._dpos + 1) % h.size
+        self._dcount += 1
+        if self._dcount % self._tempo_every == 0 and self._dcount * self._dec > 0.8 * self.fps:
+            self._tempo()
+
+    def _tempo(self) -> None:
+        acf = self._acf
+        if acf[0] <= 1e-9:
+            self._strength = 0.0
+            return
+        # bias correction: lag L has summed over c - L updates of the c so far (exponentially
+        # weighted); lags not yet covered for a second are unknown and left out of the comb
+        c = self._dcount
+        lags = np.arange(acf.size)
+        known = c - lags > 0.4 * self._fd
+        norm = 1.0 - self._acf_decay ** np.maximum(c - lags, 0)
+        r = np.where(known, acf / np.maximum(norm, 1e-9), 0.0)
+        r = r / r[0]
+        r = r - np.median(r[1:][known[1:]])
+        rm = r.copy()                                               # +-1 lag tolerance
+        np.maximum(rm[1:], r[:-1], out=rm[1:])
+        np.maximum(rm[:-1], r[1:], out=rm[:-1])
+        i, w = self._lag_i, self._lag_w
+        vals = rm[i] * (1.0 - w) + rm[np.minimum(i + 1, rm.size - 1)] * w
+        ok = known[np.minimum(i + 1, rm.size - 1)]
+        kw = COMB_WEIGHTS[:, None] * ok
+        comb = (vals * kw).sum(axis=0) / np.maximum(kw.sum(axis=0), 1e-9)
+        comb = np.where(ok[0] & ok[1], comb, 0.0)
+        score = comb * self._prior
+        best = int(np.argmax(score))
+        strength = float(max(0.0, comb[best]))
+        self._strength = strength
+        if score[best] <= 0.0:
+            return
+        # parabolic refinement on the log-tempo grid
+        if 0 < best < score.size - 1:
+            a, b, c = score[best - 1], score[best], score[best + 1]
+            den = a - 2 * b + c
+            off = 0.5 * (a - c) / den if den < 0 else 0.0
+            lb = math.log(self._bpms[best]) + off * math.log(self._bpms[1] / self._bpms[0])
+            bpm = math.exp(lb)
+        else:
+            bpm = float(self._bpms[best])
+        period = 60.0 * self.fps / bpm
+        if self._period is None:
+            if strength > 0.15:
+                self._set_period(period)
+            return
+        ratio = period / self._period
+        if abs(ratio - 1.0) < 0.04:
+            self._cand, self._cand_frames = None, 0
+            self._period += 0.1 * (period - self._period)
+            return
+        cur = 60.0 * self.fps / self._period
+        cur_score = float(np.interp(math.log(cur), np.log(self._bpms), score))
+        octave = any(abs(ratio * k - 1.0) < 0.05 for k in (2.0, 0.5, 1.5, 2.0 / 3.0))
+        margin = OCTAVE_MARGIN if octave else 1.05
+        if score[best] < margin * cur_score:
+            self._cand, self._cand_frames = None, 0
+            return
+        if self._cand is not None and abs(period / self._cand - 1.0) < 0.04:
+            self._cand_frames += self._tempo_every * self._dec
+        else:
+            self._cand, self._cand_frames = period, 0
+        young = self._n - self._period_since < 3.0 * self.fps       # a fresh estimate yields sooner
+        if self._cand_frames >= (0.25 if young else SWITCH_S) * self.fps:
+            self._set_period(period)
+            self._cand, self._cand_frames = None, 0
+
+    def _set_period(self, period: float) -> None:
+        self._period = period
+        self._period_since = self._n
+        self._far = 10 ** 6                                          # re-acquire the phase
+
+    def _pulse_indices(self, period: float):
+        key = round(period * 4.0)
+        if key != self._pt_key:
+            p = key / 4.0
+            n_ph = int(math.ceil(p))
+            k_max = max(2, min(12, int((PHASE_WINDOW_S * self.fps) // p)))
+            ages = np.arange(n_ph)[:, None] + p * np.arange(k_max)[None, :]
+            self._pt_idx = np.round(ages).astype(int)                       # (n_ph, K)
+            self._pt_w = 0.8 ** np.arange(k_max)
+            self._pt_key = key
+        return self._pt_idx, self._pt_w
+
+    def _phase(self) -> None:
+        period = self._period
+        idx, w = self._pulse_indices(period)
+        hist = self._hist
+        ring = (self._pos - 1 - idx) % hist.size
+        vals = hist[ring]                                                   # (n_ph, K)
+        # a little temporal smoothing: neighbours of each pulse count half
+        sc = vals @ w
+        sc = sc + 0.5 * (np.roll(sc, 1) + np.roll(sc, -1))
+        j = int(np.argmax(sc))
+        mean = float(sc.mean())
+        if mean <= 1e-9:
+            salience = 0.0
+        else:
+            salience = max(0.0, min(1.0, (float(sc[j]) / mean - 1.0) / 2.0))
+        # parabolic refinement of the phase
+        a, b, c = sc[j - 1], sc[j], sc[(j + 1) % sc.size]
+        den = a - 2 * b + c
+        off = 0.5 * (a - c) / den if den < 0 else 0.0
+        age = j + max(-0.5, min(0.5, off))
+        conf = min(1.0, 2.0 * self._strength) * salience
+        self._conf += (conf - self._conf) * self._conf_a
+        now = float(self._n)
+        measured = now - age + period - self.delay                          # next beat, frames
+        if self._conf >= self.min_confidence:
+            self._evidence_at = self._n
+        if self._next is None:
+            self._acquire = self._acquire + self._phase_every if (
+                self._conf >= self.min_confidence and self._strength >= 0.2) else 0
+            if self._acquire >= ACQUIRE_S * self.fps:
+                while measured <= now - self.delay:
+                    measured += period
+                self._next = measured
+                self._far = 0
+            return
+        if conf < 0.5 * self.min_confidence:
+            return                                                          # coast: nothing to follow
+        e = (measured - self._next + 0.5 * period) % period - 0.5 * period
+        if abs(e) > period / 8.0:
+            self._far += self._phase_every
+        else:
+            self._far = 0
+        if self._far > 0.75 * self.fps:                                    # far off for 0.75 s: jump
+            target = self._next + e
+            self._far = 0
+        else:
+            g = 0.08 if abs(e) <= period / 8.0 else 0.02
+            target = self._next + g * e
+            self._period += 0.004 * e
+            self._period = min(max(self._period, 60.0 * self.fps / (MAX_BPM * 1.05)),
+                               60.0 * self.fps / (MIN_BPM / 1.05))
+        self._next = target
+
+    # -- bars -------------------------------------------------------------------------------
+
+    def _bar_step(self) -> None:
+        """A beat's weight is read a quarter period after it (its onset is in by then)."""
+        if self._pending_bar is None or self._period is None:
+            return
+        t, index = self._pending_bar
+        if self._n < t + 0.25 * self._period:
+            return
+        self._pending_bar = None
+        reach = max(1, int(round(0.1 * self._period)))
+        age = int(round(self._n - t))
+        lo, hi = max(0, age - reach), min(self._hist_len - 1, age + reach)
+        if hi < lo:
+            return
+        ring = (self._pos - 1 - np.arange(lo, hi + 1)) % self._hist_len
+        v = float(self._raw[ring].max())
+        for m, h in self._bar_hist.items():
+            h *= 0.97
+            h[index % m] += v
+        # the meter whose histogram peaks clearest
+        best_m, best_c = self._meter, -1.0
+        for m, h in self._bar_hist.items():
+            s = h.sum()
+            c = (h.max() - (s - h.max()) / (m - 1)) / s if s > 0 else 0.0
+            if c > best_c * (1.1 if m != self._meter else 1.0) or best_c < 0:
+                best_m, best_c = m, c
+        self._meter = best_m
+        self._down_pos = int(np.argmax(self._bar_hist[best_m]))
+
+    # -- per block --------------------------------------------------------------------------
+
+    def advance(self, t0: float, t1: float) -> tuple[float | None, bool]:
+        """The block [t0, t1) seconds has been processed: the offset (s, from t0) of a beat
+        predicted inside it, or None; and whether that beat is a downbeat."""
+        if self._next is None or self._period is None:
+            return None, False
+        end = t1 * self.fps
+        if self._n - self._evidence_at > COAST_S * self.fps:      # coasted too long: silent
+            while self._next < end:
+                self._next += self._period
+            return None, False
+        nxt = self._next
+        if nxt >= end:
+            return None, False
+        if self._last_emit is not None and nxt < self._last_emit + 0.6 * self._period:
+            self._next = self._last_emit + self._period
+            return None, False
+        t = max(nxt, t0 * self.fps)
+        self._last_emit = t
+        self._next = nxt + self._period
+        while self._next < end:
+            self._next += self._period
+        index = self._beat_index
+        self._beat_index += 1
+        self._pending_bar = (t + self.delay, index)
+        down = (index - self._down_pos) % self._meter == 0
+        return max(0.0, t / self.fps - t0), down
+
+    # -- readings ---------------------------------------------------------------------------
+
+    @property
+    def tempo_bpm(self) -> float | None:
+        if self._period is None or self._next is None:
+            return None
+        return float(60.0 * self.fps / self._period)
+
+    @property
+    def confidence(self) -> float:
+        return float(min(1.0, max(0.0, self._conf))) if self._next is not None else 0.0
+
+    def phase(self, t: float) -> float:
+        """Beat phase 0..1 at `t` seconds (0 on the beat)."""
+        if self._next is None or self._period is None:
+            return 0.0
+        return float(((t * self.fps - self._next) / self._period) % 1.0)

@@ -1,0 +1,171 @@
+"""The live beat tracker in FeatureExtractor (issue 15, part 2): beats, tempo, phase, on
+synthesised drum grooves generated here (seeded)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ganinstrument.sources.audio.beat_tracker import BeatTracker
+from ganinstrument.sources.audio.features import FeatureExtractor
+
+SR = 48000
+BLOCK = 256
+
+
+def _kick(rng):
+    n = int(0.15 * SR)
+    t = np.arange(n) / SR
+    f = 50.0 + 90.0 * np.exp(-t / 0.03)
+    return np.sin(2 * np.pi * np.cumsum(f) / SR) * np.exp(-t / 0.05)
+
+
+def _snare(rng):
+    n = int(0.12 * SR)
+    t = np.arange(n) / SR
+    return (0.6 * rng.standard_normal(n) + 0.4 * np.sin(2 * np.pi * 190 * t)) * np.exp(-t / 0.04)
+
+
+def _hat(rng):
+    n = int(0.04 * SR)
+    x = rng.standard_normal(n)
+    x = np.diff(x, prepend=0.0)                                   # bright
+    return 0.25 * x * np.exp(-np.arange(n) / SR / 0.01)
+
+
+def groove(beat_times, seed=1, tail_s=1.0):
+    """Kick on beats 1 and 3, snare on 2 and 4, hats on the eighths, at the given beat times."""
+    rng = np.random.default_rng(seed)
+    dur = beat_times[-1] + tail_s
+    x = np.zeros(int(dur * SR) + SR)
+    kick, snare, hat = _kick(rng), _snare(rng), _hat(rng)
+
+    def put(t, s, gain):
+        i = int(round(t * SR))
+        x[i:i + s.size] += gain * s[:max(0, x.size - i)]
+
+    for k, t in enumerate(beat_times):
+        put(t, kick if k % 2 == 0 else snare, rng.uniform(0.6, 0.8))
+        put(t, hat, rng.uniform(0.5, 0.7))
+        if k + 1 < len(beat_times):
+            put(0.5 * (t + beat_times[k + 1]), hat, rng.uniform(0.3, 0.5))
+    x += 0.003 * rng.standard_normal(x.size)
+    return (x[:int(dur * SR)] * 0.5).astype(np.float32)
+
+
+def run(x, block=BLOCK):
+    fx = FeatureExtractor(SR, BLOCK)
+    out = []
+    for i in range(0, x.size, block):
+        out.append((i / SR, fx.process(x[i:i + block])))
+    return out
+
+
+def beat_times(out):
+    return np.array([t0 + f.beat_offset_s for t0, f in out if f.beat])
+
+
+def nearest_error(est, ref):
+    return np.array([ref[np.argmin(np.abs(ref - b))] - b for b in est])
+
+
+@pytest.fixture(scope="module")
+def straight():
+    beats = 0.25 + np.arange(24) * 0.5                              # 120 BPM, 12 s
+    x = groove(beats, seed=3)
+    return beats, x, run(x)
+
+
+def test_locks_within_two_seconds_on_a_straight_groove(straight):
+    beats, _, out = straight
+    est = beat_times(out)
+    err = nearest_error(est, beats)
+    assert est.size > 0
+    first_good = next(i for i in range(est.size - 3) if np.all(np.abs(err[i:i + 4]) < 0.02))
+    assert est[first_good] - beats[0] <= 2.0
+    locked = est[first_good:]
+    locked_err = nearest_error(locked[locked < beats[-1] + 0.25], beats)
+    assert np.all(np.abs(locked_err) < 0.020), locked_err
+    # one beat per true beat after lock: no spam, no gaps
+    assert np.all(np.abs(np.diff(locked[locked < beats[-1]]) - 0.5) < 0.02)
+    later = [f for t0, f in out if t0 > 6.0 and t0 < beats[-1]]
+    assert all(f.tempo_bpm is not None and abs(f.tempo_bpm - 120.0) < 120.0 * 0.04 for f in later)
+    assert min(f.beat_confidence for f in later) > 0.5
+
+
+def test_beat_fields_are_consistent(straight):
+    beats, _, out = straight
+    for t0, f in out:
+        assert 0.0 <= f.beat_phase < 1.0
+        assert 0.0 <= f.beat_confidence <= 1.0
+        if f.beat:
+            assert 0.0 <= f.beat_offset_s < BLOCK / SR + 1e-9
+        else:
+            assert f.beat_offset_s is None and not f.downbeat
+    # the phase predicts the next beat: right after a beat it is small, and it rises
+    late = [(t0, f) for t0, f in out if t0 > 6.0]
+    after_beat = [f.beat_phase for (_, g), (_, f) in zip(late, late[1:]) if g.beat]
+    assert np.median(after_beat) < 0.05
+    assert sum(f.downbeat for _, f in out) >= 1
+
+
+def test_tempo_step_is_followed():
+    first = 0.25 + np.arange(16) * 0.6                              # 100 BPM
+    second = first[-1] + 0.6 + np.arange(24) * (60.0 / 140.0)       # then 140 BPM
+    beats = np.concatenate([first, second])
+    out = run(groove(beats, seed=5))
+    late = [f for t0, f in out if second[0] + 4.0 < t0 < beats[-1]]
+    assert all(f.tempo_bpm is not None and abs(f.tempo_bpm / 140.0 - 1.0) < 0.04 for f in late)
+    est = beat_times(out)
+    tail = est[(est > second[0] + 4.0) & (est < beats[-1])]
+    assert tail.size >= 10
+    assert np.all(np.abs(nearest_error(tail, second)) < 0.03)
+
+
+def test_beatless_drone_has_no_tempo_and_no_beats():
+    rng = np.random.default_rng(9)
+    t = np.arange(10 * SR) / SR
+    drone = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in (55.0, 82.4, 110.0, 164.8))
+    drone *= 0.15 * (1.0 + 0.3 * np.sin(2 * np.pi * 0.13 * t))      # slow swell
+    drone += 0.01 * rng.standard_normal(t.size)
+    out = run(drone.astype(np.float32))
+    assert not any(f.beat for _, f in out)
+    assert all(f.tempo_bpm is None for _, f in out)
+    assert max(f.beat_confidence for _, f in out) < 0.25
+
+
+def test_a_prefix_gives_the_same_outputs(straight):
+    _, x, out = straight
+    cut = int(7.3 * SR) // BLOCK * BLOCK
+    prefix = run(x[:cut])
+    assert prefix == out[:len(prefix)]
+
+
+def test_deterministic(straight):
+    _, x, out = straight
+    assert run(x) == out
+
+
+def test_hostile_blocks_never_raise():
+    rng = np.random.default_rng(2)
+    fx = FeatureExtractor(SR, BLOCK)
+    x = groove(0.25 + np.arange(8) * 0.5, seed=4)
+    blocks = [x[i:i + BLOCK] for i in range(0, x.size, BLOCK)]
+    hostile = [np.full(BLOCK, np.nan, np.float32), np.zeros(BLOCK, np.float32),
+               np.full(BLOCK, 1e30, np.float32), np.full(BLOCK, -np.inf, np.float32),
+               np.sign(rng.standard_normal(BLOCK)).astype(np.float32) * 8.0,
+               np.zeros(0, np.float32), np.zeros(5000, np.float32)]
+    for i, b in enumerate(blocks):
+        f = fx.process(b)
+        if i % 40 == 20:
+            for h in hostile:
+                f = fx.process(h)
+                assert 0.0 <= f.beat_phase < 1.0 and 0.0 <= f.beat_confidence <= 1.0
+                assert f.tempo_bpm is None or math.isfinite(f.tempo_bpm)
+    # the tracker alone, fed garbage directly
+    tr = BeatTracker(187.5)
+    for v in (np.nan, np.inf, -1.0, 1e300, 0.0):
+        tr.step(v, v, v)
+        tr.advance(0.0, 0.01)
