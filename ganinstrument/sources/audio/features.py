@@ -57,6 +57,12 @@ class Features:
     full-scale sine is -3.01 dB; silence -120). `bands`: (low, mid, high) RMS amplitudes
     (full scale 1.0; a sine of amplitude A gives A / sqrt(2) in its band) after the
     attack/release followers.
+    The beat (`beat_tracker.BeatTracker`, fed each frame's flux): `beat` a beat is predicted
+    inside this block, at `beat_offset_s` seconds from the block's start (None without a beat);
+    `downbeat` that beat starts a bar; `tempo_bpm` None until the tracker has locked once, then
+    its tempo (kept, as the last known, through beatless passages); `beat_phase` 0..1 at the
+    block's end (0 on the beat: the next beat is (1 - phase) * 60 / tempo_bpm s away);
+    `beat_confidence` 0..1 (falls while coasting; follow the tracker above ~0.5).
     """
 
     time_s: float
