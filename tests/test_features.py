@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ganinstrument.sources.audio.features import FeatureExtractor
-from ganinstrument.sources.audio.onset import OnsetPicker, fast_attack_window, log_filterbank
+from ganinstrument.sources.audio.onset import (LaggedFlux, OnsetPicker, fast_attack_window,
+                                                log_filterbank)
 
 SR = 48000
 BLOCK = 256
@@ -169,6 +170,27 @@ def test_onset_picker_threshold_and_past_max():
     fired = [p.step(v) for v in [0, 0, 5, 6, 0, 0, 0, 4, 0.5]]
     assert fired == [False, False, True, False, False, False, False, True, False]
     assert p.step(100.0, gate_open=False) is False
+
+
+
+def test_lagged_flux_counts_a_slow_rise_in_full():
+    # one band rising by 0.1 per frame: against the newest past frame (near=1) each frame
+    # shows 0.1; against the maximum of frames t-5..t-3 it shows the last 3 frames' rise
+    fast, slow = LaggedFlux(3, near=1, far=5), LaggedFlux(3, near=3, far=5)
+    for t in range(12):
+        spec = np.array([0.0, 0.1 * t, 0.0])
+        d_fast, d_slow = fast.step(spec), slow.step(spec)
+    assert d_fast[1] == pytest.approx(0.1) and d_slow[1] == pytest.approx(0.3)
+    # the +-1 band max filter: the neighbours' own references are the rising band's past
+    assert d_slow[0] == 0.0 and d_slow[2] == 0.0
+    # a steady spectrum gives nothing once the reference window holds it; reset forgets
+    for _ in range(5):
+        d = slow.step(np.ones(3))
+    assert not d.any()
+    slow.reset()
+    np.testing.assert_allclose(slow.step(np.ones(3)), np.ones(3))
+    with pytest.raises(ValueError, match="near"):
+        LaggedFlux(3, near=4, far=3)
 
 
 # -- building blocks ------------------------------------------------------------------------

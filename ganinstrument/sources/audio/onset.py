@@ -99,3 +99,42 @@ class OnsetPicker:
         h[-1] = odf
         self._since = 0 if fire else self._since + 1
         return fire
+
+
+class LaggedFlux:
+    """Spectral flux against an older reference: for slow and soft attacks.
+
+    SuperFlux compares each band with its maximum over the last few frames, so a note that
+    swells over 30..60 ms (flute, bowed strings, anything in heavy noise) shows only one
+    frame's rise at a time and may never cross the threshold. This compares the newest log
+    spectrum with the band's maximum over frames t - `far` .. t - `near` (max-filtered over
+    +-1 band), so the rise of the last `near` frames counts in full. It is a second detection
+    function, picked by its own `OnsetPicker` beside the fast one (an onset fires when either
+    fires); sharp attacks still fire on the fast one first. Causal: frame t uses frames <= t.
+    """
+
+    def __init__(self, n_bands: int, *, near: int, far: int):
+        if not 1 <= near <= far:
+            raise ValueError(f"need 1 <= near <= far, got near={near}, far={far}")
+        self.near, self.far = int(near), int(far)
+        self._ring = np.zeros((self.far, int(n_bands)))        # past log spectra, by frame % far
+        self._pos = 0                                            # the slot of frame t - far
+
+    def reset(self) -> None:
+        """Forget the past spectra."""
+        self._ring[:] = 0.0
+        self._pos = 0
+
+    def step(self, spec: np.ndarray) -> np.ndarray:
+        """Add this frame's log spectrum (n_bands,); return the positive differences (n_bands,)."""
+        far, near = self.far, self.near
+        # slots of frames t-far .. t-near: far - near + 1 slots from the oldest on
+        idx = (self._pos + np.arange(far - near + 1)) % far
+        ref = self._ring[idx].max(axis=0)
+        ref_max = ref.copy()
+        np.maximum(ref_max[1:], ref[:-1], out=ref_max[1:])
+        np.maximum(ref_max[:-1], ref[1:], out=ref_max[:-1])
+        diff = np.maximum(spec - ref_max, 0.0)
+        self._ring[self._pos] = spec                             # frame t replaces frame t - far
+        self._pos = (self._pos + 1) % far
+        return diff
