@@ -578,3 +578,141 @@ def test_a_tap_counts_at_the_moment_the_pad_was_hit_not_the_frame(tmp_path):
     engine.close()
     assert beat.now.bpm == pytest.approx(150.0)
     assert beat.beat.beat_at(1.805) == pytest.approx(round(beat.beat.beat_at(1.805)))
+
+
+def _events_per_frame(source, clock, times):
+    out = []
+    for t in times:
+        clock.set(t)
+        out.append([e.name for e in source.read().events])
+    return out
+
+
+def test_a_midi_clock_playing_before_any_start_gives_its_tempo_not_a_frozen_beat():
+    """Joining a drum machine already playing (ticks, no Start heard): the tempo follows, the
+    beat runs on (our phase), and a beat fires once a beat, not every frame."""
+    from ganinstrument.sources.midi.clock import MidiClock
+
+    clock = FakeClock()
+    midi = MidiClock(now=clock.now)
+    source = BeatSource(clock, BeatClock(120.0), midi=midi, mode="auto")
+    tick = 60.0 / 128.0 / 24
+    frames, events = [], []
+    for n in range(24 * 16):  # 16 beats of ticks, a frame every other tick
+        midi.feed(0xF8, b"", n * tick)
+        if n % 2 == 0:
+            clock.set(n * tick)
+            reading = source.read()
+            frames.append(reading.values["beats"])
+            events += [e.name for e in reading.events]
+    assert source.now.bpm == pytest.approx(128.0, abs=0.5) and frames[-1] > 12
+    assert 12 <= events.count("beat") <= 17 and events.count("downbeat") <= 5
+
+
+def test_a_stop_on_a_beat_line_holds_without_firing_it_again():
+    from ganinstrument.sources.midi.clock import MidiClock
+
+    clock = FakeClock()
+    midi = MidiClock(now=clock.now)
+    source = BeatSource(clock, BeatClock(120.0), midi=midi, mode="midi")
+    tick = 60.0 / 120.0 / 24
+    midi.feed(0xFA, b"", 0.0)
+    t = 0.0
+    for n in range(24 * 8 + 1):  # up to tick 192: beat 8, a bar line
+        t = 0.001 + n * tick
+        midi.feed(0xF8, b"", t)
+        clock.set(t)
+        source.read()
+    midi.feed(0xFC, b"", t + 0.001)  # Stop right on it
+    held = _events_per_frame(source, clock, [t + 0.002 + k / 60 for k in range(120)])  # 2 s, no ticks after
+    assert held == [[]] * 120 and source.now.beat == pytest.approx(8.0)
+
+
+def test_a_resync_just_after_a_bar_line_does_not_play_it_twice():
+    clock = FakeClock()
+    beat = BeatClock(120.0, 4)
+    source = BeatSource(clock, beat)
+    played = _events_per_frame(source, clock, [k / 60 for k in range(241)])  # to beat 8 (4.0 s)
+    assert played[240] == ["beat", "downbeat"]
+    clock.set(4.04)
+    beat.resync(4.04)  # 40 ms late: "this is the one" (bar line 8 moves here)
+    assert _events_per_frame(source, clock, [4.05, 4.07]) == [[], []]
+
+
+def test_a_show_with_taps_a_beat_morph_and_quantized_actions_renders_as_it_played(tmp_path):
+    """Taps change the tempo, a recall morphs for beats of it, a quantized seed waits for its
+    beat; the mapping has no modulation routes. The render replays the recorded clock: every
+    value of every frame is the same."""
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "01 far.yaml").write_text("schema_version: 1\ntargets: {z.0: 2.0}\n")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("schema_version: 1\nbindings:\n  - {note: 62, action: tempo.tap}\n"
+                       "  - {note: 60, action: seed.next, quantize: beat}\n"
+                       "  - {note: 36, action: preset.recall, value: 1}\n"
+                       "  - {note: 37, target: preset.morph_beats, mode: trigger, value: 4}\n")
+    from ganinstrument.commands.perform import beat_source as make_beat
+    from ganinstrument.sources.replay import SessionWriter
+    from ganinstrument.state.presets import to_yaml_dict
+
+    clock = FakeClock()
+    inst = Instrument("demo", device="cpu", presets_dir=presets)
+    controls = inst.use_mapping(str(mapping), clock)
+    session = SessionWriter(tmp_path / "s.jsonl", model="demo", mapping=str(mapping), fps=FPS,
+                            presets_dir=str(presets), look=to_yaml_dict(inst.snapshot("start")))
+    engine = Engine(inst, router=controls.router, controls=[Script(clock, {2: [37], 5: [62], 25: [62], 40: [60], 47: [36]})],
+                    beat=make_beat("120", inst, clock), clock=clock, fps=FPS, session=session,
+                    log_params=tmp_path / "live.jsonl", trim_heap_s=None)
+    for k in range(90):
+        clock.set(k / FPS)
+        engine.frame()
+    engine.close()
+    assert main(["render", "--session", str(tmp_path / "s.jsonl"), "--audio", str(_silence(tmp_path)),
+                 "--out", f"{tmp_path / 'frames'}/", "--device", "cpu", "--size", "32x32",
+                 "--log-params", str(tmp_path / "render.jsonl")]) == 0
+
+    def rows(name):
+        out = [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]
+        for r in out:
+            r["clock"].pop("source")
+        return out
+
+    live = rows("live.jsonl")
+    assert live[30]["values"]["tempo.bpm"] == pytest.approx(180.0)  # (taps 20 frames apart: 1/3 s)
+    seeds = [r["values"]["seed"] for r in live]
+    moved = next(k for k, s in enumerate(seeds) if s != seeds[0])
+    assert moved > 40  # the quantized seed waited for its beat (then crossfades)
+    assert 0.0 < live[60]["values"]["z.0"] < 2.0  # mid-morph (4 beats at 180 BPM: 1.33 s)
+    assert rows("render.jsonl") == live
+
+
+def _silence(tmp_path):
+    wav = tmp_path / "silence.wav"
+    write_wav(wav, np.zeros(48000 * 3 // 2, np.float32), 48000)  # (1.5 s: the show's 90 frames at 60 fps)
+    return wav
+
+
+def test_the_beat_follows_the_music_it_hears(tmp_path):
+    """--tempo audio: the beat clock takes the live beat tracker's tempo and phase once it is
+    confident: a 124 BPM kick track, heard through the offline block source as live input."""
+    sr, bpm, first = 48000, 124.0, 0.2
+    n = int(sr * 10.0)
+    x = 0.01 * np.random.default_rng(9).standard_normal(n)
+    kicks = [first + k * 60 / bpm for k in range(int((10.0 - first) * bpm / 60))]
+    for t0 in kicks:
+        i = int(t0 * sr)
+        m = min(3000, n - i)
+        x[i:i + m] += 0.8 * np.sin(2 * np.pi * 55 * np.arange(m) / sr) * np.exp(-np.arange(m) / 500)
+    from ganinstrument.sources.audio.offline import BlockSource
+
+    clock = FakeClock()
+    source = BeatSource(clock, BeatClock(100.0), audio=BlockSource(x.astype(np.float32), sr, follow=clock),
+                        mode="audio")
+    beats = []
+    for k in range(int(10.0 * FPS)):
+        clock.set(k / FPS)
+        beats += [e.time_s for e in source.read().events if e.name == "beat"]
+    assert source.now.source == "audio" and source.now.bpm == pytest.approx(bpm, rel=0.04)
+    late = [b for b in beats if 6.0 < b < kicks[-1] + 0.1]  # (locked by then; not the coasting after)
+    errors = [min(abs(b - k) for k in kicks) for b in late]
+    assert len(late) >= 7 and max(errors) < 0.06, errors

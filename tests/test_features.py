@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from ganinstrument.sources.audio.features import FeatureExtractor
-from ganinstrument.sources.audio.onset import (LaggedFlux, OnsetPicker, fast_attack_window,
-                                                log_filterbank)
+from ganinstrument.sources.audio.onset import LaggedFlux, OnsetPicker, fast_attack_window, log_filterbank
 
 SR = 48000
 BLOCK = 256

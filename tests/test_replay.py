@@ -100,7 +100,7 @@ def test_a_silence_the_engine_logged_once_lasts_in_the_render_as_it_did_live(tmp
         def __init__(self):
             self.frame = 0
 
-        def read(self):  # loud for 5 frames, then the input is lost
+        def read(self, t=None):  # loud for 5 frames, then the input is lost
             self.frame += 1
             loud = Reading({**dict.fromkeys(VALUE_NAMES), "rms_db": -6.0})
             return loud if self.frame <= 5 else Reading(dict.fromkeys(VALUE_NAMES), (), True)

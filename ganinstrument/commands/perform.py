@@ -200,7 +200,9 @@ def _perform(args) -> int:
 
     engine_box: list[Engine] = []
     spec = args.output or default_output_spec()
-    wants_audio = controls.modulation is not None and args.audio_device != "none"
+    # the audio input: for the mapping's routes, or for the beat tracker (--tempo audio)
+    wants_audio = (controls.modulation is not None or parse_tempo(args.tempo)[0] == "audio") \
+        and args.audio_device != "none"
     tap = AudioTap() if wants_audio else None  # the audio input, into recordings and takes
     sinks = open_sinks(spec, width, height, args.fps or 60.0, required=args.output is not None,
                        resume_takes=restart > 0,  # a take the crash ended goes on
@@ -233,7 +235,9 @@ def _perform(args) -> int:
         sinks.close()
         raise
     autosave = Autosave(inst, autosave_path) if autosave_path else None
-    beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None)
+    beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None, audio)
+    if beat.mode == "midi" and midi is None:
+        log.warning("--tempo midi: no MIDI input (--midi-port none?); the beat clock keeps its own time (tap)")
     lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat, inst.state.values)] if controls.mapping.lfos else []
     engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None], beat=beat,
                     modulation=([AudioFeatures(audio)] if audio is not None else []) + lfos,
@@ -258,20 +262,20 @@ def parse_tempo(text: str | None) -> tuple[str, float | None]:
     """--tempo: (mode, BPM to start at): "tap", "auto", "midi", or a BPM (a fixed start, then
     tap or knob)."""
     text = (text or "auto").strip().lower()
-    if text in ("tap", "auto", "midi"):
+    if text in ("tap", "auto", "midi", "audio"):
         return text, None
-    if text in ("link", "audio"):
-        raise GanInstrumentError(f"--tempo {text}: not available yet (tap, midi, auto or a BPM)")
+    if text == "link":
+        raise GanInstrumentError(f"--tempo {text}: not available yet (tap, midi, audio, auto or a BPM)")
     try:
         bpm = float(text)
     except ValueError:
-        raise GanInstrumentError(f"--tempo {text!r}: expected auto, tap, midi or a BPM (20 .. 300)") from None
+        raise GanInstrumentError(f"--tempo {text!r}: expected auto, tap, midi, audio or a BPM (20 .. 300)") from None
     if not 20.0 <= bpm <= 300.0:
         raise GanInstrumentError(f"--tempo {text}: a BPM from 20 to 300")
     return "tap", bpm
 
 
-def beat_source(tempo: str | None, inst, clock, midi_clock=None):
+def beat_source(tempo: str | None, inst, clock, midi_clock=None, audio=None):
     """The show's beat clock, at --tempo's BPM (else the instrument's tempo.bpm)."""
     from ..modulation.beat import BeatClock, BeatSource
 
@@ -279,7 +283,7 @@ def beat_source(tempo: str | None, inst, clock, midi_clock=None):
     if bpm is not None:
         inst.set("tempo.bpm", bpm, immediate=True)
     beat = BeatClock(inst.get("tempo.bpm"), int(inst.get("tempo.beats_per_bar")), t0=clock.now())
-    return BeatSource(clock, beat, values=inst.state.values, midi=midi_clock, mode=mode)
+    return BeatSource(clock, beat, values=inst.state.values, midi=midi_clock, mode=mode, audio=audio)
 
 
 def _takes_outputs(sinks) -> list:

@@ -120,8 +120,8 @@ def run_render(args) -> int:
     _refuse_out_among_inputs(args, take)  # (the session's model, mapping, preset included)
     if args.bpm is not None and not 20.0 <= args.bpm <= 300.0:  # (nan fails too)
         raise RenderError(f"--bpm must be from 20 to 300, got {args.bpm}")
-    if args.beat_offset is not None and not math.isfinite(args.beat_offset):
-        raise RenderError(f"--beat-offset must be a number of seconds, got {args.beat_offset}")
+    if args.beat_offset is not None and not -3600.0 <= args.beat_offset <= 86400.0:  # (nan fails too)
+        raise RenderError(f"--beat-offset must be a number of seconds (-3600 .. 86400), got {args.beat_offset}")
     if args.fps <= 0 or not math.isfinite(args.fps):
         raise RenderError(f"--fps must be a positive number, got {args.fps}")
     size = parse_size(args.size)
@@ -164,7 +164,11 @@ def run_render(args) -> int:
     controls = inst.use_mapping(args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
-    timed = (midi_file_events(args.midi) if args.midi else []) + session
+    # The recorded controls: the session's (their timestamps on the show's clock, put on the
+    # render's) and a MIDI file's (already from 0)
+    clock_s = session_header.get("clock_s") if isinstance(session_header.get("clock_s"), float) else 0.0
+    recorded_controls = [TimelineControls(session, clock, clock_s)] + (
+        [TimelineControls(midi_file_events(args.midi), clock)] if args.midi else [])
     # The modulation's sources: what the session recorded of them; what it did not record is
     # made here (the music analysed, the beat clock at --bpm, the mapping's LFOs on it).
     modulation = recorded_sources(session, clock)
@@ -182,7 +186,7 @@ def run_render(args) -> int:
         inst.set("tempo.bpm", bpm, immediate=True)
         beat = BeatSource(clock, BeatClock(bpm, int(inst.get("tempo.beats_per_bar")), t0=t0),
                           values=inst.state.values)
-    if AUDIO not in recorded and samples is not None:
+    if AUDIO not in recorded and samples is not None and controls.modulation is not None:  # (routes to feed)
         modulation.append(AudioFeatures(BlockSource(samples, rate, follow=clock)))
     if LFO not in recorded and controls.mapping.lfos:
         modulation.append(LfoSource(controls.mapping.lfos, clock, beat.beat if beat is not None else
@@ -197,8 +201,8 @@ def run_render(args) -> int:
         sinks = open_sinks(f"frames:{target}" if to_frames else f"record:{target}", width, height,
                            args.fps, required=True, offline=True, size=size,
                            **({"audio": mux} if mux and not to_frames else {}))
-        engine = Engine(inst, router=controls.router, controls=[TimelineControls(timed, clock)], beat=beat,
-                        modulation=modulation if controls.modulation is not None else [], sinks=sinks, clock=clock,
+        engine = Engine(inst, router=controls.router, controls=recorded_controls, beat=beat,
+                        modulation=modulation, sinks=sinks, clock=clock,
                         fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
                         log_params=args.log_params, trim_heap_s=None, close_timeout_s=120.0, start_s=0.0)
         progress = _Progress(frames_total)

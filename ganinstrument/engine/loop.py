@@ -326,7 +326,8 @@ class Engine:
 
     def _fire_quantized(self) -> None:
         """The held actions whose beat has come (the frame's beat from the beat clock's reading)."""
-        due = self.quantizer.due(self._clock.get("beats"), self._clock.get("beats_per_bar", 4.0))
+        due = self.quantizer.due(self._clock.get("beats"), self._clock.get("beats_per_bar", 4.0), self._now,
+                                 self._clock.get("tempo_bpm"))
         if due:
             self._apply([], due)
 
@@ -335,9 +336,12 @@ class Engine:
         (while frozen, read and dropped: the look comes back as it was)."""
         modulation = self.inst.modulation
         for source in self.modulation:
-            reading = source.read()
-            if source.name == BEAT:
+            reading = source.read(self._now)  # (all of them at the frame's time)
+            if source.name == BEAT and reading.values:  # (a recorded clock can have frames without)
                 self._clock = reading.values  # (the frame's beat: quantized actions, the logs)
+                bpm = reading.values.get("tempo_bpm")
+                if bpm is not None and bpm != self.inst.state.target("tempo.bpm"):  # (MIDI clock, a tap:
+                    self.inst.set("tempo.bpm", bpm, immediate=True)  # the knob and morph_beats see it)
             if self.session is not None and not (reading.silent and not reading.events and source.name in self._silent):
                 self.session.modulation(t, source.name, reading.as_row())  # (a silence once, not every frame)
             if reading.silent:
@@ -418,7 +422,8 @@ class Engine:
         if self._log is None:
             return
         clock = None
-        if self._clock:  # (t_host_us: the frame's time on the show clock, perf_counter = CLOCK_MONOTONIC)
+        if self._clock:  # the beat at the frame's time (the sources are read at it), and that time
+            # on the show clock (perf_counter = CLOCK_MONOTONIC: t_host_us), so another program can compare
             clock = {"bpm": self._clock.get("tempo_bpm"), "beat": self._clock.get("beats"),
                      "source": self.beat.now.source if self.beat is not None else "session",
                      "t_host_us": round(self._now * 1e6)}

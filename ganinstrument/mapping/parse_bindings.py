@@ -262,6 +262,8 @@ def _options(d: LDict, kind: str, target, action, defaults: Defaults, ck: Checke
     if quantize is not None:
         if action is None:
             ck.problem(d.line_of("quantize"), f"{what}: quantize applies to actions (they wait for the beat)")
+        elif isinstance(action, str) and action.startswith("tempo."):
+            ck.problem(d.line_of("quantize"), f"{what}: {action} keeps time itself; it cannot wait for the beat")
         kw["quantize"] = quantize
     if action is not None:
         if kind not in ACTION_KINDS:

@@ -138,6 +138,9 @@ def envelopes(data: LDict, ck: Checker) -> list[EnvelopeDef]:
             if length is None:
                 ck.problem(d.line_of(key), f"{what}: {key} must be a time (N ms, N s, up to 60 s) or beats "
                                            f"(2, 1/4, 1/8.; up to 64); got {str(d.get(key))[:40]!r}")
+            if key == "decay" and length == (0.0, None):
+                ck.problem(d.line_of(key), f"{what}: decay must be longer than 0 (it is how long the envelope shows)")
+                length = None
             times[key] = length
         if len(ck.problems) == n_before and name is not None and trigger is not None:
             (attack_s, attack_beats), (decay_s, decay_beats) = times["attack"], times["decay"]

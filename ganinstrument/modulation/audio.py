@@ -97,7 +97,7 @@ class AudioFeatures:
     def messages(self):
         return self.source.messages
 
-    def read(self) -> Reading:
+    def read(self, t: float | None = None) -> Reading:  # (the newest features, whatever the time)
         return reading_of(self.source.latest(), self.source.drain_onsets())
 
     def hud_lines(self) -> dict[str, str]:

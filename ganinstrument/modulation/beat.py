@@ -47,6 +47,7 @@ TAPS_KEPT = 8
 NUDGE_BEATS = 1.0 / 32.0
 SLEW_BEATS = 1.0  # a new source's phase is reached over about this many beats
 LATE_TICKS = 4  # MIDI clock ticks missed before the beat runs on by itself (a cable pulled)
+AUDIO_CONFIDENCE = 0.5  # the live beat tracker is followed from this confidence on
 
 TEMPO_TARGETS = (
     TargetSpec("tempo.bpm", BPM_MIN, BPM_MAX, 120.0, unit="BPM", smoothing="none", smoothing_ms=0.0,
@@ -173,8 +174,8 @@ class BeatClock:
         error = beat - self._beat0
         if jump or source != self.source and abs(error) > 4 * self.beats_per_bar:
             self._beat0 = beat  # (a Start, or a source far away: nothing to slew towards)
-            if error != 0.0:
-                self.jumps, self.landed = self.jumps + 1, self._beat0
+            if beat != self.landed:  # (held on the same position frame after frame: one jump)
+                self.jumps, self.landed = self.jumps + 1, beat
         else:
             beats_passed = dt * self.bpm / 60.0
             self._beat0 += error * -math.expm1(-beats_passed / SLEW_BEATS)
@@ -199,10 +200,12 @@ class BeatSource:
     name = SOURCE
     messages: tuple[str, ...] = ()
 
-    def __init__(self, clock: Clock, beat_clock: BeatClock, values=None, midi=None, mode: str = "tap"):
+    def __init__(self, clock: Clock, beat_clock: BeatClock, values=None, midi=None, mode: str = "tap",
+                 audio=None):
         self.clock, self.beat = clock, beat_clock
         self.values = values  # () -> Mapping[str, float]: the state's targets (tempo.bpm, meter)
         self.midi = midi
+        self.audio = audio  # a FeatureSource whose features carry the live beat tracker's (mode audio, auto)
         self.mode = mode
         self._last_t: float | None = None
         self._last_beat = 0.0
@@ -232,8 +235,8 @@ class BeatSource:
             return beat.bpm
         return None
 
-    def read(self) -> Reading:
-        t = self.clock.now()
+    def read(self, t: float | None = None) -> Reading:
+        t = self.clock.now() if t is None else t
         dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
         self._last_t = t
         self._steer(t, dt)
@@ -242,8 +245,11 @@ class BeatSource:
         if self._fired is None:  # the first read: a line right here is played
             self._fired = math.ceil(b) - 1
         elif self._jumps != self.beat.jumps:  # a jump (a Start, a resync, a tap): the lines jumped
-            self._fired, self._jumps = math.ceil(self.beat.landed) - 1, self.beat.jumps  # over are not
-            # played, the one it landed on is
+            self._jumps, landed = self.beat.jumps, self.beat.landed  # over are not played, the one it
+            if landed < self._last_beat - 0.5:  # landed on is (once: a line already played, not again)
+                self._fired = math.ceil(landed) - 1
+            else:
+                self._fired = max(self._fired, math.ceil(landed) - 1)
         events = []
         for n in range(self._fired + 1, math.floor(b) + 1)[-64:]:  # (a stall passes at most 64)
             when = self.beat.time_of(n)
@@ -266,6 +272,13 @@ class BeatSource:
             if midi.ticks < self._midi_ticks or (midi.running and not self._midi_running and midi.beat_at(t) < 1.0):
                 self._starting = True
             self._midi_ticks, self._midi_running = midi.ticks, midi.running
+            if midi.bpm is not None and not midi.transport:  # ticks, but no Start yet (a machine
+                self.beat.set_tempo(t, midi.bpm)              # already playing): its tempo, our phase
+                self.beat.source = "midi"
+                return
+            if midi.transport and not midi.running:  # stopped: held where it stopped (ticks or not)
+                self.beat.follow(t, midi.beat_at(t), self.beat.bpm, dt, "midi", jump=True)
+                return
             if midi.bpm is not None or self._starting:  # a MIDI clock is there (its ticks come)
                 if midi.running and midi.rolling and midi.bpm is not None \
                         and t - midi.t_s > LATE_TICKS * 2.5 / midi.bpm:  # (a tick is 60 / 24 / bpm s)
@@ -276,7 +289,9 @@ class BeatSource:
                                  "midi", jump=self._starting or not midi.running or not midi.rolling)
                 self._starting = self._starting and midi.bpm is None
                 return
-        if self.beat.source == "midi":  # the MIDI clock stopped: free-running from where it was
+        if self._follow_audio(t, dt):
+            return
+        if self.beat.source in ("midi", "audio"):  # the source went away: free-running from where it was
             self.beat.source = "tap"
         values: Mapping[str, float] = self.values() if self.values is not None else {}
         meter, bpm = values.get("tempo.beats_per_bar"), values.get("tempo.bpm")
@@ -286,9 +301,21 @@ class BeatSource:
             self._bpm_seen = bpm
             self.beat.set_tempo(t, bpm)
 
+    def _follow_audio(self, t: float, dt: float) -> bool:
+        """The live beat tracker, while it is confident (AUDIO_CONFIDENCE): its tempo, and its
+        phase slewed to (the nearest beat position with the tracker's phase)."""
+        features = self.audio.latest() if self.audio is not None and self.mode in ("audio", "auto") else None
+        if features is None or features.tempo_bpm is None or features.beat_confidence < AUDIO_CONFIDENCE:
+            return False
+        own = self.beat.beat_at(t)
+        target = math.floor(own) + features.beat_phase
+        target += round(own - target)  # (the beat position nearest ours with that phase)
+        self.beat.follow(t, target, features.tempo_bpm, dt, "audio")
+        return True
+
     def hud_lines(self) -> dict[str, str]:
         now = self.now
-        beat_in_bar = int(now.beat % now.beats_per_bar) if now.beat >= 0 else 0
+        beat_in_bar = int(math.floor(now.beat)) % now.beats_per_bar
         dots = "".join("●" if i == beat_in_bar else "○" for i in range(now.beats_per_bar))
         return {"tempo": f"{now.bpm:.1f} BPM ({now.source}) {dots} bar {int(math.floor(now.bar)) + 1}"}
 

@@ -17,8 +17,8 @@ so a one-bar sine peaks exactly on the downbeat, and a render of the same beat g
 same values frame for frame.
 
 Each LFO's targets `lfo.<name>.depth` (0 .. 1, scales the value) and `lfo.<name>.rate` (a
-multiple of its rate, 0.25 .. 4) can be played: while the rate is 1 the LFO is locked to the
-clock as written; otherwise its cycle runs on at that speed from where it was (no jump when the
+multiple of its rate, 0.25 .. 4) can be played: while the rate is 1 (within RELOCK) the LFO
+is locked to the clock as written; otherwise its cycle runs on at that speed from where it was (no jump when the
 knob turns), and it locks again when the rate comes back to 1.
 """
 
@@ -34,6 +34,7 @@ from .beat import BeatClock
 from .source import Reading
 
 SOURCE = "lfo"
+RELOCK = 0.03  # a rate this close to 1 is 1: the LFO locks to the beat again
 
 
 def _random(seed: int, cycle: int) -> float:
@@ -87,14 +88,14 @@ class LfoSource:
         beats = d.rate_beats if d.rate_bars is None else d.rate_bars * self.beat.beats_per_bar
         return self.beat.beat_at(t) / beats + d.phase
 
-    def read(self) -> Reading:
-        t = self.clock.now()
+    def read(self, t: float | None = None) -> Reading:
+        t = self.clock.now() if t is None else t
         values = self.values() if self.values is not None else {}
         out = {}
         for d in self.lfos:
             locked = self.position(d, t)
             rate = values.get(f"lfo.{d.name}.rate", 1.0)
-            if rate == 1.0:
+            if abs(rate - 1.0) < RELOCK:  # (a knob cannot stop on exactly 1: near it is 1)
                 self._free.pop(d.name, None)
                 c = locked
             else:  # runs on at `rate` times its speed from where it was

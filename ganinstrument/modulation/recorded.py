@@ -49,10 +49,10 @@ class RecordedModulation(Quiet):
         self.timeline = Timeline(rows)
         self._silence: Reading | None = None  # the silence that lasts until the source speaks
 
-    def read(self) -> Reading:
+    def read(self, t: float | None = None) -> Reading:
         values: dict[str, float | None] = {}
         events: list[Event] = []
-        for item in self.timeline.until(self.clock.now()):
+        for item in self.timeline.until(self.clock.now() if t is None else t):
             reading = item.reading
             if reading.silent:
                 values, self._silence = dict(reading.values), reading

@@ -98,6 +98,9 @@ class Modulation:
                     self.warnings.append(f"{where}: actions fire on events, not {route.feature!r}; left out")
                 else:
                     self._routes.append(_Route(route, None, signal))
+            elif route.target is not None and (route.target.startswith(("tempo.", "lfo.")) or
+                                               route.target in ("preset.morph", "preset.morph_beats")):
+                self.warnings.append(f"{where}: {route.target} is read as set, not as modulated; left out")
             elif route.target in registry.targets:
                 if signal.event and route.pulse_decay_ms is None:
                     self.warnings.append(f"{where}: {route.feature} needs a pulse to drive a target; left out")

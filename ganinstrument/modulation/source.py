@@ -54,8 +54,10 @@ class Reading:
 class ModulationSource(Reporting, Protocol):
     name: str  # "audio": its rows in a session, its lines on the HUD
 
-    def read(self) -> Reading:
-        """What it says for this frame (the engine thread, once a frame). Never raises."""
+    def read(self, t: float | None = None) -> Reading:
+        """What it says for the frame at time `t` on the show clock (None: now; the engine
+        gives the frame's time, so every source speaks of the same instant). Engine thread,
+        once a frame. Never raises."""
         ...
 
     def stop(self, timeout_s: float = 2.0) -> bool:

@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..common.clock import Clock
@@ -255,11 +255,19 @@ class TimelineControls(Quiet):
     control source: each `drain` hands out what happened up to `clock`'s time (render's), so
     they are routed and applied by the same engine, in the same frames, as they were live."""
 
-    def __init__(self, items: Iterable[Timed], clock: Clock):
+    def __init__(self, items: Iterable[Timed], clock: Clock, clock_s: float = 0.0):
         self.timeline, self.clock = Timeline(i for i in items if i.event is not None or i.update is not None), clock
+        self.clock_s = clock_s  # the live clock's time of the session's t = 0 (its events' timestamps)
 
     def drain(self) -> list[ControlEvent | ParamUpdate]:
-        return [item.event if item.event is not None else item.update for item in self.timeline.until(self.clock.now())]
+        out: list[ControlEvent | ParamUpdate] = []
+        for item in self.timeline.until(self.clock.now()):
+            if item.event is not None:  # its timestamp on the render's clock, as it was on the show's
+                out.append(replace(item.event, timestamp=item.event.timestamp - self.clock_s)
+                           if self.clock_s and item.event.timestamp > 0 else item.event)
+            else:
+                out.append(item.update)
+        return out
 
 
 # -- takes ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .beat_tracker import BeatTracker
-from .onset import OnsetPicker, fast_attack_window, log_filterbank
+from .onset import LaggedFlux, OnsetPicker, fast_attack_window, log_filterbank
 from .pitch import CausalYin, PitchTracker, dips
 
 SILENCE_DB = -120.0
@@ -105,7 +105,9 @@ class FeatureExtractor:
     - `attack_ms`, `release_ms`: the band followers' time constants.
     - tuning (defaults chosen on the benchmark's dev split, see benchmarks/audio_features.py):
       `onset_delta` and `onset_multiplier`, the threshold's offset (at sensitivity 0.5) and
-      median factor; `lag_ms`, how far back the flux's reference reaches; `window_fall`,
+      median factor; `slow_delta`, the offset of the second detector, on the flux against
+      16..53 ms back (onset.LaggedFlux: a note that swells over 30..60 ms, a flute or strings or
+      anything in heavy noise, shows its whole rise there; an onset fires when either fires); `lag_ms`, how far back the flux's reference reaches; `window_fall`,
       the share of the onset window after its peak; `log_mul`, the log compression's gain
       (log10(1 + log_mul * magnitude), a full-scale sine's peak = 1); `yin_window_ms`, see
       `CausalYin`; `pitch_margin`, `pitch_jumps_per_s`, see `PitchTracker` (`margin`,
@@ -123,7 +125,7 @@ class FeatureExtractor:
                  voicing_threshold: float = 0.85,
                  band_edges_hz: tuple[float, float] = (200.0, 4000.0),
                  attack_ms: float = 5.0, release_ms: float = 150.0,
-                 onset_delta: float = 0.8, onset_multiplier: float = 2.0, lag_ms: float = 27.0,
+                 onset_delta: float = 1.0, slow_delta: float = 1.2, onset_multiplier: float = 2.0, lag_ms: float = 27.0,
                  window_fall: float = 0.15, log_mul: float = 1000.0,
                  yin_window_ms: float = 16.0, pitch_margin: float = 0.1,
                  pitch_jumps_per_s: float = 60.0, bands_per_octave: int = 36):
@@ -173,6 +175,11 @@ class FeatureExtractor:
 
         self._pickers = tuple(picker(1.0 if m is None else max(0.15, m.sum() / n_bands))
                               for m in (None, self._low_bands, self._mid_bands, self._high_bands))
+        # soft attacks: flux against the spectrum 16..53 ms ago, picked on its own
+        self._slow = LaggedFlux(n_bands, near=max(1, round(0.016 / frame_s)),
+                                far=max(2, round(0.053 / frame_s)))
+        self._pickers += (picker(slow_delta / self._delta0),)
+        self._refractory = self._pickers[0].refractory_frames
         self._base_deltas = tuple(p.delta for p in self._pickers)
         self.sensitivity = sensitivity
 
@@ -224,6 +231,8 @@ class FeatureExtractor:
         self.sanitised_blocks = 0        # blocks that had NaN/inf or > 4.0 samples
         for p in self._pickers:
             p.reset()
+        self._slow.reset()
+        self._since_onset = 1 << 30
         self._bands = np.zeros(3)
         self._rms_db = SILENCE_DB
         self._pitch: tuple[float | None, float] = (None, 0.0)
@@ -319,8 +328,11 @@ class FeatureExtractor:
         odf_high = float(diff[self._high_bands].sum())
         self._strength = odf / (odf + STRENGTH_HALF)
         self._flux = (odf, odf_low, odf_high)                               # the beat tracker's input
-        p_all, p_low, p_mid, p_high = self._pickers
-        fired = p_all.step(odf, gate_open=gate)
+        p_all, p_low, p_mid, p_high, p_slow = self._pickers
+        fast = p_all.step(odf, gate_open=gate)
+        slow = p_slow.step(float(self._slow.step(spec).sum()), gate_open=gate)
+        fired = (fast or slow) and self._since_onset >= self._refractory
+        self._since_onset = 0 if fired else self._since_onset + 1
         # each band's own level gates it: a loud kick's spectral leakage is no hat
         floor = 10.0 ** (self.silence_db / 20.0)
         fired_low = p_low.step(odf_low, gate_open=gate and levels[0] > floor)

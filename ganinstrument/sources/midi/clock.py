@@ -88,6 +88,7 @@ class MidiClockState:
     ticks: int = 0  # the position in ticks since the Start / SPP origin
     line_t_s: float = 0.0  # where the fitted tick line puts the last tick (beat_at's anchor)
     rolling: bool = False  # running, and a tick has come since Start / Continue (beat_at moves)
+    transport: bool = False  # a Start, Continue, Stop or SPP has been heard (the position means something)
 
     def beat_at(self, t: float) -> float:
         """The beat at time `t`: along the fitted line while the clock rolls, at most one tick
@@ -123,6 +124,7 @@ class MidiClock:
         self._pos = 0  # the position of the last tick (what `beat` shows)
         self._running = False
         self._rolling = False
+        self._transport = False  # a transport message heard (Start, Continue, Stop, SPP)
         self._source = ""
         self._state = MidiClockState()
         self.received = self.tick_count = self.malformed = self.ignored = 0
@@ -148,6 +150,8 @@ class MidiClock:
                 self.backwards += 1
                 t = self._last_t if math.isfinite(self._last_t) else 0.0
             self._last_t = t
+            if status != TICK:
+                self._transport = True
             if status == TICK:
                 self._tick(t, source)
             elif status == START:
@@ -232,7 +236,7 @@ class MidiClock:
         self._state = MidiClockState(
             running=self._running, bpm=bpm, beat=self._pos / PPQN, t_s=t, ticks=self._pos,
             line_t_s=self._line_last if interval is not None else self._last_tick_t,
-            rolling=self._rolling)
+            rolling=self._rolling, transport=self._transport)
 
     # -- anyone ----------------------------------------------------------------------------
     def state(self, t: float | None = None) -> MidiClockState:
