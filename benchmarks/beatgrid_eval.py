@@ -94,10 +94,10 @@ def synthetic(seeds: int) -> None:
           f"|err| p99 {1000 * np.percentile(np.abs(e), 99):.1f} ms, max {1000 * np.abs(e).max():.1f} ms")
 
 
-def timing() -> None:
+def timing(seconds: float = 180.0) -> None:
     from test_beatgrid import DNB, render_track
 
-    x, _ = render_track(174.0, DNB, seconds=180.0, sr=48000, seed=9)
+    x, _ = render_track(174.0, DNB, seconds=seconds, sr=48000, seed=9)
     stereo = np.stack([x, x], axis=1)
     for label, s in (("mono", x), ("stereo", stereo)):
         times = []
@@ -105,7 +105,7 @@ def timing() -> None:
             t = time.perf_counter()
             find_beat_grid(s, 48000)
             times.append(time.perf_counter() - t)
-        print(f"-- 180 s at 48 kHz {label}: {min(times):.2f} s best of 3 (median {np.median(times):.2f} s)")
+        print(f"-- {seconds:g} s at 48 kHz {label}: {min(times):.2f} s best of 3 (median {np.median(times):.2f} s)")
 
 
 def main() -> None:
@@ -113,11 +113,12 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--no-fluidsynth", action="store_true")
+    ap.add_argument("--timing-seconds", type=float, default=180.0, help="the length of the timed file")
     args = ap.parse_args()
     if not args.no_fluidsynth:
         fluidsynth_set(args.split)
     synthetic(args.seeds)
-    timing()
+    timing(args.timing_seconds)
 
 
 if __name__ == "__main__":

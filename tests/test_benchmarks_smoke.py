@@ -180,3 +180,11 @@ def test_beat_prints_the_clock_lfos_routes_midi_clock_and_quantizer():
                       rf"tempo changes seen \d+")
         assert float(m.group(4)) < 1.0  # the clock found the tempo (a sanity figure, not a speed)
     assert int(line(out, r"^  64 waiting .* fired (\d+)").group(1)) > 0
+
+
+def test_beatgrid_eval_prints_its_figures_on_the_synthesised_tracks():
+    out = run_bench("beatgrid_eval.py", "--no-fluidsynth", "--seeds", "1", "--timing-seconds", "10")
+    assert line(out, r"^-- synthesised drum tracks")
+    ok, n = (int(v) for v in line(out, r"^tempo within 2 %: (\d+)/(\d+);").groups())
+    assert n >= 6 and ok == n  # (one seed of each track: all found)
+    assert line(out, rf"^-- 10 s at 48 kHz mono: {NUM} s best of 3") and line(out, r"^-- 10 s at 48 kHz stereo")
