@@ -135,20 +135,27 @@ def write_midi(path: Path, tempo_bpm: float, programs: dict[int, int], events) -
         msgs.append((on, 1, mido.Message("note_on", channel=ch, note=note, velocity=vel)))
         msgs.append((off, 0, mido.Message("note_off", channel=ch, note=note, velocity=0)))
         timed.append((on * sec_per_tick, off * sec_per_tick, note, ch))
-    msgs.sort(key=lambda m: (m[0], m[1]))
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
+    save_track(path, [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm))], programs, msgs,
+               TICKS_PER_BEAT)
+    return timed
+
+
+def save_track(path: Path, head: list, programs: dict[int, int], msgs: list, ticks_per_beat: int) -> None:
+    """A type-0 MIDI file: `head` (meta messages), a program change per (channel, program),
+    then `msgs`, (tick, order within the tick, message), in time order; a bar of tail."""
+    import mido
+
+    track = mido.MidiTrack(head)
     for ch, prog in programs.items():
         track.append(mido.Message("program_change", channel=ch, program=prog))
     now = 0
-    for tick, _, msg in msgs:
+    for tick, _, msg in sorted(msgs, key=lambda m: (m[0], m[1])):
         track.append(msg.copy(time=tick - now))
         now = tick
-    track.append(mido.MetaMessage("end_of_track", time=TICKS_PER_BEAT * 4))
-    mf = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT, type=0)
+    track.append(mido.MetaMessage("end_of_track", time=ticks_per_beat * 4))
+    mf = mido.MidiFile(ticks_per_beat=ticks_per_beat, type=0)
     mf.tracks.append(track)
     mf.save(path)
-    return timed
 
 
 def render(midi_path: Path, wav_path: Path) -> np.ndarray:

@@ -231,8 +231,8 @@ def beat_seconds(tempo, beats):
     return np.asarray(starts)[i] + (beats - np.asarray(edges)[i]) * 60.0 / np.asarray(bpms)[i]
 
 
-def write_midi(path: Path, piece) -> float:
-    """Type-0 MIDI with the tempo map, one beat of lead-in; returns the lead-in in seconds."""
+def write_midi(path: Path, piece) -> None:
+    """Type-0 MIDI with the tempo map, one beat of lead-in."""
     import mido
 
     lead = TPB
@@ -242,24 +242,11 @@ def write_midi(path: Path, piece) -> float:
         off = on + max(1, int(round(dur * TPB)))
         msgs.append((on, 1, mido.Message("note_on", channel=ch, note=int(note), velocity=int(vel))))
         msgs.append((off, 0, mido.Message("note_off", channel=ch, note=int(note), velocity=0)))
-    first_bpm = piece["tempo"][0][1]
     for beat, bpm in piece["tempo"]:
         tick = lead + int(round(beat * TPB)) if beat > 0 else 0
         msgs.append((tick, -1, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))))
-    msgs.sort(key=lambda m: (m[0], m[1]))
-    track = mido.MidiTrack()
-    for ch, p in piece["programs"].items():
-        if ch != 9:
-            track.append(mido.Message("program_change", channel=ch, program=p))
-    now = 0
-    for tick, _, msg in msgs:
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=TPB * 4))
-    mf = mido.MidiFile(ticks_per_beat=TPB, type=0)
-    mf.tracks.append(track)
-    mf.save(path)
-    return 60.0 / first_bpm
+    programs = {ch: p for ch, p in piece["programs"].items() if ch != 9}  # (9: the drum kit)
+    audio_eval_set.save_track(path, [], programs, msgs, TPB)
 
 
 def build(split: str = "test", cache=None) -> list[dict]:
@@ -282,7 +269,7 @@ def build(split: str = "test", cache=None) -> list[dict]:
             x = audio_eval_set.add_noise(clean[p["copy_of"]], p["noise"], rng)
         else:
             midi = root / f"{name}.mid"
-            lead = write_midi(midi, p)
+            write_midi(midi, p)
             x = audio_eval_set.render(midi, root / f"{name}.wav")
             clean[name] = x
         sf.write(root / f"{name}.wav", x, SAMPLE_RATE, subtype="FLOAT")

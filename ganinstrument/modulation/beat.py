@@ -106,7 +106,6 @@ class BeatClock:
         self._t0, self._beat0 = float(t0), float(beat0)
         self._taps: list[float] = []
         self.source = "tap"
-        self._slew = 0.0  # beats still to be taken up (a new source's phase, reached gradually)
         self.jumps = 0  # times the position was put somewhere (a tap, a resync, a Start) ...
         self.landed = 0.0  # ... and where it was put the last time
 
@@ -147,7 +146,7 @@ class BeatClock:
         self._anchor(t)
         self._beat0 = float(round(self._beat0))  # this tap is on the beat
         self.source = "tap"
-        self.jumps, self.landed = self.jumps + 1, self._beat0
+        self._jumped(self._beat0)
         return self.bpm
 
     def resync(self, t: float) -> None:
@@ -155,8 +154,7 @@ class BeatClock:
         self._anchor(t)
         bars = self._beat0 / self.beats_per_bar
         self._beat0 = float(round(bars) * self.beats_per_bar)
-        self._slew = 0.0
-        self.jumps, self.landed = self.jumps + 1, self._beat0
+        self._jumped(self._beat0)
 
     def nudge(self, t: float, beats: float) -> None:
         self._anchor(t)
@@ -175,11 +173,14 @@ class BeatClock:
         if jump or source != self.source and abs(error) > 4 * self.beats_per_bar:
             self._beat0 = beat  # (a Start, or a source far away: nothing to slew towards)
             if beat != self.landed:  # (held on the same position frame after frame: one jump)
-                self.jumps, self.landed = self.jumps + 1, beat
+                self._jumped(beat)
         else:
             beats_passed = dt * self.bpm / 60.0
             self._beat0 += error * -math.expm1(-beats_passed / SLEW_BEATS)
         self.source = source
+
+    def _jumped(self, beat: float) -> None:
+        self.jumps, self.landed = self.jumps + 1, beat
 
     def _anchor(self, t: float) -> None:
         self._beat0, self._t0 = self.beat_at(t), float(t)
