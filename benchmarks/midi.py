@@ -125,7 +125,7 @@ class ProbeEngine(Engine):
     the input time); optionally drawing nothing (then it polls every `poll_s`)."""
 
     def __init__(self, inst, tap: TapMidi, *, render: bool, poll_s: float, fps=None, **kwargs):
-        super().__init__(inst, controls=[tap], draw=render, fps=fps if render else 1.0 / poll_s, **kwargs)
+        super().__init__(inst, controls=[tap], draw=render, fps=fps or 1.0 / poll_s, **kwargs)
         self.tap = tap
         self.seen: list[tuple[float, float, float, bool]] = []  # (visible, callback ts, value, changed)
         self.input_s: list[float] = []
@@ -241,7 +241,7 @@ def flood_phase(inst, controls, midi, tap, sender, clock, args) -> None:
     lost = sent - received - dropped - ignored - malformed
     events = controls.router.stats.events - r_before.events
     updates = controls.router.stats.updates - r_before.updates
-    frames = engine.stats.frames
+    frames = len(engine.input_s)  # (frames run, drawn or not)
     ages = np.concatenate(tap.ages) if tap.ages else np.zeros(0)
     print(f"\n[flood {args.rate:g} msg/s for {args.seconds:g} s over CC 0..31, engine at {args.fps:g} fps"
           f"{', rendering' if args.render else ''}] load: {machine_load()}")
