@@ -1,0 +1,142 @@
+"""The beat clock in an Ableton Link session (modulation/beat.py BeatSource with a link): our
+peer and another app's on the fake network of test_link_session.py (real protocol, real bytes),
+frames at 50 fps on a fake clock that is our peer's host clock. The engine's part is played too:
+after each frame, the tempo the clock gives is written into tempo.bpm, as engine/loop.py does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from test_link_session import Net
+
+from ganinstrument.common.clock import FakeClock
+from ganinstrument.modulation.beat import BeatClock, BeatSource
+
+FPS = 50  # (20 ms: whole steps of the fake network)
+
+
+class NodeView:
+    """A peer of the fake network as BeatSource sees a LinkNode."""
+
+    def __init__(self, peer):
+        self.peer = peer
+
+    def state(self):
+        return self.peer.protocol.state()
+
+    def commit(self, host_s: float, bpm: float, beats: float | None = None) -> None:
+        self.peer.protocol.commit(host_s * 1e6, bpm, beats, self.peer.host_us())
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        return True
+
+
+class Show:
+    def __init__(self, net: Net, ours, mode: str = "auto", bpm: float = 120.0):
+        self.net, self.ours = net, ours
+        self.clock = FakeClock(ours.host_us() / 1e6)
+        self.values = {"tempo.bpm": bpm, "tempo.beats_per_bar": 4.0}
+        self.source = BeatSource(self.clock, BeatClock(bpm, 4, t0=self.clock.now()), values=lambda: self.values,
+                                 mode=mode, link=NodeView(ours))
+        self.readings = []
+
+    def play(self, seconds: float) -> None:
+        for _ in range(round(seconds * FPS)):
+            self.net.run(1.0 / FPS)
+            self.clock.set(self.ours.host_us() / 1e6)
+            reading = self.source.read(self.clock.now())
+            self.values["tempo.bpm"] = reading.values["tempo_bpm"]  # (the engine shows the tempo)
+            self.readings.append(reading)
+
+    def act(self, action: str) -> None:
+        bpm = self.source.act(action, self.clock.now())
+        if bpm is not None:
+            self.values["tempo.bpm"] = bpm
+
+    def gap_ms(self, other) -> float:
+        """Our beat against the other app's session beat now, modulo the bar, in ms."""
+        t = self.clock.now()
+        theirs = other.protocol.state().beat_at(other.host_us() / 1e6)
+        gap = (self.source.beat.beat_at(t) - theirs + 2) % 4 - 2
+        return gap * 60e3 / self.source.beat.bpm
+
+
+def test_alone_our_clock_leads_the_session_so_an_app_that_joins_gets_our_beat():
+    net = Net()
+    ours = net.add("ours", offset_us=1_000_000, bpm=120.0)
+    show = Show(net, ours)
+    show.play(0.5)
+    show.values["tempo.bpm"] = 100.0  # (a knob)
+    show.play(0.5)
+    show.act("tempo.resync")  # (alone, the bar line is ours to move)
+    show.play(0.5)
+    assert show.source.now.source == "tap"  # (auto, alone: our own clock)
+    app = net.add("app", offset_us=-40_000_000, bpm=140.0)
+    show.play(1.5)
+    assert app.protocol.state().session_id == ours.protocol.state().session_id == ours.protocol.node_id
+    assert app.protocol.state().bpm == pytest.approx(100.0, abs=1e-3)
+    assert abs(show.gap_ms(app)) < 0.05
+    assert show.source.now.source == "link"  # (now with a peer: the session's clock)
+
+
+def test_with_an_older_session_we_follow_it_and_it_follows_our_knob_and_taps(caplog):
+    net = Net()
+    app = net.add("app", offset_us=-7_000_000, bpm=132.0)
+    net.run(2.0)
+    ours = net.add("ours", offset_us=3_000_000, bpm=120.0)
+    net.run(0.5)  # (perform joins while it starts: the model loads)
+    show = Show(net, ours)
+    show.play(0.04)
+    assert show.source.now.source == "link" and show.source.now.bpm == pytest.approx(132.0, abs=1e-3)
+    assert abs(show.gap_ms(app)) < 0.05  # (the first frames start on the session's beat: no slew)
+    show.play(2.0)
+    assert abs(show.gap_ms(app)) < 0.05
+    show.values["tempo.bpm"] = 90.0  # (a knob)
+    beat_before = show.source.beat.beat_at(show.clock.now())
+    show.play(0.1)
+    assert app.protocol.state().bpm == pytest.approx(90.0, abs=1e-3)
+    # (the knob is read at the next frame: one frame more at 132, then 90; no jump)
+    assert show.source.beat.beat_at(show.clock.now()) - beat_before == pytest.approx((0.02 * 132 + 0.08 * 90) / 60,
+                                                                                    abs=1e-3)
+    for _ in range(4):  # taps at 120 BPM, off the session's beat: the tempo is taken, not the phase
+        show.act("tempo.tap")
+        show.play(0.5)
+    assert app.protocol.state().bpm == pytest.approx(120.0, abs=0.1)
+    assert abs(show.gap_ms(app)) < 0.05
+    with caplog.at_level(logging.INFO, logger="ganinstrument.modulation.beat"):
+        show.act("tempo.resync")
+        show.act("tempo.nudge.fwd")
+    show.play(0.1)
+    assert abs(show.gap_ms(app)) < 0.05  # the bar line stays the session's ...
+    assert len(caplog.records) == 1 and "Link session" in caplog.records[0].getMessage()  # ... said once
+    assert "Link, 1 peer" in show.source.hud_lines()["tempo"]
+
+
+def test_when_the_other_app_leaves_the_clock_runs_on_by_itself():
+    net = Net()
+    app = net.add("app", offset_us=0, bpm=128.0)
+    net.run(2.0)
+    ours = net.add("ours", offset_us=0, bpm=120.0)
+    show = Show(net, ours)
+    show.play(1.0)
+    assert show.source.now.source == "link"
+    before = show.source.beat.beat_at(show.clock.now())
+    app.protocol.goodbye()
+    del net.peers[app.address]
+    show.play(1.0)
+    assert show.source.now.source == "tap" and show.source.now.bpm == pytest.approx(128.0, abs=1e-3)
+    assert show.source.beat.beat_at(show.clock.now()) - before == pytest.approx(128 / 60, abs=0.02)
+    assert "tap; Link 0 peers" in show.source.hud_lines()["tempo"]
+
+
+def test_tempo_link_alone_says_link_and_the_session_is_ours():
+    net = Net()
+    ours = net.add("ours", offset_us=0, bpm=120.0)
+    show = Show(net, ours, mode="link", bpm=120.0)
+    show.play(0.5)
+    assert show.source.now.source == "link" and "Link, 0 peers" in show.source.hud_lines()["tempo"]
+    show.act("tempo.half")
+    show.play(0.1)
+    assert ours.protocol.state().bpm == pytest.approx(60.0, abs=1e-3)
