@@ -3,7 +3,9 @@ quantized actions (issue 15), each timed call by call on the engine's own object
 
 - beat clock: `BeatSource.read()` once a frame at 60 fps on a FakeClock at 120 BPM, (a) tempo
   by hand (values read from the instrument's state each frame, as `perform` wires it) and (b)
-  following a MidiClock that gets its 24 ppqn ticks between the frames (the ticks untimed);
+  following a MidiClock that gets its 24 ppqn ticks between the frames (the ticks untimed), and
+  (c) in an Ableton Link session (the protocol without its sockets) alone, leading it, and with
+  one other peer, following it;
 - LFOs: `LfoSource.read()` for 1, 8 and 32 LFOs of mixed shapes (every shape, rates in beats,
   bars and Hz);
 - modulation routes: those LFOs routed to the demo instrument's targets (one route each, add
@@ -47,6 +49,8 @@ from ganinstrument.mapping.schema import LFO_SHAPES, QUANTIZE_GRIDS
 from ganinstrument.modulation.beat import BeatClock, BeatSource
 from ganinstrument.modulation.lfo import LfoSource
 from ganinstrument.modulation.routes import Modulation
+from ganinstrument.sources.link.session import LinkProtocol
+from ganinstrument.sources.link.wire import RESPONSE, PeerState, StartStop, encode_discovery
 from ganinstrument.sources.midi.clock import PPQN, START, TICK, MidiClock
 
 FPS = 60
@@ -114,6 +118,52 @@ def bench_beat(inst: Instrument, frames: int) -> None:
     now = source.now
     figure("following MIDI clock", ns[warm(frames):],
            f"  source {now.source}, {now.bpm:.2f} BPM at the end")
+
+    for peers in (0, 1):
+        clock = FakeClock()
+        link = _BenchLink(clock, peers)
+        source = BeatSource(clock, BeatClock(BPM, t0=0.0), values=inst.state.values, mode="auto", link=link)
+        ns = []
+        for k in range(frames + warm(frames)):
+            clock.set(k / FPS)
+            t0 = time.perf_counter_ns()
+            source.read()
+            ns.append(time.perf_counter_ns() - t0)
+        now = source.now
+        figure(f"in a Link session, {peers} other peer{'s' * (peers != 1)}", ns[warm(frames):],
+               f"  source {now.source}, {now.bpm:.2f} BPM at the end")
+
+
+class _BenchLink:
+    """A Link peer without the network (LinkProtocol, a transport that sends nowhere), as
+    BeatSource sees a LinkNode; with `peers`, a peer of our own session announced to it (so the
+    clock follows the session)."""
+
+    def __init__(self, clock: FakeClock, peers: int):
+        self.clock = clock
+        self.protocol = LinkProtocol(self, 0, 132.0)
+        for n in range(peers):
+            node = bytes([n + 1]) * 8
+            state = PeerState(node, self.protocol.session_id, self.protocol.timeline, StartStop(), ("10.0.0.2", 9))
+            self.protocol.on_discovery("10.0.0.1", ("10.0.0.2", 20808), encode_discovery(RESPONSE, 5, node, state), 0)
+
+    def state(self):
+        return self.protocol.state()
+
+    def commit(self, host_s: float, bpm: float, beats: float | None = None) -> None:
+        self.protocol.commit(host_s * 1e6, bpm, beats, round(self.clock.now() * 1e6))
+
+    def gateways(self):
+        return []
+
+    def endpoint(self, gateway):
+        return ("10.0.0.1", 9)
+
+    def send(self, gateway, channel, data, to):
+        pass
+
+    def wake(self):
+        pass
 
 
 # -- LFOs and their routes ---------------------------------------------------------------------------

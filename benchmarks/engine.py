@@ -84,11 +84,11 @@ configure_openmp()  # as `ganinstrument perform` does, before torch loads (yours
 import torch  # noqa: E402
 
 from ganinstrument.common.clock import MonotonicClock  # noqa: E402
-from ganinstrument.engine.loop import Engine  # noqa: E402
 from ganinstrument.common.events import ControlEvent  # noqa: E402
-from ganinstrument.common.reporting import Quiet  # noqa: E402
-from ganinstrument.modulation.audio import AudioFeatures  # noqa: E402
 from ganinstrument.common.heap import HeapTrimmer  # noqa: E402
+from ganinstrument.common.reporting import Quiet  # noqa: E402
+from ganinstrument.engine.loop import Engine  # noqa: E402
+from ganinstrument.modulation.audio import AudioFeatures  # noqa: E402
 from ganinstrument.outputs import Sinks  # noqa: E402
 from ganinstrument.sources.audio.input import BlockSource, OnsetEvent  # noqa: E402
 

@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("GANINSTRUMENT_FIXTURES", REPO.parent / "shared" / "fixtures"))
+# perform stays out of Ableton Link (multicast on this machine's networks); the Link tests run it
+# inside a private network namespace of their own, with this set to 0 there.
+os.environ["GANINSTRUMENT_NO_LINK"] = "1"
 
 
 @pytest.fixture(autouse=True, scope="session")

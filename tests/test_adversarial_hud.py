@@ -4,8 +4,6 @@ cut, control characters made visible), messages expire, a failed output opens ag
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch

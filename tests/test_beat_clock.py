@@ -228,7 +228,8 @@ def test_lfo_and_quantize_mistakes_are_found_with_their_lines():
 
 def test_perform_says_a_bad_tempo_in_one_line():
     assert parse_tempo("128") == ("tap", 128.0) and parse_tempo(None) == ("auto", None)
-    for bad in ("fast", "0", "1000", "nan", "link"):
+    assert parse_tempo(" Link ") == ("link", None)
+    for bad in ("fast", "0", "1000", "nan", "links"):
         with pytest.raises(GanInstrumentError) as info:
             parse_tempo(bad)
         assert "--tempo" in str(info.value) and "\n" not in str(info.value)

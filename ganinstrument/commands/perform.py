@@ -23,6 +23,7 @@ from .supervisor import AUTOSAVE_ENV, CHILD_ENV, RESTART_ENV, restarted_name
 
 log = logging.getLogger("ganinstrument")
 
+NO_LINK_ENV = "GANINSTRUMENT_NO_LINK"  # 1: --no-link (the test suite sets it: Link only in its own network)
 WARMUP_FRAMES = 3  # CPU convolution back ends set themselves up on the first calls per shape
 
 
@@ -235,7 +236,8 @@ def _perform(args) -> int:
         sinks.close()
         raise
     autosave = Autosave(inst, autosave_path) if autosave_path else None
-    beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None, audio)
+    beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None, audio,
+                       link=False if args.no_link else None)
     if beat.mode == "midi" and midi is None:
         log.warning("--tempo midi: no MIDI input (--midi-port none?); the beat clock keeps its own time (tap)")
     lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat, inst.state.values)] if controls.mapping.lfos else []
@@ -259,31 +261,51 @@ def _perform(args) -> int:
 
 
 def parse_tempo(text: str | None) -> tuple[str, float | None]:
-    """--tempo: (mode, BPM to start at): "tap", "auto", "midi", or a BPM (a fixed start, then
-    tap or knob)."""
+    """--tempo: (mode, BPM to start at): "auto", "link", "midi", "audio", "tap", or a BPM (a
+    fixed start, then tap or knob)."""
     text = (text or "auto").strip().lower()
-    if text in ("tap", "auto", "midi", "audio"):
+    if text in ("tap", "auto", "midi", "audio", "link"):
         return text, None
-    if text == "link":
-        raise GanInstrumentError(f"--tempo {text}: not available yet (tap, midi, audio, auto or a BPM)")
     try:
         bpm = float(text)
     except ValueError:
-        raise GanInstrumentError(f"--tempo {text!r}: expected auto, tap, midi, audio or a BPM (20 .. 300)") from None
+        raise GanInstrumentError(f"--tempo {text!r}: expected auto, link, midi, audio, tap or a BPM (20 .. 300)") \
+            from None
     if not 20.0 <= bpm <= 300.0:
         raise GanInstrumentError(f"--tempo {text}: a BPM from 20 to 300")
     return "tap", bpm
 
 
-def beat_source(tempo: str | None, inst, clock, midi_clock=None, audio=None):
-    """The show's beat clock, at --tempo's BPM (else the instrument's tempo.bpm)."""
+def beat_source(tempo: str | None, inst, clock, midi_clock=None, audio=None, link: bool | None = None):
+    """The show's beat clock, at --tempo's BPM (else the instrument's tempo.bpm); in the Ableton
+    Link session with --tempo link and auto (unless `link` is off: --no-link; None: on unless
+    $GANINSTRUMENT_NO_LINK says otherwise)."""
     from ..modulation.beat import BeatClock, BeatSource
 
+    link = not _env_flag(NO_LINK_ENV) if link is None else link
     mode, bpm = parse_tempo(tempo)
     if bpm is not None:
         inst.set("tempo.bpm", bpm, immediate=True)
     beat = BeatClock(inst.get("tempo.bpm"), int(inst.get("tempo.beats_per_bar")), t0=clock.now())
-    return BeatSource(clock, beat, values=inst.state.values, midi=midi_clock, mode=mode, audio=audio)
+    node = _open_link(beat.bpm) if link and mode in ("link", "auto") else None
+    if mode == "link" and node is None:
+        log.warning("--tempo link: %s; the beat clock keeps its own time (tap)",
+                    "Link is off (--no-link)" if not link else "Ableton Link could not start")
+    return BeatSource(clock, beat, values=inst.state.values, midi=midi_clock, mode=mode, audio=audio, link=node)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "no", "false", "off")
+
+
+def _open_link(bpm: float):
+    from ..sources.link import LinkNode
+
+    try:
+        return LinkNode(bpm).start()
+    except Exception as exc:  # (no network, no sockets: the show goes on without Link)
+        log.warning("Ableton Link could not start (%s)", exc)
+        return None
 
 
 def _takes_outputs(sinks) -> list:
@@ -368,8 +390,12 @@ def add_perform_parser(sub) -> None:
                         "record:FILE.mp4, takes[:DIR] (R records), null (default: preview and Spout where "
                         "available, and takes)")
     p.add_argument("--fps", type=float, default=60.0, help="frame rate to pace at (0: as fast as possible)")
-    p.add_argument("--tempo", default="auto", help="the beat clock: auto (MIDI clock while it comes, else tap), "
-                   "tap, midi (the MIDI input's clock), or a BPM to start at (default auto)")
+    p.add_argument("--tempo", default="auto",
+                   help="the beat clock: auto (Ableton Link while it has peers, else MIDI clock while it comes, "
+                        "else the music's beat while the tracker is sure, else tap), link, midi (the MIDI "
+                        "input's clock), audio (the beat tracker), tap, or a BPM to start at (default auto)")
+    p.add_argument("--no-link", action="store_true",
+                   help=f"stay out of Ableton Link sessions (with --tempo auto; also ${NO_LINK_ENV}=1)")
     p.add_argument("--device", default=None, help="torch device: cuda, cuda:1, mps, cpu (default: automatic)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames (headless runs, tests)")
     p.add_argument("--log-params", default=None, metavar="FILE.jsonl", help="every target value per frame (JSON lines, on disk within a second)")

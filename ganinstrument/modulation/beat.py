@@ -24,6 +24,14 @@ beats 0 starts bar 1), `beats_per_bar`, `beat_phase` and `bar_phase` (0 .. 1, 0 
 the time it fell. The hand controls' targets are taken when they change (a knob on tempo.bpm),
 so a tempo followed from MIDI clock stays when the clock goes away.
 
+Following Ableton Link (`mode` link, or auto while the session has other peers;
+sources.link.LinkNode): the session's tempo at once and its phase over SLEW_BEATS, aligned
+modulo the bar (Link's quantum is beats_per_bar: peers share the bar line, not the bar count).
+The performer's tempo changes (tap, half/double, the tempo.bpm knob) go into the session, and
+its peers follow; with peers the phase is everyone's, so a tap or resync moves the tempo, not the
+session's bar line. Alone (mode link, or auto without peers) our clock leads the session: every
+change of ours, phase included, is written into it, so a peer that joins finds our beat.
+
 Following MIDI clock (`mode` midi or auto; sources.midi.clock.MidiClock): while its ticks
 come, the clock takes its tempo at once and its phase over SLEW_BEATS; a Start puts it on
 beat 0 (bar 1) at once; a Stop holds it where the MIDI clock stopped. Once the ticks stop
@@ -32,6 +40,7 @@ coming (the MIDI clock says no tempo), it runs on free at the last tempo, by han
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,12 +49,16 @@ from ..common.clock import Clock
 from ..state.params import ActionSpec, SignalSpec, TargetSpec
 from .source import Event, Reading
 
+log = logging.getLogger(__name__)
+
 SOURCE = "beat"
 BPM_MIN, BPM_MAX = 20.0, 300.0
 TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
 TAPS_KEPT = 8
 NUDGE_BEATS = 1.0 / 32.0
 SLEW_BEATS = 1.0  # a new source's phase is reached over about this many beats
+LINK_BPM_SAME = 0.005  # tempos closer than this are the same (Link's tempo is whole us per beat)
+LINK_PHASE_SAME_S = 0.0005  # alone, a phase of ours this far from the session's is written into it
 LATE_TICKS = 4  # MIDI clock ticks missed before the beat runs on by itself (a cable pulled)
 AUDIO_CONFIDENCE = 0.5  # the live beat tracker is followed from this confidence on
 
@@ -131,9 +144,10 @@ class BeatClock:
     def set_meter(self, beats_per_bar: int) -> None:
         self.beats_per_bar = max(1, min(16, int(beats_per_bar)))
 
-    def tap(self, t: float) -> float | None:
+    def tap(self, t: float, phase: bool = True) -> float | None:
         """A tap at `t`: after two taps or more, the tempo of the last taps (their median
-        interval) and this tap on a beat. Returns the tempo it set, or None (the first tap)."""
+        interval) and this tap on a beat (unless not `phase`: a Link session's phase is
+        everyone's). Returns the tempo it set, or None (the first tap)."""
         if self._taps and not 0.0 < t - self._taps[-1] <= TAP_RESET_S:
             self._taps.clear()
         self._taps = (self._taps + [t])[-TAPS_KEPT:]
@@ -143,6 +157,8 @@ class BeatClock:
         mid = len(gaps) // 2
         gap = gaps[mid] if len(gaps) % 2 else 0.5 * (gaps[mid - 1] + gaps[mid])
         self.set_tempo(t, 60.0 / gap)
+        if not phase:
+            return self.bpm
         self._anchor(t)
         self._beat0 = float(round(self._beat0))  # this tap is on the beat
         self.source = "tap"
@@ -202,10 +218,12 @@ class BeatSource:
     messages: tuple[str, ...] = ()
 
     def __init__(self, clock: Clock, beat_clock: BeatClock, values=None, midi=None, mode: str = "tap",
-                 audio=None):
+                 audio=None, link=None):
         self.clock, self.beat = clock, beat_clock
         self.values = values  # () -> Mapping[str, float]: the state's targets (tempo.bpm, meter)
         self.midi = midi
+        self.link = link  # a LinkNode (mode link, auto): state() and commit(t, bpm, beats)
+        self._said_shared = False
         self.audio = audio  # a FeatureSource whose features carry the live beat tracker's (mode audio, auto)
         self.mode = mode
         self._last_t: float | None = None
@@ -222,10 +240,16 @@ class BeatSource:
 
     def act(self, action: str, t: float) -> float | None:
         """A tempo.* action at `t`; returns the tempo to show in `tempo.bpm`, if it changed."""
-        beat = self.beat
+        beat, bpm = self.beat, None
+        shared = self.link is not None and self.link.state().peers > 0  # (the phase is the session's)
+        if shared and action in ("tempo.resync", "tempo.nudge.fwd", "tempo.nudge.back"):
+            if not self._said_shared:
+                self._said_shared = True
+                log.info("%s: the bar line is the Link session's (its peers share it); the tempo is yours", action)
+            return None
         if action == "tempo.tap":
-            return beat.tap(t)
-        if action == "tempo.resync":
+            bpm = beat.tap(t, phase=not shared)
+        elif action == "tempo.resync":
             beat.resync(t)
         elif action == "tempo.nudge.fwd":
             beat.nudge(t, NUDGE_BEATS)
@@ -233,8 +257,10 @@ class BeatSource:
             beat.nudge(t, -NUDGE_BEATS)
         elif action in ("tempo.half", "tempo.double"):
             beat.scale_tempo(t, 0.5 if action == "tempo.half" else 2.0)
-            return beat.bpm
-        return None
+            bpm = beat.bpm
+        if self.link is not None:  # (the session hears it: a tempo, and alone the phase too)
+            self._lead(t, self.link.state())
+        return bpm
 
     def read(self, t: float | None = None) -> Reading:
         t = self.clock.now() if t is None else t
@@ -265,6 +291,45 @@ class BeatSource:
                        tuple(events))
 
     def _steer(self, t: float, dt: float) -> None:
+        link = self.link.state() if self.link is not None else None
+        if link is not None and link.peers:
+            self._follow_link(t, dt, link)
+            return
+        self._steer_here(t, dt)
+        if link is not None:  # alone in the session: it is where our clock is
+            self._lead(t, link)
+            self.beat.source = "link" if self.mode == "link" else self.beat.source
+
+    def _follow_link(self, t: float, dt: float, link) -> None:
+        """The session's tempo at once, its phase (modulo the bar) slewed to; a knob on
+        tempo.bpm sets the session's tempo."""
+        bpm = self.values().get("tempo.bpm") if self.values is not None else None
+        if bpm is not None and bpm != self._bpm_seen:  # (a knob moved; or the engine showing the
+            self._bpm_seen = bpm                        # tempo we followed: nothing to write then)
+            if abs(bpm - self.beat.bpm) > LINK_BPM_SAME:
+                self.link.commit(t, bpm)
+                link = self.link.state()
+        session, q = link.beat_at(t), self.beat.beats_per_bar
+        own = self.beat.beat_at(t)
+        self.beat.follow(t, session + q * round((own - session) / q), link.bpm, dt, "link",
+                         jump=self._fired is None)  # (the show's first frame starts on the session's beat)
+
+    def _lead(self, t: float, link) -> None:
+        """Our clock into the session: with peers its tempo (when it differs), alone its tempo
+        and phase (modulo the bar)."""
+        bpm, q = self.beat.bpm, self.beat.beats_per_bar
+        new_tempo = abs(bpm - link.bpm) > LINK_BPM_SAME
+        if link.peers:
+            if new_tempo:
+                self.link.commit(t, bpm)
+            return
+        own = self.beat.beat_at(t)
+        off = (own - link.beat_at(t) + q / 2) % q - q / 2
+        if new_tempo or abs(off) * 60.0 / bpm > LINK_PHASE_SAME_S:
+            self.link.commit(t, bpm, own)
+
+    def _steer_here(self, t: float, dt: float) -> None:
+        """Without Link peers: MIDI clock, the beat tracker, or the hand controls."""
         midi = self.midi.state() if self.midi is not None and self.mode in ("midi", "auto") else None
         if midi is not None:
             # A Start (or a jump back): the count began again, or the clock began to run at its
@@ -292,7 +357,7 @@ class BeatSource:
                 return
         if self._follow_audio(t, dt):
             return
-        if self.beat.source in ("midi", "audio"):  # the source went away: free-running from where it was
+        if self.beat.source in ("midi", "audio", "link"):  # the source went away: free-running from where it was
             self.beat.source = "tap"
         values: Mapping[str, float] = self.values() if self.values is not None else {}
         meter, bpm = values.get("tempo.beats_per_bar"), values.get("tempo.bpm")
@@ -318,7 +383,12 @@ class BeatSource:
         now = self.now
         beat_in_bar = int(math.floor(now.beat)) % now.beats_per_bar
         dots = "".join("●" if i == beat_in_bar else "○" for i in range(now.beats_per_bar))
-        return {"tempo": f"{now.bpm:.1f} BPM ({now.source}) {dots} bar {int(math.floor(now.bar)) + 1}"}
+        source = now.source
+        if self.link is not None:  # (the session's other peers)
+            peers = self.link.state().peers
+            peers_text = f"{peers} peer{'s' if peers != 1 else ''}"
+            source = f"Link, {peers_text}" if source == "link" else f"{source}; Link {peers_text}"
+        return {"tempo": f"{now.bpm:.1f} BPM ({source}) {dots} bar {int(math.floor(now.bar)) + 1}"}
 
     def stop(self, timeout_s: float = 2.0) -> bool:
-        return True
+        return self.link.stop(timeout_s) if self.link is not None else True

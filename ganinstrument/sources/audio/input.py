@@ -37,7 +37,7 @@ import numpy as np
 from ...common.clock import Clock, MonotonicClock
 from ...common.errors import DeviceError
 from .offline import BlockSource, read_wav, write_wav  # noqa: F401  (re-exported)
-from .pipeline import ONSET_KINDS, Extractor, FeatureWorker, OnsetEvent, RingBuffer, _Capture, _default_extractor
+from .pipeline import FeatureWorker, OnsetEvent, RingBuffer, _Capture, _default_extractor
 
 log = logging.getLogger(__name__)
 
