@@ -2,6 +2,7 @@
 a test tool only) as the second peer, against ours. Writes what it saw as JSON; the tests judge.
 
     python3 link_driver.py node OUT.json            our LinkNode in this process
+    python3 link_driver.py hostile OUT.json         ours under hostile datagrams, then a peer
     python3 link_driver.py perform OUT.json TMPDIR  the real `perform --tempo link`
 
 Clocks: ours is perf_counter (CLOCK_MONOTONIC), Link's on Linux is CLOCK_MONOTONIC_RAW; `Clocks`
@@ -111,6 +112,52 @@ def node_scenario(out: Path) -> None:
     out.write_text(json.dumps(result))
 
 
+def hostile_scenario(out: Path) -> None:
+    """Our LinkNode under hostile datagrams from a raw socket, then an Ableton peer joins it."""
+    import socket
+    import struct
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from ganinstrument.sources.link import LinkNode
+    from ganinstrument.sources.link.timeline import Timeline
+    from ganinstrument.sources.link.wire import ALIVE, PeerState, StartStop, encode_discovery, encode_ping, pack
+
+    node = LinkNode(120.0).start()
+    time.sleep(0.3)
+    mine = node.state()
+    endpoint = node.endpoint("127.0.0.1")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    raw.bind(("127.0.0.1", 0))
+    raw.settimeout(1.0)
+    group = ("224.76.78.75", 20808)
+    rng = __import__("random").Random(5)
+    for _ in range(200):  # noise, and noise behind the right magic
+        raw.sendto(bytes(rng.randrange(256) for _ in range(rng.randrange(600))), group)
+        raw.sendto(b"_asdp_v\x01" + bytes(rng.randrange(256) for _ in range(rng.randrange(80))), group)
+        raw.sendto(b"_link_v\x01\x01" + bytes(rng.randrange(256) for _ in range(rng.randrange(80))), endpoint)
+    for n in range(20):  # sessions whose measurement endpoint is unreachable here (no route)
+        fake = bytes([9, n, 1, 2, 3, 4, 5, 6])
+        state = PeerState(fake, fake, Timeline(500000, 0, 0), StartStop(), ("10.255.255.1", 9))
+        raw.sendto(encode_discovery(ALIVE, 5, fake, state), group)
+    huge = struct.pack(">qqq", 500000, (1 << 63) - 1, -(1 << 63))  # a "peer of our session"
+    evil = b"_asdp_v\x01\x01\x05\x00\x00" + b"evilnode" + pack((b"tmln", huge), (b"sess", mine.session_id),
+                                                                  (b"mep4", b"\x7f\x00\x00\x01\x00\x09"))
+    raw.sendto(evil, group)
+    raw.sendto(encode_ping(12345) + b"\x00" * 40, endpoint)  # (a ping too long: not answered)
+    raw.sendto(encode_ping(12345), endpoint)
+    pong, _ = raw.recvfrom(2048)
+    time.sleep(1.0)  # (the fake sessions' measurements time out)
+    result = {"gateways": node.gateways(), "failures": node.failures, "unreachable": node.unreachable,
+              "malformed": node.protocol.malformed, "pong": pong[:9].hex(),
+              "session_kept": node.state().session_id == mine.session_id, "bpm": node.state().bpm}
+    peer = link.Link(150.0)
+    peer.enabled = True
+    result["peer_joins_s"] = wait(lambda: peer.numPeers() == 1 and abs(peer_tempo(peer) - 120.0) < 0.01, 3.0)
+    node.stop()
+    out.write_text(json.dumps(result))
+
+
 def perform_scenario(out: Path, tmp: Path) -> None:
     """The peer plays 120 BPM; `perform --tempo link` (30 fps, --log-params) joins. The peer
     changes to 132 BPM; then the performer sets tempo.bpm 96 over OSC; then taps 100 BPM."""
@@ -178,5 +225,7 @@ def perform_scenario(out: Path, tmp: Path) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "node":
         node_scenario(Path(sys.argv[2]))
+    elif sys.argv[1] == "hostile":
+        hostile_scenario(Path(sys.argv[2]))
     else:
         perform_scenario(Path(sys.argv[2]), Path(sys.argv[3]))

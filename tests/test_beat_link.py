@@ -47,7 +47,8 @@ class Show:
             self.net.run(1.0 / FPS)
             self.clock.set(self.ours.host_us() / 1e6)
             reading = self.source.read(self.clock.now())
-            self.values["tempo.bpm"] = reading.values["tempo_bpm"]  # (the engine shows the tempo)
+            self.values["tempo.bpm"] = min(max(reading.values["tempo_bpm"], 20.0), 300.0)  # (the engine shows
+            #                                                               the tempo, in the knob's range)
             self.readings.append(reading)
 
     def act(self, action: str) -> None:
@@ -140,3 +141,61 @@ def test_tempo_link_alone_says_link_and_the_session_is_ours():
     show.act("tempo.half")
     show.play(0.1)
     assert ours.protocol.state().bpm == pytest.approx(60.0, abs=1e-3)
+
+
+class Counting(NodeView):
+    commits = 0
+
+    def commit(self, host_s, bpm, beats=None):
+        self.commits += 1
+        super().commit(host_s, bpm, beats)
+
+
+def test_a_session_faster_than_the_knob_is_followed_and_not_pulled_down():
+    """Link sessions run up to 999 BPM, the tempo knob to 300: the clock follows 400 exactly; the
+    knob showing its 300 (the engine writes the tempo back, clamped) and a first tap, which sets
+    no tempo, write nothing into the session."""
+    net = Net()
+    app = net.add("app", offset_us=0, bpm=400.0)
+    net.run(2.0)
+    ours = net.add("ours", offset_us=0, bpm=120.0)
+    net.run(0.5)
+    show = Show(net, ours)
+    show.source.link = link = Counting(ours)
+    show.play(1.0)
+    show.values["tempo.bpm"] = 300.0  # (what the engine's write-back leaves in the knob)
+    show.play(0.5)
+    show.act("tempo.tap")
+    show.play(0.5)
+    assert link.commits == 0 and app.protocol.state().bpm == pytest.approx(400.0, abs=1e-3)
+    assert show.source.now.bpm == pytest.approx(400.0, abs=1e-3) and abs(show.gap_ms(app)) < 0.05
+
+
+def test_the_meter_knob_sets_the_quantum_while_following():
+    net = Net()
+    app = net.add("app", offset_us=0, bpm=120.0)
+    net.run(2.0)
+    ours = net.add("ours", offset_us=0, bpm=120.0)
+    net.run(0.5)
+    show = Show(net, ours)
+    show.play(0.5)
+    show.values["tempo.beats_per_bar"] = 3.0  # (the bar line moves: slewed to, over a few beats)
+    show.play(6.0)
+    assert show.source.now.beats_per_bar == 3
+    theirs = app.protocol.state().beat_at(app.host_us() / 1e6)
+    gap = (show.source.beat.beat_at(show.clock.now()) - theirs + 1.5) % 3 - 1.5
+    assert abs(gap) * 500 < 0.05  # (on the session's phase modulo 3 beats, in ms)
+
+
+def test_alone_a_wandering_tempo_is_written_into_the_session_about_once_a_second():
+    """Following MIDI clock or the audio alone, the tempo moves a little every frame: the session
+    hears it, but not 50 times a second."""
+    net = Net()
+    ours = net.add("ours", offset_us=0, bpm=120.0)
+    show = Show(net, ours)
+    show.source.link = link = Counting(ours)
+    for k in range(5 * FPS):
+        show.values["tempo.bpm"] = 120.0 + 0.02 * (k % 3)
+        show.play(1 / FPS)
+    assert 3 <= link.commits <= 7, link.commits
+    assert abs(ours.protocol.state().bpm - show.source.now.bpm) < 0.05

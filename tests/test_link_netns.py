@@ -48,6 +48,19 @@ def test_our_link_peer_and_abletons_share_tempo_and_phase(tmp_path):
     assert seen["our_bpm_after_peer_joined"] == pytest.approx(97.0, abs=1e-3)
 
 
+def test_hostile_datagrams_leave_our_peer_on_the_network(tmp_path):
+    """Noise, noise behind Link's magic, sessions whose ping address has no route, a "peer of
+    our session" with 64-bit extremes, an oversized ping: each counted (said once per address),
+    none drops the interface or stops the thread, real pings are still answered, and Ableton's
+    peer still joins our session afterwards."""
+    seen = _drive("hostile", str(tmp_path / "hostile.json"), timeout_s=60)
+    assert seen["gateways"] == ["127.0.0.1"] and seen["failures"] == 0
+    assert seen["malformed"] >= 601 and seen["unreachable"] > 0
+    assert seen["pong"] == b"_link_v\x01\x02".hex()
+    assert seen["session_kept"] and seen["bpm"] == 120.0
+    assert seen["peer_joins_s"] is not None
+
+
 @pytest.fixture(scope="module")
 def show(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("link-show")

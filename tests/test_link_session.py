@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import struct
 
 import pytest
 
 from ganinstrument.sources.link import session as link_session
 from ganinstrument.sources.link.session import GROUP, LinkProtocol
 from ganinstrument.sources.link.timeline import Timeline
-from ganinstrument.sources.link.wire import ALIVE, PeerState, StartStop, encode_discovery, encode_pong
+from ganinstrument.sources.link.wire import ALIVE, PeerState, StartStop, encode_discovery, encode_pong, pack
 
 DISCOVERY, MEASURE = 20808, 40000
 
@@ -195,19 +196,40 @@ def test_malformed_datagrams_are_counted_and_said_once_per_address(caplog):
     assert a.protocol.state() == before
 
 
-def test_a_flood_of_fake_peers_stays_bounded_and_strangers_pongs_are_ignored():
+def test_a_flood_of_fake_sessions_stays_bounded_and_a_real_one_is_still_joined():
+    """Thousands of alives from fake sessions (each one asks to be measured; nobody answers the
+    pings): the tables stay bounded, and an older real session that comes during the flood is
+    still measured and joined once the measurement slots free up."""
     net = Net()
     a = net.add("a", offset_us=0, bpm=120.0)
-    for n in range(2000):
-        node = n.to_bytes(8, "big")
-        state = PeerState(node, node, Timeline(500000, n, 0), StartStop(), ("10.7.0.1", 9))
-        a.protocol.on_discovery(a.address, ("10.7.0.1", 20808), encode_discovery(ALIVE, 255, node, state),
-                                a.host_us())
     p = a.protocol
+    for n in range(2000):
+        node = (n + 1000).to_bytes(8, "big")
+        state = PeerState(node, node, Timeline(500000, n, 0), StartStop(), ("10.7.0.1", 9))
+        p.on_discovery(a.address, ("10.7.0.1", 20808), encode_discovery(ALIVE, 255, node, state), a.host_us())
     assert len(p._peers) <= link_session.MAX_PEERS and len(p._others) <= link_session.MAX_SESSIONS
-    assert len(p._measuring) <= link_session.MAX_MEASUREMENTS
-    for n in range(50):  # (pongs from nobody we pinged)
-        p.on_measurement(a.address, ("10.8.0.1", 9), encode_pong(b"x" * 8, n, b""), a.host_us())
-    assert p.state().session_id == p.node_id and p.state().bpm == 120.0
-    net.run(0.5)  # (the measurements time out: nobody answers at 10.7.0.1)
-    assert p.state().session_id == p.node_id
+    assert len(p._measuring) == link_session.MAX_MEASUREMENTS
+    b = net.add("b", offset_us=0, bpm=99.0)
+    b.protocol.xform = type(b.protocol.xform)(b.protocol.xform.intercept + 10_000_000)  # (older by 10 s)
+    b.protocol._publish()
+    net.run(2.0)
+    assert p.state().session_id == b.protocol.state().session_id and p.state().bpm == pytest.approx(99.0)
+
+
+def test_pongs_from_strangers_and_pongs_with_absurd_times_do_not_count():
+    net = Net()
+    a = net.add("a", offset_us=0, bpm=120.0)
+    b = net.add("b", offset_us=0, bpm=120.0)
+    b.protocol.xform = type(b.protocol.xform)(b.protocol.xform.intercept + 10_000_000)
+    b.protocol._publish()
+    net.run(0.001)  # (a hears b's alive and starts measuring b's session: no pong yet)
+    p, session = a.protocol, b.protocol.session_id
+    (m,) = p._measuring.values()
+    good = pack((b"__gt", struct.pack(">q", 5)), (b"__ht", struct.pack(">q", a.host_us())))
+    p.on_measurement(a.address, ("10.8.0.1", MEASURE), encode_pong(session, 5, good[16:]), a.host_us())
+    assert m.points == []  # (the right session and times, from an address nobody pinged)
+    absurd = pack((b"__ht", struct.pack(">q", (1 << 63) - 1)))
+    p.on_measurement(a.address, m.endpoint, encode_pong(session, (1 << 62), absurd), a.host_us())
+    assert m.points == [] and p.malformed == 1
+    net.run(1.0)
+    assert p.state().session_id == session  # (and the real pongs then measure it)

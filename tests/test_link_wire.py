@@ -9,6 +9,7 @@ gives the same bytes back, so ours are the bytes a Link peer reads.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -87,7 +88,7 @@ def _replace_timeline(mpb: int) -> bytes:
     (b"_asdp_v\x02" + REAL_ALIVE[8:], "header"),  # another protocol version
     (REAL_ALIVE[:8] + b"\x09" + REAL_ALIVE[9:], "kind 9"),
     (REAL_ALIVE[:10] + b"\x00\x01" + REAL_ALIVE[12:], "group 1"),
-    (REAL_ALIVE + b"\x00" * (512 - len(REAL_ALIVE)), "longer than any"),
+    (REAL_ALIVE + b"\x00" * (513 - len(REAL_ALIVE)), "longer than any"),
     (REAL_ALIVE[:-10] + b"\x00\x00\xff\xff" + REAL_ALIVE[-6:], "says 65535 bytes"),  # mep4's size lies
     (_replace_timeline(0), "outside 20 .. 999 BPM"),
     (_replace_timeline(-500000), "outside"),
@@ -95,9 +96,13 @@ def _replace_timeline(mpb: int) -> bytes:
     (_with_entry(REAL_ALIVE, b"sess", b"short"), "session id of 5 bytes"),
     (_with_entry(REAL_ALIVE, b"tmln", b"\x00" * 23), "has 23 bytes"),
     (_with_entry(REAL_ALIVE, b"stst", b"\x07" + b"\x00" * 16), "start/stop flag of 7"),
-    (_with_entry(REAL_ALIVE, b"mep4", b"\x7f\x00\x00\x01\x00\x00"), "port 0"),
+    (_with_entry(REAL_ALIVE, b"mep4", b"\x7f\x00\x00\x01\x00\x00"), "127.0.0.1:0"),
+    (_with_entry(REAL_ALIVE, b"mep4", b"\xff\xff\xff\xff\x00\x09"), "255.255.255.255:9"),  # (pings to all)
+    (_with_entry(REAL_ALIVE, b"mep4", b"\xe0\x4c\x4e\x4b\x51\x48"), "224.76.78.75"),  # (to the group)
+    (_with_entry(REAL_ALIVE, b"tmln", struct.pack(">qqq", 500000, (1 << 63) - 1, 0)), "origin out of range"),
+    (_with_entry(REAL_ALIVE, b"tmln", struct.pack(">qqq", 500000, 0, -(1 << 63))), "origin out of range"),
     (REAL_ALIVE[:REAL_ALIVE.index(b"mep4")], "without mep4"),
-])
+], ids=lambda v: v if isinstance(v, str) else None)
 def test_hostile_discovery_messages_are_refused_saying_why(bad, why):
     with pytest.raises(WireError, match=why):
         decode_discovery(bad)
@@ -122,6 +127,20 @@ def test_hostile_measurement_messages_are_refused(bad, why):
     kind, payload = decode_measurement(REAL_PONG)
     with pytest.raises(WireError):
         times(payload + b"__h")  # (an entry header cut short)
+
+
+def test_times_that_would_overflow_are_refused_both_ways():
+    """A pong's ghost time near 2**63 would make a ghost transform nothing can write back."""
+    payload = pack((b"sess", NODE), (GHOST_TIME, struct.pack(">q", (1 << 63) - 1)), (HOST_TIME, bytes(8)))
+    with pytest.raises(WireError, match="out of range"):
+        times(payload)
+    with pytest.raises(WireError, match="64 bits"):
+        encode_pong(NODE, 1 << 63, b"")
+    with pytest.raises(WireError, match="64 bits"):
+        encode_ping(-(1 << 64))
+    state = decode_discovery(REAL_ALIVE).state
+    with pytest.raises(WireError, match="cannot write"):
+        encode_discovery(ALIVE, 5, NODE, replace(state, timeline=Timeline(500000, 1 << 64, 0)))
 
 
 @settings(max_examples=400, deadline=None)

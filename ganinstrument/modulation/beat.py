@@ -52,13 +52,18 @@ from .source import Event, Reading
 log = logging.getLogger(__name__)
 
 SOURCE = "beat"
-BPM_MIN, BPM_MAX = 20.0, 300.0
+BPM_MIN, BPM_MAX = 20.0, 300.0  # by hand (tap, the knob)
+FOLLOW_BPM_MAX = 999.0  # following a source (an Ableton Link session may be as fast)
 TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
 TAPS_KEPT = 8
 NUDGE_BEATS = 1.0 / 32.0
 SLEW_BEATS = 1.0  # a new source's phase is reached over about this many beats
 LINK_BPM_SAME = 0.005  # tempos closer than this are the same (Link's tempo is whole us per beat)
-LINK_PHASE_SAME_S = 0.0005  # alone, a phase of ours this far from the session's is written into it
+LINK_PHASE_SAME_S = 0.0005  # ... and phases closer than this
+# Alone, our clock is written into the session when it is this far from it (tempo, phase), or
+# when it is off at all and LINK_LEAD_S has passed (following MIDI clock or the audio, the tempo
+# moves a little every frame: not a broadcast each time)
+LINK_LEAD_BPM, LINK_LEAD_PHASE_S, LINK_LEAD_S = 0.05, 0.002, 1.0
 LATE_TICKS = 4  # MIDI clock ticks missed before the beat runs on by itself (a cable pulled)
 AUDIO_CONFIDENCE = 0.5  # the live beat tracker is followed from this confidence on
 
@@ -184,7 +189,7 @@ class BeatClock:
         """Follow an outside clock whose position at `t` is `beat` at `bpm`: the tempo at once,
         the phase over about SLEW_BEATS (or at once: `jump`, a Start)."""
         self._anchor(t)
-        self.bpm = _clamp_bpm(bpm)
+        self.bpm = _clamp_bpm(bpm, FOLLOW_BPM_MAX)
         error = beat - self._beat0
         if jump or source != self.source and abs(error) > 4 * self.beats_per_bar:
             self._beat0 = beat  # (a Start, or a source far away: nothing to slew towards)
@@ -202,11 +207,11 @@ class BeatClock:
         self._beat0, self._t0 = self.beat_at(t), float(t)
 
 
-def _clamp_bpm(bpm: float) -> float:
+def _clamp_bpm(bpm: float, high: float = BPM_MAX) -> float:
     bpm = float(bpm)
     if not math.isfinite(bpm):
         raise ValueError(f"a tempo must be a number of BPM, got {bpm!r}")
-    return min(max(bpm, BPM_MIN), BPM_MAX)
+    return min(max(bpm, BPM_MIN), high)
 
 
 class BeatSource:
@@ -224,6 +229,7 @@ class BeatSource:
         self.midi = midi
         self.link = link  # a LinkNode (mode link, auto): state() and commit(t, bpm, beats)
         self._said_shared = False
+        self._led_at = -math.inf  # when our clock was last written into a session we are alone in
         self.audio = audio  # a FeatureSource whose features carry the live beat tracker's (mode audio, auto)
         self.mode = mode
         self._last_t: float | None = None
@@ -258,8 +264,12 @@ class BeatSource:
         elif action in ("tempo.half", "tempo.double"):
             beat.scale_tempo(t, 0.5 if action == "tempo.half" else 2.0)
             bpm = beat.bpm
-        if self.link is not None:  # (the session hears it: a tempo, and alone the phase too)
-            self._lead(t, self.link.state())
+        if self.link is not None:  # (the session hears it: a new tempo; alone, the phase too)
+            link = self.link.state()
+            if link.peers and bpm is not None:
+                self.link.commit(t, beat.bpm)
+            elif not link.peers:
+                self._lead(t, link, now=True)
         return bpm
 
     def read(self, t: float | None = None) -> Reading:
@@ -297,16 +307,19 @@ class BeatSource:
             return
         self._steer_here(t, dt)
         if link is not None:  # alone in the session: it is where our clock is
-            self._lead(t, link)
+            self._lead(t, link, now=False)
             self.beat.source = "link" if self.mode == "link" else self.beat.source
 
     def _follow_link(self, t: float, dt: float, link) -> None:
         """The session's tempo at once, its phase (modulo the bar) slewed to; a knob on
         tempo.bpm sets the session's tempo."""
-        bpm = self.values().get("tempo.bpm") if self.values is not None else None
+        values: Mapping[str, float] = self.values() if self.values is not None else {}
+        bpm, meter = values.get("tempo.bpm"), values.get("tempo.beats_per_bar")
+        if meter is not None:
+            self.beat.set_meter(int(meter))  # (the quantum: Link's phase is modulo the bar)
         if bpm is not None and bpm != self._bpm_seen:  # (a knob moved; or the engine showing the
-            self._bpm_seen = bpm                        # tempo we followed: nothing to write then)
-            if abs(bpm - self.beat.bpm) > LINK_BPM_SAME:
+            self._bpm_seen = bpm                        # tempo we followed, as the knob can: nothing to write)
+            if min(abs(bpm - self.beat.bpm), abs(bpm - _clamp_bpm(self.beat.bpm))) > LINK_BPM_SAME:
                 self.link.commit(t, bpm)
                 link = self.link.state()
         session, q = link.beat_at(t), self.beat.beats_per_bar
@@ -314,18 +327,17 @@ class BeatSource:
         self.beat.follow(t, session + q * round((own - session) / q), link.bpm, dt, "link",
                          jump=self._fired is None)  # (the show's first frame starts on the session's beat)
 
-    def _lead(self, t: float, link) -> None:
-        """Our clock into the session: with peers its tempo (when it differs), alone its tempo
-        and phase (modulo the bar)."""
+    def _lead(self, t: float, link, now: bool) -> None:
+        """Alone in the session: our tempo and phase (modulo the bar) into it, at once (`now`:
+        the performer changed them), else when they drifted apart (LINK_LEAD_*)."""
         bpm, q = self.beat.bpm, self.beat.beats_per_bar
-        new_tempo = abs(bpm - link.bpm) > LINK_BPM_SAME
-        if link.peers:
-            if new_tempo:
-                self.link.commit(t, bpm)
-            return
         own = self.beat.beat_at(t)
-        off = (own - link.beat_at(t) + q / 2) % q - q / 2
-        if new_tempo or abs(off) * 60.0 / bpm > LINK_PHASE_SAME_S:
+        off_s = abs((own - link.beat_at(t) + q / 2) % q - q / 2) * 60.0 / bpm
+        d_bpm = abs(bpm - link.bpm)
+        if d_bpm <= LINK_BPM_SAME and off_s <= LINK_PHASE_SAME_S:
+            return
+        if now or d_bpm > LINK_LEAD_BPM or off_s > LINK_LEAD_PHASE_S or t - self._led_at >= LINK_LEAD_S:
+            self._led_at = t
             self.link.commit(t, bpm, own)
 
     def _steer_here(self, t: float, dt: float) -> None:

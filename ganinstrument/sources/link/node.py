@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from .session import LinkProtocol, LinkState
+from .session import GROUP, LinkProtocol, LinkState
 from .wire import DISCOVERY_PORT, MAX_MESSAGE, MULTICAST_GROUP
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ class LinkNode:
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._stop = threading.Event()
+        self.unreachable = 0  # pings and responses to peers the network refused
+        self.failures = 0
         self.protocol = LinkProtocol(self, micros(), bpm)
         self._thread = threading.Thread(target=self._run, name="ableton-link", daemon=True)
 
@@ -136,7 +138,10 @@ class LinkNode:
         except BlockingIOError:
             pass  # (a full send buffer: the next broadcast comes in 250 ms)
         except OSError as exc:
-            self._drop(gateway, exc)
+            if to == GROUP:  # our own network failed
+                self._drop(gateway, exc)
+            else:  # a peer we cannot reach (it says so itself, or it left): not this network's fault
+                self.unreachable += 1
 
     def wake(self) -> None:
         try:
@@ -147,20 +152,29 @@ class LinkNode:
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
         rescan_at = time.monotonic() + RESCAN_S
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 wait_us = self.protocol.tick(self.micros()) - self.micros()
-                for key, _ in self._selector.select(max(0.0, min(wait_us / 1e6, 0.25))):
-                    if key.data is None:
-                        self._drain_wake()
-                    else:
-                        self._receive(key.fileobj, *key.data)
-                if time.monotonic() >= rescan_at:
-                    rescan_at = time.monotonic() + RESCAN_S
-                    self._rescan()
+            except Exception:  # (a bug: said once, the timers go on)
+                self._failed("the timers")
+                wait_us = 50_000
+            for key, _ in self._selector.select(max(0.0, min(wait_us / 1e6, 0.25))):
+                if key.data is None:
+                    self._drain_wake()
+                else:
+                    self._receive(key.fileobj, *key.data)
+            if time.monotonic() >= rescan_at:
+                rescan_at = time.monotonic() + RESCAN_S
+                self._rescan()
+        try:
             self.protocol.goodbye()
-        except Exception:  # (the beat clock runs on without Link; say so once)
-            log.exception("Ableton Link stopped; the beat clock runs on by itself")
+        except Exception:
+            self._failed("the goodbye")
+
+    def _failed(self, what: str) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            log.exception("Ableton Link: handling %s failed (a bug; said once, Link goes on)", what)
 
     def _receive(self, sock: socket.socket, gateway: str, channel: str) -> None:
         for _ in range(64):  # (a flood is read in slices, timers still run)
@@ -168,14 +182,18 @@ class LinkNode:
                 data, sender = sock.recvfrom(MAX_MESSAGE + 1)
             except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionResetError:  # (Windows: an earlier datagram's port was closed)
+                continue
             except OSError as exc:
                 self._drop(gateway, exc)
                 return
-            now = self.micros()
-            if channel == "measure":
-                self.protocol.on_measurement(gateway, sender, data, now)
-            else:
-                self.protocol.on_discovery(gateway, sender, data, now)
+            try:
+                if channel == "measure":
+                    self.protocol.on_measurement(gateway, sender, data, self.micros())
+                else:
+                    self.protocol.on_discovery(gateway, sender, data, self.micros())
+            except Exception:  # (a bug, not the datagram: WireError never gets here) one datagram lost
+                self._failed(f"a datagram from {sender[0]}:{sender[1]}")
 
     def _drain_wake(self) -> None:
         try:

@@ -167,9 +167,8 @@ class LinkProtocol:
         with self._lock:
             if message.node_id == self.node_id:
                 return
-            if message.kind == BYEBYE:
-                if any(key[0] == message.node_id for key in self._peers):
-                    self._peers = {k: p for k, p in self._peers.items() if k[0] != message.node_id}
+            if message.kind == BYEBYE:  # (gone from this network; it may be on another)
+                if self._peers.pop((message.node_id, gateway), None) is not None:
                     self._recount(now_us)
                 return
             if message.kind == ALIVE:  # (an alive is answered, so the newcomer learns of us at once)
@@ -224,6 +223,8 @@ class LinkProtocol:
             if gone:
                 for key in gone:
                     del self._peers[key]
+                heard = {p.state.session_id for p in self._peers.values()}  # (a session nobody is in
+                self._others = {sid: o for sid, o in self._others.items() if sid in heard}  # is gone)
                 self._recount(now_us)
             if self._remeasure_us is not None and now_us >= self._remeasure_us:
                 self._remeasure_us = now_us + _us(REMEASURE_S)
@@ -268,8 +269,11 @@ class LinkProtocol:
             if other is None and len(self._others) < MAX_SESSIONS:
                 self._others[peer.session_id] = _Session(peer.timeline)
                 self._measure(peer.session_id, now_us)
-            elif other is not None and peer.timeline.beat_origin > other.timeline.beat_origin:
-                other.timeline = peer.timeline
+            elif other is not None:
+                if peer.timeline.beat_origin > other.timeline.beat_origin:
+                    other.timeline = peer.timeline
+                if other.xform is None and all(m.session_id != peer.session_id for m in self._measuring.values()):
+                    self._measure(peer.session_id, now_us)  # (heard while every measurement slot was busy)
         self._recount(now_us)
 
     def _measure(self, session_id: bytes, now_us: int) -> None:

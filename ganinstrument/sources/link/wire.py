@@ -17,7 +17,8 @@ A payload entry is u32 key (four ASCII letters), u32 size, then `size` bytes. Th
     __ht  i64 host time (us, the pinger's own clock; echoed back)
     __gt  i64 ghost time (us)
     _pgt  i64 the ghost time of the previous pong
-Unknown entries are skipped (newer peers add some); a message of 512 bytes or more is not Link.
+Unknown entries are skipped (newer peers add some); a message over 512 bytes is not Link (we
+write them under 512, as Link does), nor are times or origins beyond 2**52.
 
 Every message off the network is hostile: `decode_*` raise WireError (one line: what is wrong)
 for anything short, oversized, wrongly sized or out of range, and never return half a state.
@@ -42,6 +43,9 @@ TIMELINE, SESSION, START_STOP, MEASURE_V4 = b"tmln", b"sess", b"stst", b"mep4"
 HOST_TIME, GHOST_TIME, PREV_GHOST_TIME = b"__ht", b"__gt", b"_pgt"
 # A ping carries at most a host time and a previous ghost time (what a responder accepts).
 MAX_PING_PAYLOAD = 2 * (8 + 8)
+# Times and beat origins beyond this (2**52 us: 142 years) are not a real peer's; refused, so no
+# sum of two of them overflows the 64 bits they are written back in.
+MAX_TIME = 1 << 52
 
 _HEADER = struct.Struct(">BBH8s")
 _ENTRY = struct.Struct(">4sI")
@@ -112,6 +116,8 @@ def _timeline(value: bytes) -> Timeline:
     micros_per_beat, beat_origin, time_origin = _sized(value, _TIMELINE, TIMELINE)
     if not 60e6 / BPM_MAX - 1 <= micros_per_beat <= 60e6 / BPM_MIN + 1:
         raise WireError(f"a tempo of {micros_per_beat} us per beat is outside {BPM_MIN:g} .. {BPM_MAX:g} BPM")
+    if abs(beat_origin) > MAX_TIME or abs(time_origin) > MAX_TIME:
+        raise WireError(f"a timeline origin out of range ({beat_origin} beats/1e6, {time_origin} us)")
     return Timeline(micros_per_beat, beat_origin, time_origin)
 
 
@@ -123,28 +129,33 @@ def _start_stop(value: bytes) -> StartStop:
 
 def _endpoint(value: bytes) -> tuple[str, int]:
     address, port = _sized(value, _ENDPOINT, MEASURE_V4)
-    if port == 0:
-        raise WireError("a measurement endpoint with port 0")
-    return str(ipaddress.IPv4Address(address)), port
+    ip = ipaddress.IPv4Address(address)
+    if port == 0 or ip.is_multicast or ip.is_unspecified or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise WireError(f"a measurement endpoint {ip}:{port} (not one peer)")
+    return str(ip), port
 
 
 def encode_discovery(kind: int, ttl: int, node_id: bytes, state: PeerState | None = None) -> bytes:
     """An alive, response or bye-bye message (a bye-bye has no state)."""
-    body = b""
-    if state is not None:
-        tl, ss = state.timeline, state.start_stop
-        body = pack((TIMELINE, _TIMELINE.pack(tl.micros_per_beat, tl.beat_origin, tl.time_origin)),
-                    (SESSION, state.session_id),
-                    (START_STOP, _START_STOP.pack(ss.playing, ss.beats, ss.timestamp)),
-                    (MEASURE_V4, _ENDPOINT.pack(int(ipaddress.IPv4Address(state.endpoint[0])), state.endpoint[1])))
-    message = DISCOVERY_MAGIC + _HEADER.pack(kind, ttl, 0, node_id) + body
+    try:
+        body = b""
+        if state is not None:
+            tl, ss = state.timeline, state.start_stop
+            body = pack((TIMELINE, _TIMELINE.pack(tl.micros_per_beat, tl.beat_origin, tl.time_origin)),
+                        (SESSION, state.session_id),
+                        (START_STOP, _START_STOP.pack(ss.playing, ss.beats, ss.timestamp)),
+                        (MEASURE_V4, _ENDPOINT.pack(int(ipaddress.IPv4Address(state.endpoint[0])),
+                                                    state.endpoint[1])))
+        message = DISCOVERY_MAGIC + _HEADER.pack(kind, ttl, 0, node_id) + body
+    except (struct.error, ValueError) as exc:  # (a value that does not fit its field)
+        raise WireError(f"cannot write this state ({exc})") from None
     if len(message) >= MAX_MESSAGE:
         raise WireError(f"a message of {len(message)} bytes (Link's limit is {MAX_MESSAGE - 1})")
     return message
 
 
 def decode_discovery(data: bytes) -> Discovery:
-    if len(data) >= MAX_MESSAGE:
+    if len(data) > MAX_MESSAGE:
         raise WireError(f"{len(data)} bytes: longer than any Link message")
     if not data.startswith(DISCOVERY_MAGIC) or len(data) < len(DISCOVERY_MAGIC) + _HEADER.size:
         raise WireError("not a Link discovery message (header)")
@@ -167,22 +178,29 @@ def decode_discovery(data: bytes) -> Discovery:
     return Discovery(kind, ttl, node_id, state)
 
 
+def _i64(value: int) -> bytes:
+    try:
+        return _I64.pack(value)
+    except struct.error:
+        raise WireError(f"a time of {value} us does not fit 64 bits") from None
+
+
 def encode_ping(host_us: int, prev_ghost_us: int | None = None) -> bytes:
-    items = [(HOST_TIME, _I64.pack(host_us))]
+    items = [(HOST_TIME, _i64(host_us))]
     if prev_ghost_us is not None:
-        items.append((PREV_GHOST_TIME, _I64.pack(prev_ghost_us)))
+        items.append((PREV_GHOST_TIME, _i64(prev_ghost_us)))
     return MEASUREMENT_MAGIC + bytes([PING]) + pack(*items)
 
 
 def encode_pong(session_id: bytes, ghost_us: int, ping_payload: bytes) -> bytes:
     """The answer to a ping: our session and ghost time, then the ping's own entries verbatim."""
-    return MEASUREMENT_MAGIC + bytes([PONG]) + pack((SESSION, session_id), (GHOST_TIME, _I64.pack(ghost_us))) \
+    return MEASUREMENT_MAGIC + bytes([PONG]) + pack((SESSION, session_id), (GHOST_TIME, _i64(ghost_us))) \
         + ping_payload
 
 
 def decode_measurement(data: bytes) -> tuple[int, bytes]:
     """(kind, payload) of a ping or pong."""
-    if len(data) >= MAX_MESSAGE:
+    if len(data) > MAX_MESSAGE:
         raise WireError(f"{len(data)} bytes: longer than any Link message")
     if not data.startswith(MEASUREMENT_MAGIC) or len(data) < len(MEASUREMENT_MAGIC) + 1:
         raise WireError("not a Link measurement message (header)")
@@ -193,10 +211,12 @@ def decode_measurement(data: bytes) -> tuple[int, bytes]:
 
 
 def times(payload: bytes) -> dict[bytes, int]:
-    """A ping's or pong's times (__ht, __gt, _pgt) that are there, and a pong's session under
-    b"sess" is read with `session_of`."""
+    """A ping's or pong's times (__ht, __gt, _pgt) that are there (a pong's session: `session_of`)."""
     found = entries(payload)
-    return {key: _sized(found[key], _I64, key)[0] for key in (HOST_TIME, GHOST_TIME, PREV_GHOST_TIME) if key in found}
+    out = {key: _sized(found[key], _I64, key)[0] for key in (HOST_TIME, GHOST_TIME, PREV_GHOST_TIME) if key in found}
+    if any(abs(v) > MAX_TIME for v in out.values()):
+        raise WireError("a time out of range")
+    return out
 
 
 def session_of(payload: bytes) -> bytes | None:
