@@ -55,6 +55,61 @@ def groove(beat_times, seed=1, tail_s=1.0):
     return (x[:int(dur * SR)] * 0.5).astype(np.float32)
 
 
+def _tone(freqs, dur_s, attack_s=0.01):
+    """Harmonic tones (four partials each), a soft attack and a slow decay."""
+    t = np.arange(int(dur_s * SR)) / SR
+    x = sum(sum(np.sin(2 * np.pi * f * h * t) / h for h in (1, 2, 3, 4)) for f in freqs)
+    return x * np.minimum(1.0, t / attack_s) * np.exp(-t / max(dur_s, 0.05))
+
+
+def _place(x, t, s, gain):
+    i = int(round(t * SR))
+    if i < x.size:
+        x[i:i + s.size] += gain * s[:x.size - i]
+
+
+def _triad(rng):
+    root = 110.0 * 2 ** (int(rng.integers(0, 12)) / 12.0)
+    return [2 * root, 2 * root * 2 ** ((3 if rng.random() < 0.5 else 4) / 12.0), 2 * root * 2 ** (7 / 12.0)]
+
+
+def band(bars, meter, bpm, seed, syncopated=False):
+    """A band at `bpm`: a new chord every bar (held, the bass on its root), drums. Straight:
+    kick on 1 (and 3 in 4/4), snare on 2 and 4, hats on the beats; in 3/4 a kick on 1 only.
+    Syncopated (4/4): kick on 1, the "&" of 2 and the "&" of 3, snare on 2 and 4, and on every
+    "&" an open hat and a bass pluck, chord stabs on the "&"s of 2 and 4: more, and more
+    varied, onsets off the beat than on it. Returns (audio, beat times, bar-line times)."""
+    rng = np.random.default_rng(seed)
+    beat = 60.0 / bpm
+    t0 = 0.5
+    beats = t0 + np.arange(bars * meter) * beat
+    x = np.zeros(int((beats[-1] + 2.0) * SR))
+    kick, snare, hat = _kick(rng), _snare(rng), _hat(rng)
+    open_hat = np.repeat(_hat(rng), 3)[: int(0.12 * SR)]
+    for b in range(bars):
+        chord = _triad(rng)
+        start = beats[b * meter]
+        _place(x, start, _tone(chord, meter * beat * 0.95, attack_s=0.05), 0.04)
+        _place(x, start, _tone([chord[0] / 4], meter * beat * 0.95), 0.08)
+        for q in range(meter):
+            t = beats[b * meter + q]
+            if q == 0 or (meter == 4 and q == 2 and not syncopated):
+                _place(x, t, kick, 0.8)
+            elif meter == 4 and q in (1, 3):
+                _place(x, t, snare, 0.7)
+            _place(x, t, hat, 0.5)
+            if syncopated:
+                off = t + beat / 2
+                if q in (1, 2):
+                    _place(x, off, kick, 0.6)
+                _place(x, off, open_hat, 0.4)
+                _place(x, off, _tone([chord[0] / 4], 0.15), 0.15)
+                if q in (1, 3):
+                    _place(x, off, _tone(chord, 0.15), 0.08)
+    x += 0.002 * rng.standard_normal(x.size)
+    return (0.5 * x).astype(np.float32), beats, beats[::meter]
+
+
 def run(x, block=BLOCK):
     fx = FeatureExtractor(SR, BLOCK)
     out = []
@@ -124,6 +179,40 @@ def test_tempo_step_is_followed():
     assert np.all(np.abs(nearest_error(tail, second)) < 0.03)
 
 
+def test_a_syncopated_groove_is_followed_on_the_beat_not_the_offbeat():
+    """More onsets fall on the "&"s (open hat, bass, stab) than on the beats, but the beats
+    carry the kick and the snare: the beats are on the beats."""
+    x, beats, _ = band(10, 4, 120.0, seed=11, syncopated=True)
+    est = beat_times(run(x))
+    late = est[(est > 8.0) & (est < beats[-1])]
+    assert late.size >= 20
+    assert np.median(np.abs(nearest_error(late, beats))) < 0.02  # (the "&"s are 0.25 s away)
+
+
+def _downbeat_score(out, bars_at, after_s, end_s):
+    downs = np.array([t0 + f.beat_offset_s for t0, f in out if f.downbeat])
+    downs = downs[(downs > after_s) & (downs < end_s)]
+    lines = bars_at[(bars_at > after_s + 0.1) & (bars_at < end_s - 0.1)]
+    hits = sum(np.min(np.abs(downs - t)) < 0.07 for t in lines) if downs.size else 0
+    precision = np.mean([np.min(np.abs(bars_at - d)) < 0.07 for d in downs]) if downs.size else 0.0
+    return precision, hits / max(1, lines.size)
+
+
+def test_downbeats_fall_where_the_chords_change():
+    """4/4: the kick is on 1 and 3 and the snare on 2 and 4, so only the harmony tells 1 from 3."""
+    x, beats, bars_at = band(16, 4, 120.0, seed=12)
+    out = run(x)
+    precision, recall = _downbeat_score(out, bars_at, 12.0, beats[-1])
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+
+
+def test_a_waltz_has_three_beats_to_the_bar():
+    x, beats, bars_at = band(20, 3, 150.0, seed=13)
+    out = run(x)
+    precision, recall = _downbeat_score(out, bars_at, 12.0, beats[-1])
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+
+
 def test_beatless_drone_has_no_tempo_and_no_beats():
     rng = np.random.default_rng(9)
     t = np.arange(10 * SR) / SR
@@ -168,4 +257,6 @@ def test_hostile_blocks_never_raise():
     tr = BeatTracker(187.5)
     for v in (np.nan, np.inf, -1.0, 1e300, 0.0):
         tr.step(v, v, v)
+        tr.step(v, v, v, v, chroma=np.full(12, v))
+        tr.step(v, v, v, v, chroma=np.zeros(3))
         tr.advance(0.0, 0.01)

@@ -1,15 +1,20 @@
 """Live, causal beat tracking on the extractor's onset strength (issue 15, part 2).
 
-`BeatTracker.step(flux, low_flux)` is called once per analysis frame of `FeatureExtractor`
-(hop 256 at 48 kHz: 187.5 frames/s) with that frame's spectral flux (all bands) and the flux of
-its low bands (< 200 Hz: kick, bass); `BeatTracker.advance(t0, t1)` is called once per block and
+`BeatTracker.step(flux, low_flux, high_flux, broad_flux)` is called once per analysis frame of
+`FeatureExtractor` (hop 256 at 48 kHz: 187.5 frames/s) with that frame's spectral flux (all
+bands), the flux of its low bands (< 200 Hz: kick, bass) and high bands, and its broadband flux; `BeatTracker.advance(t0, t1)` is called once per block and
 says whether the predicted beat falls in [t0, t1) seconds (and where). Nothing looks ahead: a
 frame's decisions use frames up to it only, so a prefix of a stream gives the same outputs.
 
 The method (the ideas from the papers below; the code written here, numpy only):
-1. Novelty: flux + LOW_WEIGHT x low-band flux (the kick and bass anchor the beat, against
-   locking to off-beat hats and stabs), minus its ~1 s running mean, half-wave rectified, and
-   divided by a slow running level (so loudness does not matter).
+1. Novelty, two of them, each minus its ~1 s running mean, half-wave rectified and divided by
+   a slow running level (so loudness does not matter). The tempo's: half the flux, plus the
+   *broadband* flux (the median rise over the mid bands times their number, the same over the
+   high bands: drums and attacks, not tones), plus LOW_WEIGHT x the low-band flux, clipped at
+   NOV_CLIP (so every onset counts, loud or not). The phase's: the broadband flux (with a
+   little of the flux, for music without drums), hardly clipped, so the loudest hits, kick
+   and snare, decide where the beat is: on syncopated music the off-beats have more onsets
+   (open hats, bass and stabs on the "&"s) and counting onsets locks to them.
 2. Tempo: a running autocorrelation of the novelty (at half the frame rate, exponentially
    forgetting with a TEMPO_MEMORY_S time constant) read as a comb: for each tempo in
    60..200 BPM the mean of its peaks at 1, 2, 3 and 4 beats, times a log-normal prior (centre
@@ -26,7 +31,10 @@ The method (the ideas from the papers below; the code written here, numpy only):
    smoothed. Below MIN_CONFIDENCE, no tempo is reported until there has been one; once locked,
    a beatless passage coasts on the last tempo and phase for COAST_S, with the confidence
    falling, and then beats stop (the tempo is kept, as the last known).
-6. Bars: after each beat, the novelty at it (low band weighted) is added into a decaying
+6. Bars: chords change on the bar line. Each beat's pitch-class profile (the log spectrum
+   from 100 Hz to 5 kHz folded onto 12 classes, summed over the beat) is kept; once the beats
+   after a beat are in, how much the harmony changes there (1 - cosine of the profiles of the
+   HARMONY_SPAN beats before and after it: two in 4/4, one in 3/4) is added into a decaying
    histogram of beat position modulo 3 and modulo 4; the meter whose histogram has the
    clearest peak wins, and its peak is the downbeat.
 
@@ -56,9 +64,19 @@ COAST_S = 12.0
 DELAY_S = 0.0145       # novelty peak minus onset, compensated in the predicted beat times
 PHASE_WINDOW_S = 4.0
 NOISE_FLUX = 1.0       # flux above its running mean that is still ripple (a drone's beating, hiss)
+NOV_CLIP = 20.0        # the tempo's novelty over its level is taken up to this (each onset counts)
+PHASE_CLIP = 1000.0    # the phase's, hardly clipped (the loudest hits count most: kick and snare)
+TEMPO_FLUX_SHARE = 0.5  # the tempo's novelty: this much of the flux, plus the broadband flux
+PHASE_FLUX_SHARE = 0.1  # the phase's: the broadband flux, plus this much of the flux (tones alone)
 MIN_LEVEL = 0.3        # the novelty's level is never taken as lower than this
 COMB_WEIGHTS = np.array([2.0, 1.0, 0.75, 0.75])   # 1..4 beats: one beat counts most (174, not 87)
 ACQUIRE_S = 0.3        # confident this long before the first beat
+HARMONY_SPAN = {3: 1, 4: 2}  # beats each side of a beat whose harmony is compared: for the meter,
+POSITION_SPAN = {3: 3, 4: 2}  # and for where its bar line is
+SPAN = max(*HARMONY_SPAN.values(), *POSITION_SPAN.values())
+BAR_CONFIDENCE = 0.05  # the bar line's share of the histogram above the other beats' (0..1)
+METER_SWITCH = {(4, 3): 1.5, (3, 4): 1.1}  # how much clearer another meter's peak must be (4/4 is the norm)
+BAR_DECAY = 0.97       # the bar histograms forget, per beat
 
 
 class BeatTracker:
@@ -95,8 +113,9 @@ class BeatTracker:
         self._n = 0                                                # frames seen
         self._mean = 0.0
         self._level = 0.0
+        self._pmean = 0.0
+        self._plevel = 0.0
         self._hist = np.zeros(self._hist_len)                      # ring, newest at _pos - 1
-        self._raw = np.zeros(self._hist_len)                       # the flux itself, same ring
         self._pos = 0
         self._dsum = 0.0
         self._dhist = np.zeros(self._max_lag + 1)                  # ring of decimated novelty
@@ -116,26 +135,39 @@ class BeatTracker:
         self._evidence_at = 0                                      # frame of the last confident phase
         self._beat_index = 0
         self._pending_bar: tuple[float, int] | None = None
-        self._bar_hist = {3: np.zeros(3), 4: np.zeros(4)}
+        self._chroma_acc = np.zeros(12)
+        self._beat_chroma: list[tuple[int, np.ndarray]] = []     # (beat index, its harmony), the last few
+        self._bar_hist = {3: np.zeros(3), 4: np.zeros(4)}           # which meter
+        self._bar_pos = {3: np.zeros(3), 4: np.zeros(4)}            # where its bar line is
         self._meter = 4
         self._down_pos = 0
+        self._bar_sure = False  # a downbeat is said only once its bar line stands out (BAR_CONFIDENCE)
         self._pt_key = None
         self._pt_idx = None
         self._pt_w = None
 
     # -- per analysis frame -----------------------------------------------------------------
 
-    def step(self, flux: float, low_flux: float = 0.0, high_flux: float = 0.0) -> None:
-        raw = float(flux) + self.low_weight * float(low_flux) - (1.0 - HIGH_WEIGHT) * float(high_flux)
+    def step(self, flux: float, low_flux: float = 0.0, high_flux: float = 0.0, broad_flux: float | None = None,
+             chroma: np.ndarray | None = None) -> None:
+        if chroma is not None and chroma.shape == (12,) and np.isfinite(chroma).all():
+            self._chroma_acc += chroma  # (this beat's harmony, for the bar lines)
+        broad = None if broad_flux is None or not math.isfinite(broad_flux) else max(0.0, float(broad_flux))
+        flux = float(flux) if math.isfinite(flux) else 0.0
+        raw = flux if broad is None else TEMPO_FLUX_SHARE * flux + broad
+        raw += self.low_weight * float(low_flux) - (1.0 - HIGH_WEIGHT) * float(high_flux)
         if not math.isfinite(raw) or raw < 0.0:
             raw = 0.0
         self._mean += (raw - self._mean) * self._mean_a
         nov = max(0.0, raw - self._mean - NOISE_FLUX)
         self._level += (nov - self._level) * self._level_a
         nov = nov / max(self._level, MIN_LEVEL)
-        nov = min(nov, 20.0)
-        self._hist[self._pos] = nov
-        self._raw[self._pos] = raw
+        nov = min(nov, NOV_CLIP)
+        praw = raw if broad is None else broad + PHASE_FLUX_SHARE * max(0.0, flux)
+        self._pmean += (praw - self._pmean) * self._mean_a
+        pnov = max(0.0, praw - self._pmean - NOISE_FLUX)
+        self._plevel += (pnov - self._plevel) * self._level_a
+        self._hist[self._pos] = min(pnov / max(self._plevel, MIN_LEVEL), PHASE_CLIP)
         self._pos = (self._pos + 1) % self._hist_len
         self._n += 1
         self._dsum += nov
@@ -295,32 +327,47 @@ class BeatTracker:
     # -- bars -------------------------------------------------------------------------------
 
     def _bar_step(self) -> None:
-        """A beat's weight is read a quarter period after it (its onset is in by then)."""
+        """A beat's bar evidence, read a quarter period after it (its onset is in by then): how
+        much the harmony changes there (chords change on the bar line), and its low-band weight
+        (a kick)."""
         if self._pending_bar is None or self._period is None:
             return
         t, index = self._pending_bar
         if self._n < t + 0.25 * self._period:
             return
         self._pending_bar = None
-        reach = max(1, int(round(0.1 * self._period)))
-        age = int(round(self._n - t))
-        lo, hi = max(0, age - reach), min(self._hist_len - 1, age + reach)
-        if hi < lo:
-            return
-        ring = (self._pos - 1 - np.arange(lo, hi + 1)) % self._hist_len
-        v = float(self._raw[ring].max())
-        for m, h in self._bar_hist.items():
-            h *= 0.97
-            h[index % m] += v
-        # the meter whose histogram peaks clearest
+        # the harmony of the beat that just ended (from the previous beat's read to this one)
+        acc, self._chroma_acc = self._chroma_acc, np.zeros(12)
+        norm = float(np.linalg.norm(acc))
+        self._beat_chroma = (self._beat_chroma + [(index - 1, acc / norm if norm > 1e-9 else acc)])[-2 * SPAN - 1:]
+        for hists, spans in ((self._bar_hist, HARMONY_SPAN), (self._bar_pos, POSITION_SPAN)):
+            for m, h in hists.items():
+                change = self._harmony_change(index, spans[m])
+                if change is not None:
+                    h *= BAR_DECAY
+                    h[(index - spans[m]) % m] += change
+        # the meter whose histogram peaks clearest (a change of meter needs a clearer peak)
         best_m, best_c = self._meter, -1.0
-        for m, h in self._bar_hist.items():
-            s = h.sum()
-            c = (h.max() - (s - h.max()) / (m - 1)) / s if s > 0 else 0.0
-            if c > best_c * (1.1 if m != self._meter else 1.0) or best_c < 0:
+        for m, h in sorted(self._bar_hist.items(), key=lambda mh: mh[0] != self._meter):
+            total = h.sum()
+            c = (h.max() - (total - h.max()) / (m - 1)) / total if total > 0 else 0.0
+            if c > best_c * METER_SWITCH.get((self._meter, m), 1.0) or best_c < 0:
                 best_m, best_c = m, c
         self._meter = best_m
-        self._down_pos = int(np.argmax(self._bar_hist[best_m]))
+        h = self._bar_pos[best_m]
+        self._down_pos = int(np.argmax(h))
+        total = float(h.sum())
+        self._bar_sure = total > 0 and (h.max() - (total - h.max()) / (best_m - 1)) / total >= BAR_CONFIDENCE
+
+    def _harmony_change(self, index: int, span: int) -> float | None:
+        """How different the `span` beats before beat `index - span` sound from the `span` from
+        it (1 - cosine of their pitch-class profiles), or None before there are enough beats."""
+        beats = [v for i, v in self._beat_chroma if index - 2 * span <= i < index]
+        if len(beats) < 2 * span:
+            return None
+        before, after = sum(beats[:span]), sum(beats[span:])
+        den = float(np.linalg.norm(before) * np.linalg.norm(after))
+        return 1.0 - float(before @ after) / den if den > 1e-9 else 0.0
 
     # -- per block --------------------------------------------------------------------------
 
@@ -348,7 +395,7 @@ class BeatTracker:
         index = self._beat_index
         self._beat_index += 1
         self._pending_bar = (t + self.delay, index)
-        down = (index - self._down_pos) % self._meter == 0
+        down = self._bar_sure and (index - self._down_pos) % self._meter == 0
         return max(0.0, t / self.fps - t0), down
 
     # -- readings ---------------------------------------------------------------------------

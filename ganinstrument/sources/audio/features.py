@@ -57,7 +57,7 @@ class Features:
     full-scale sine is -3.01 dB; silence -120). `bands`: (low, mid, high) RMS amplitudes
     (full scale 1.0; a sine of amplitude A gives A / sqrt(2) in its band) after the
     attack/release followers.
-    The beat (`beat_tracker.BeatTracker`, fed each frame's flux): `beat` a beat is predicted
+    The beat (`beat_tracker.BeatTracker`, fed each frame's fluxes and harmony): `beat` a beat is predicted
     inside this block, at `beat_offset_s` seconds from the block's start (None without a beat);
     `downbeat` that beat starts a bar; `tempo_bpm` None until the tracker has locked once, then
     its tempo (kept, as the last known, through beatless passages); `beat_phase` 0..1 at the
@@ -155,6 +155,12 @@ class FeatureExtractor:
         self._low_bands = centres < 200.0
         self._high_bands = centres > 5000.0
         self._mid_bands = ~(self._low_bands | self._high_bands)
+        # pitch classes of the bands from 100 Hz to 5 kHz (the beat tracker's bar lines: chords
+        # change there): a band's log magnitude counts for the nearest note's class
+        pitched = (centres >= 100.0) & (centres <= 5000.0)
+        classes = np.round(12.0 * np.log2(np.maximum(centres, 1.0) / 440.0) + 69.0).astype(int) % 12
+        self._chroma_map = np.zeros((centres.size, 12))
+        self._chroma_map[np.flatnonzero(pitched), classes[pitched]] = 1.0
         self._log_mul = float(log_mul)
         bins_hz = np.fft.rfftfreq(self.n_fft, 1.0 / sample_rate)
         lo, hi = band_edges_hz
@@ -266,7 +272,7 @@ class FeatureExtractor:
             if self._pending == self.hop_size:
                 self._pending = 0
                 f_on, f_low, f_mid, f_high = self._frame()
-                self._beats.step(*self._flux)
+                self._beats.step(*self._flux, chroma=self._chroma)
                 strength = max(strength, self._strength)
                 if f_on:
                     onset = True
@@ -312,6 +318,7 @@ class FeatureExtractor:
             self._bands[i] += (level - self._bands[i]) * k
 
         spec = np.log10(1.0 + self._log_mul * self._spec_scale * (mag @ self._fb))   # (n_bands,)
+        self._chroma = spec @ self._chroma_map
         # reference: each band's maximum over the past `lag` frames (SuperFlux takes the one
         # frame `lag` ago; the maximum also absorbs the frame-to-frame ripple a periodic low
         # tone leaves in a window with a short fall), then max-filtered over +-1 band
@@ -327,7 +334,14 @@ class FeatureExtractor:
         odf_mid = float(diff[self._mid_bands].sum())
         odf_high = float(diff[self._high_bands].sum())
         self._strength = odf / (odf + STRENGTH_HALF)
-        self._flux = (odf, odf_low, odf_high)                               # the beat tracker's input
+        # the beat tracker's input; broadband: the median rise of the mid and the high bands (a
+        # hit raises most bands, a tone a few), times their number, to compare with the sums
+        mid_diff, high_diff = diff[self._mid_bands], diff[self._high_bands]
+        broad = 0.0
+        for part in (mid_diff, high_diff):
+            if part.size:
+                broad += part.size * float(np.partition(part, part.size // 2)[part.size // 2])
+        self._flux = (odf, odf_low, odf_high, broad)
         p_all, p_low, p_mid, p_high, p_slow = self._pickers
         fast = p_all.step(odf, gate_open=gate)
         slow = p_slow.step(float(self._slow.step(spec).sum()), gate_open=gate)
