@@ -59,6 +59,7 @@ HIGH_WEIGHT = 0.3
 TEMPO_MEMORY_S = 4.0
 SWITCH_S = 0.8
 OCTAVE_MARGIN = 1.15
+TEMPO_MARGIN = 1.05    # another tempo (not an octave) must score this much more to take over
 MIN_CONFIDENCE = 0.25
 COAST_S = 12.0
 DELAY_S = 0.0145       # novelty peak minus onset, compensated in the predicted beat times
@@ -241,7 +242,7 @@ class BeatTracker:
         cur = 60.0 * self.fps / self._period
         cur_score = float(np.interp(math.log(cur), np.log(self._bpms), score))
         octave = any(abs(ratio * k - 1.0) < 0.05 for k in (2.0, 0.5, 1.5, 2.0 / 3.0))
-        margin = OCTAVE_MARGIN if octave else 1.05
+        margin = OCTAVE_MARGIN if octave else TEMPO_MARGIN
         if score[best] < margin * cur_score:
             self._cand, self._cand_frames = None, 0
             return
