@@ -46,7 +46,8 @@ from ganinstrument.engine.quantize import MAX_PENDING, Quantizer
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.mapping import parse_mapping
 from ganinstrument.mapping.schema import LFO_SHAPES, QUANTIZE_GRIDS
-from ganinstrument.modulation.beat import BeatClock, BeatSource
+from ganinstrument.modulation.beat import BeatSource
+from ganinstrument.modulation.beat_clock import BeatClock
 from ganinstrument.modulation.lfo import LfoSource
 from ganinstrument.modulation.routes import Modulation
 from ganinstrument.sources.link.session import LinkProtocol
@@ -91,47 +92,46 @@ def bench_beat(inst: Instrument, frames: int) -> None:
     print(f"\nbeat clock: BeatSource.read() per frame at {FPS} fps, FakeClock, {BPM:g} BPM")
     clock = FakeClock()
     source = BeatSource(clock, BeatClock(BPM, t0=0.0), values=inst.state.values, mode="tap")
-    ns = []
-    for k in range(frames + warm(frames)):
-        clock.set(k / FPS)
-        t0 = time.perf_counter_ns()
-        source.read()
-        ns.append(time.perf_counter_ns() - t0)
-    figure("by hand (values from the state)", ns[warm(frames):])
+    figure("by hand (values from the state)", _time_reads(source, clock, frames))
 
     clock = FakeClock()
     midi = MidiClock(now=clock.now)
     source = BeatSource(clock, BeatClock(BPM, t0=0.0), values=inst.state.values, midi=midi, mode="midi")
     tick_s = 60.0 / (BPM * PPQN)
     midi.feed(START, b"", 0.0)
-    n_tick = 0
+    ticks = [0]
+
+    def feed_ticks(t: float) -> None:  # the ticks that came since the last frame (untimed)
+        while ticks[0] * tick_s <= t:
+            midi.feed(TICK, b"", ticks[0] * tick_s)
+            ticks[0] += 1
+
+    ns = _time_reads(source, clock, frames, before=feed_ticks)
+    now = source.now
+    figure("following MIDI clock", ns, f"  source {now.source}, {now.bpm:.2f} BPM at the end")
+
+    for peers in (0, 1):
+        clock = FakeClock()
+        source = BeatSource(clock, BeatClock(BPM, t0=0.0), values=inst.state.values, mode="auto",
+                            link=_BenchLink(clock, peers))
+        ns = _time_reads(source, clock, frames)
+        now = source.now
+        figure(f"in a Link session, {peers} other peer{'s' * (peers != 1)}", ns,
+               f"  source {now.source}, {now.bpm:.2f} BPM at the end")
+
+
+def _time_reads(source: BeatSource, clock: FakeClock, frames: int, before=None) -> list[int]:
+    """`source.read()` timed once a frame at FPS (after `before(t)`, untimed), the warm-up dropped."""
     ns = []
     for k in range(frames + warm(frames)):
         t = k / FPS
-        while n_tick * tick_s <= t:  # the ticks that came since the last frame (untimed)
-            midi.feed(TICK, b"", n_tick * tick_s)
-            n_tick += 1
+        if before is not None:
+            before(t)
         clock.set(t)
         t0 = time.perf_counter_ns()
         source.read()
         ns.append(time.perf_counter_ns() - t0)
-    now = source.now
-    figure("following MIDI clock", ns[warm(frames):],
-           f"  source {now.source}, {now.bpm:.2f} BPM at the end")
-
-    for peers in (0, 1):
-        clock = FakeClock()
-        link = _BenchLink(clock, peers)
-        source = BeatSource(clock, BeatClock(BPM, t0=0.0), values=inst.state.values, mode="auto", link=link)
-        ns = []
-        for k in range(frames + warm(frames)):
-            clock.set(k / FPS)
-            t0 = time.perf_counter_ns()
-            source.read()
-            ns.append(time.perf_counter_ns() - t0)
-        now = source.now
-        figure(f"in a Link session, {peers} other peer{'s' * (peers != 1)}", ns[warm(frames):],
-               f"  source {now.source}, {now.bpm:.2f} BPM at the end")
+    return ns[warm(frames):]
 
 
 class _BenchLink:

@@ -20,7 +20,8 @@ from ganinstrument.engine.loop import Engine
 from ganinstrument.instrument.facade import Instrument
 from ganinstrument.mapping import MappingError, parse_mapping
 from ganinstrument.mapping.parse_signals import parse_rate
-from ganinstrument.modulation.beat import BeatClock, BeatSource
+from ganinstrument.modulation.beat import BeatSource
+from ganinstrument.modulation.beat_clock import BeatClock
 from ganinstrument.modulation.lfo import LfoSource, shape_value
 from ganinstrument.sources.audio.input import write_wav
 

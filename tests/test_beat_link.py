@@ -12,7 +12,8 @@ import pytest
 from test_link_session import Net
 
 from ganinstrument.common.clock import FakeClock
-from ganinstrument.modulation.beat import BeatClock, BeatSource
+from ganinstrument.modulation.beat import BeatSource
+from ganinstrument.modulation.beat_clock import BeatClock
 
 FPS = 50  # (20 ms: whole steps of the fake network)
 

@@ -280,7 +280,8 @@ def beat_source(tempo: str | None, inst, clock, midi_clock=None, audio=None, lin
     """The show's beat clock, at --tempo's BPM (else the instrument's tempo.bpm); in the Ableton
     Link session with --tempo link and auto (unless `link` is off: --no-link; None: on unless
     $GANINSTRUMENT_NO_LINK says otherwise)."""
-    from ..modulation.beat import BeatClock, BeatSource
+    from ..modulation.beat import BeatSource
+    from ..modulation.beat_clock import BeatClock
 
     link = not _env_flag(NO_LINK_ENV) if link is None else link
     mode, bpm = parse_tempo(tempo)

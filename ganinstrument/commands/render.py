@@ -96,7 +96,8 @@ def run_render(args) -> int:
     from ..modulation.audio import SOURCE as AUDIO
     from ..modulation.audio import AudioFeatures
     from ..modulation.beat import SOURCE as BEAT
-    from ..modulation.beat import BeatClock, BeatSource
+    from ..modulation.beat import BeatSource
+    from ..modulation.beat_clock import BeatClock
     from ..modulation.lfo import SOURCE as LFO
     from ..modulation.lfo import LfoSource
     from ..modulation.recorded import recorded_sources

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ..common.clock import Clock
 from ..mapping.schema import LfoDef
-from .beat import BeatClock
+from .beat_clock import BeatClock
 from .source import Reading
 
 SOURCE = "lfo"
