@@ -71,6 +71,7 @@ TEMPO_FLUX_SHARE = 0.5  # the tempo's novelty: this much of the flux, plus the b
 PHASE_FLUX_SHARE = 0.1  # the phase's: the broadband flux, plus this much of the flux (tones alone)
 MIN_LEVEL = 0.3        # the novelty's level is never taken as lower than this
 COMB_WEIGHTS = np.array([2.0, 1.0, 0.75, 0.75])   # 1..4 beats: one beat counts most (174, not 87)
+PERIOD_GAIN = 0.004     # the loop nudges the period by this share of each phase error (ramps)
 ACQUIRE_S = 0.3        # confident this long before the first beat
 HARMONY_SPAN = {3: 1, 4: 2}  # beats each side of a beat whose harmony is compared: for the meter,
 POSITION_SPAN = {3: 3, 4: 2}  # and for where its bar line is
@@ -320,7 +321,7 @@ class BeatTracker:
         else:
             g = 0.08 if abs(e) <= period / 8.0 else 0.02
             target = self._next + g * e
-            self._period += 0.004 * e
+            self._period += PERIOD_GAIN * e
             self._period = min(max(self._period, 60.0 * self.fps / (MAX_BPM * 1.05)),
                                60.0 * self.fps / (MIN_BPM / 1.05))
         self._next = target

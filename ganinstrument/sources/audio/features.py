@@ -35,6 +35,7 @@ from .onset import LaggedFlux, OnsetPicker, fast_attack_window, log_filterbank
 from .pitch import CausalYin, PitchTracker, dips
 
 SILENCE_DB = -120.0
+CHROMA_HZ = (100.0, 5000.0)  # the bands whose pitch classes tell the beat tracker the harmony
 STRENGTH_HALF = 10.0     # flux that maps to onset_strength 0.5
 _EPS = 1e-12
 
@@ -155,9 +156,9 @@ class FeatureExtractor:
         self._low_bands = centres < 200.0
         self._high_bands = centres > 5000.0
         self._mid_bands = ~(self._low_bands | self._high_bands)
-        # pitch classes of the bands from 100 Hz to 5 kHz (the beat tracker's bar lines: chords
+        # pitch classes of the bands in CHROMA_HZ (the beat tracker's bar lines: chords
         # change there): a band's log magnitude counts for the nearest note's class
-        pitched = (centres >= 100.0) & (centres <= 5000.0)
+        pitched = (centres >= CHROMA_HZ[0]) & (centres <= CHROMA_HZ[1])
         classes = np.round(12.0 * np.log2(np.maximum(centres, 1.0) / 440.0) + 69.0).astype(int) % 12
         self._chroma_map = np.zeros((centres.size, 12))
         self._chroma_map[np.flatnonzero(pitched), classes[pitched]] = 1.0
