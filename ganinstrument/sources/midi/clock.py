@@ -74,6 +74,7 @@ OUTLIER_K = 4.0  # residuals beyond this many robust deviations are left out of 
 RESIDUAL_FLOOR_S = 0.0005  # the robust deviation is at least this (a clean clock has ~0)
 MIN_REFIT_S = 0.002  # at most one fit per this much tick time (floods) ...
 REFIT_TICKS = 8  # ... unless this many ticks came since the last (ticks stamped alike)
+BUNCHED = 0.3  # a tick this soon after the last (of the tick interval) came in a bunch, after a stall
 BPM_RANGE = (20.0, 500.0)  # a fitted tempo outside this is no tempo
 
 
@@ -106,13 +107,14 @@ class MidiClock:
     clock that stopped ticking. Counters (read by anyone, written under the lock): `received`
     (messages fed), `tick_count`, `malformed` (an SPP without two data bytes 0..127), `ignored`
     (statuses feed() does not use), `backwards` (timestamps earlier than the last, taken as
-    the last), `conflicts` (ticks from a second source within STALE_S of another's).
+    the last), `conflicts` (ticks from a second source within STALE_S of another's), `bunched`
+    (ticks that came in a bunch after a stall: left out of the tempo fit).
     """
 
     def __init__(self, now: Callable[[], float] | None = None):
         self._now = now or time.perf_counter
         self._lock = threading.Lock()
-        self._times: deque[float] = deque(maxlen=WINDOW)  # arrival times of the last ticks
+        self._times: deque[float] = deque(maxlen=WINDOW)  # arrival times of the last ticks (bunched: fitted)
         self._segment = 0  # how many of the newest ticks are at one tempo (since the last change)
         self._fit_t = -math.inf  # when the last fit ran (tick time)
         self._unfitted = 0  # ticks since the last fit
@@ -128,7 +130,7 @@ class MidiClock:
         self._source = ""
         self._state = MidiClockState()
         self.received = self.tick_count = self.malformed = self.ignored = 0
-        self.backwards = self.conflicts = self.changes = 0
+        self.backwards = self.conflicts = self.changes = self.bunched = 0
 
     # -- the reader thread ---------------------------------------------------------------
     def feed(self, status: int, data: bytes | Sequence[int] = (), t_s: float = 0.0, source: str = "") -> None:
@@ -192,8 +194,17 @@ class MidiClock:
             self._segment = 0
             self._interval = None
             self._fit_t = -math.inf
-        self._last_tick_t = t
-        self._times.append(t)
+        previous, self._last_tick_t = self._last_tick_t, t
+        if self._interval is not None and self._times and t - previous < BUNCHED * self._interval:
+            # Bunched: a stall (the reader, USB, a JACK xrun) let late ticks through at once, so
+            # their arrival says nothing of when they were sent: left out of the fit (NaN), the
+            # first of the bunch too (it came late). Stamped alike for long (a flood), they
+            # leave too few ticks to fit: no tempo.
+            self.bunched += 1
+            self._times[-1] = math.nan
+            self._times.append(math.nan)
+        else:
+            self._times.append(t)
         self._segment = min(self._segment + 1, len(self._times))
         if self._running:
             self._pos = self._pos + 1 if self._rolling else self._next_pos
@@ -250,17 +261,18 @@ class MidiClock:
 
 
 def _robust_line(ts: Sequence[float]) -> tuple[float, float, float] | None:
-    """Least squares of ts against 0, 1, 2...: (intercept, slope, the slope's standard error),
-    fitted again without the points beyond OUTLIER_K robust deviations; None if < 3 points."""
-    n = len(ts)
+    """Least squares of ts against 0, 1, 2... (NaN: a tick whose time is unknown, left out):
+    (intercept, slope, the slope's standard error), fitted again without the points beyond
+    OUTLIER_K robust deviations; None if < 3 points."""
+    xs = [x for x, t in enumerate(ts) if t == t]
+    n = len(xs)
     if n < 3:
         return None
-    xs = range(n)
-    first = _line(xs, ts)
+    first = _line(xs, [ts[x] for x in xs])
     if first is None:
         return None
     a, b, _ = first
-    residuals = [t - (a + b * x) for x, t in zip(xs, ts)]
+    residuals = [ts[x] - (a + b * x) for x in xs]
     spread = max(1.4826 * _median([abs(r) for r in residuals]), RESIDUAL_FLOOR_S)
     keep = [x for x, r in zip(xs, residuals) if abs(r) <= OUTLIER_K * spread]
     if len(keep) == n or len(keep) < max(3, n // 2):
@@ -297,16 +309,18 @@ def _bend(ts: Sequence[float]) -> int:
     """Where the tempo changed in ts: the split (at least MIN_SIDE points each side) whose two
     separately fitted lines leave the least squared error (prefix sums: one pass)."""
     n = len(ts)
-    # prefix sums of 1, x, y, x*x, x*y, y*y
+    # prefix sums of 1, x, y, x*x, x*y, y*y (a NaN tick adds nothing)
     sums = [(0, 0.0, 0.0, 0.0, 0.0, 0.0)]
     for x, y in enumerate(ts):
         c, sx, sy, sxx, sxy, syy = sums[-1]
-        sums.append((c + 1, sx + x, sy + y, sxx + x * x, sxy + x * y, syy + y * y))
+        sums.append((c + 1, sx + x, sy + y, sxx + x * x, sxy + x * y, syy + y * y) if y == y else sums[-1])
 
     def sse(i: int, j: int) -> float:  # points i..j-1
         c0, sx0, sy0, sxx0, sxy0, syy0 = sums[i]
         c1, sx1, sy1, sxx1, sxy1, syy1 = sums[j]
         c, sx, sy = c1 - c0, sx1 - sx0, sy1 - sy0
+        if c < 2:
+            return 0.0
         vxx = (sxx1 - sxx0) - sx * sx / c
         vxy = (sxy1 - sxy0) - sx * sy / c
         vyy = (syy1 - syy0) - sy * sy / c
