@@ -35,8 +35,11 @@ starts the segment at the split that fits two lines best (prefix sums, one pass)
 small changes bias the long fit by about half their size, which the test bounds. (A median of
 intervals fails on quantized stamps; a minimax line was measured worse than least squares on
 JACK-like quantization; a continuous two-slope fit across the change gains only ~20 %.)
-Robustness: ticks that arrived late in a burst (the reader stalled, every tick stamped at once)
-sit far off the line; after a first fit, ticks further than OUTLIER_K robust deviations (median
+Robustness: a tick that comes less than BUNCHED of the tick interval after the last came in
+a bunch (a stall of the reader, USB or a JACK xrun let held-back ticks through at once): its
+time, and that of the late first tick of the bunch, say nothing of when they were sent, so they
+are left out of the fit (NaN in the window, the position still counts them). Other ticks that
+arrived late sit far off the line; after a first fit, ticks further than OUTLIER_K robust deviations (median
 absolute residual, floored at RESIDUAL_FLOOR_S) are dropped and the line is fitted again. The
 window starts afresh after a gap of STALE_S without ticks. A fit (~50 us) runs at most every
 MIN_REFIT_S of tick time or REFIT_TICKS ticks, so a flood of ticks costs little; an interval
