@@ -90,6 +90,25 @@ def test_a_stall_near_a_tempo_change_does_not_bend_the_tempo(after_beats, stall_
     assert clock.bunched >= round(stall_s * 128 / 60 * 24) - 1
 
 
+@pytest.mark.parametrize("frames", [1024, 2048, 4096])
+def test_a_long_jack_period_bunches_ticks_without_being_taken_for_a_stall(frames):
+    """A JACK period longer than a tick delivers each period's ticks together, every period:
+    the usual bunch, fitted as it comes (least squares over the period's steps is unbiased)."""
+    period = frames / 48000.0
+    rng = random.Random(4)
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(START, (), 10.0)
+    errors = []
+    for _i, _bpm, k, t in stream([(174.0, 16)], rng):
+        arrived = (math.floor(t / period) + 1) * period
+        clock.feed(TICK, (), arrived)
+        if k >= 96:
+            errors.append(abs(clock.state(arrived).bpm - 174.0))
+    # (at most the first period's ticks, before the usual bunch is known)
+    per_period = math.ceil(period / (60.0 / 174.0 / 24)) + 1
+    assert clock.bunched <= per_period and max(errors) < 2.5, (clock.bunched, max(errors))
+
+
 def test_tempo_needs_a_beat_and_goes_after_two_silent_seconds():
     clock = MidiClock(now=lambda: 0.0)
     t = 0.0

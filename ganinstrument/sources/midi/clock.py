@@ -35,10 +35,12 @@ starts the segment at the split that fits two lines best (prefix sums, one pass)
 small changes bias the long fit by about half their size, which the test bounds. (A median of
 intervals fails on quantized stamps; a minimax line was measured worse than least squares on
 JACK-like quantization; a continuous two-slope fit across the change gains only ~20 %.)
-Robustness: a tick that comes less than BUNCHED of the tick interval after the last came in
-a bunch (a stall of the reader, USB or a JACK xrun let held-back ticks through at once): its
-time, and that of the late first tick of the bunch, say nothing of when they were sent, so they
-are left out of the fit (NaN in the window, the position still counts them). Other ticks that
+Robustness: BUNCH_TICKS ticks or more in a row, each less than BUNCHED of the tick interval
+after the last, and more than twice the usual bunch (a JACK period longer than a tick bunches
+each period's ticks: that is the usual bunch, fitted as it comes), came after a stall of the
+reader, USB or a JACK xrun that let held-back ticks through at once: their times, the late
+first one's too, say nothing of when they were sent, so they are left out of the fit (NaN in the
+window; the position still counts them). Other ticks that
 arrived late sit far off the line; after a first fit, ticks further than OUTLIER_K robust deviations (median
 absolute residual, floored at RESIDUAL_FLOOR_S) are dropped and the line is fitted again. The
 window starts afresh after a gap of STALE_S without ticks. A fit (~50 us) runs at most every
@@ -77,7 +79,8 @@ OUTLIER_K = 4.0  # residuals beyond this many robust deviations are left out of 
 RESIDUAL_FLOOR_S = 0.0005  # the robust deviation is at least this (a clean clock has ~0)
 MIN_REFIT_S = 0.002  # at most one fit per this much tick time (floods) ...
 REFIT_TICKS = 8  # ... unless this many ticks came since the last (ticks stamped alike)
-BUNCHED = 0.3  # a tick this soon after the last (of the tick interval) came in a bunch, after a stall
+BUNCHED = 0.3  # ticks this close (of the tick interval) ...
+BUNCH_TICKS = 3  # ... this many in a row, and more than twice the usual bunch, came after a stall
 BPM_RANGE = (20.0, 500.0)  # a fitted tempo outside this is no tempo
 
 
@@ -131,6 +134,8 @@ class MidiClock:
         self._rolling = False
         self._transport = False  # a transport message heard (Start, Continue, Stop, SPP)
         self._source = ""
+        self._bunch = 1  # ticks in a row that came close together (BUNCHED)
+        self._bunches: deque[int] = deque(maxlen=16)  # the sizes of the last bunches (of 2 or more)
         self._state = MidiClockState()
         self.received = self.tick_count = self.malformed = self.ignored = 0
         self.backwards = self.conflicts = self.changes = self.bunched = 0
@@ -198,16 +203,22 @@ class MidiClock:
             self._interval = None
             self._fit_t = -math.inf
         previous, self._last_tick_t = self._last_tick_t, t
-        if self._interval is not None and self._times and t - previous < BUNCHED * self._interval:
-            # Bunched: a stall (the reader, USB, a JACK xrun) let late ticks through at once, so
-            # their arrival says nothing of when they were sent: left out of the fit (NaN), the
-            # first of the bunch too (it came late). Stamped alike for long (a flood), they
-            # leave too few ticks to fit: no tempo.
-            self.bunched += 1
-            self._times[-1] = math.nan
-            self._times.append(math.nan)
-        else:
-            self._times.append(t)
+        close = self._interval is not None and t - previous < BUNCHED * self._interval
+        if not close and self._bunch > 1:
+            self._bunches.append(self._bunch)  # (a bunch ended: how big bunches usually are)
+        self._bunch = self._bunch + 1 if close else 1
+        self._times.append(t)
+        usual = _median(list(self._bunches)) if self._bunches else 1.0
+        if self._bunch >= max(BUNCH_TICKS, 2 * usual + 1):
+            # A stall (the reader, USB, a JACK xrun) let held-back ticks through at once: their
+            # arrival says nothing of when they were sent, so they are left out of the fit (NaN),
+            # the late first one too. (A JACK period longer than a tick bunches every period's
+            # ticks alike: the usual bunch, fitted as it is.) Stamped alike for long (a flood):
+            # too few ticks are left to fit, no tempo.
+            for back in range(1, min(self._bunch, len(self._times)) + 1):
+                if self._times[-back] == self._times[-back]:
+                    self._times[-back] = math.nan
+                    self.bunched += 1
         self._segment = min(self._segment + 1, len(self._times))
         if self._running:
             self._pos = self._pos + 1 if self._rolling else self._next_pos
