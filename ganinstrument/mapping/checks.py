@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..common.text import shorten, shorten_repr
@@ -70,6 +71,23 @@ class Checker:
             return value
         self.problem(line_of(value, line), f"{what}: expected a list (lines starting with '- '), got {_kind(value)}")
         return None
+
+    def items(self, data: LDict, section: str, keys) -> Iterator[tuple[int, str, LDict, int]]:
+        """Each mapping in the top-level list `section` of `data`, its keys checked against
+        `keys`: (its index, "section[i]", the mapping, how many problems there were before its
+        keys were checked). What is not a list, or not a mapping in it, is a problem."""
+        raw = data.get(section)
+        if raw is None:
+            return
+        items = self.sequence(raw, data.line_of(section), section) or LList()
+        for i, item in enumerate(items):
+            what = f"{section}[{i}]"
+            d = self.mapping(item, items.line_of(i), what)
+            if d is None:
+                continue
+            n_before = len(self.problems)
+            self.keys(d, keys, what)
+            yield i, what, d, n_before
 
     # -- scalars --------------------------------------------------------------------------------
     def integer(self, d: LDict, key: str, lo: int, hi: int, what: str, default=MISSING, hint: str = ""):

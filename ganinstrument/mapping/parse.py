@@ -145,17 +145,8 @@ def _templates(data: LDict, ck: Checker) -> dict[str, LDict]:
 
 # -- banks ------------------------------------------------------------------------------------
 def _banks(data: LDict, ck: Checker, defaults, templates, protos: list[Proto], state) -> list[dict]:
-    raw = data.get("banks")
-    if raw is None:
-        return []
-    items = ck.sequence(raw, data.line_of("banks"), "banks") or LList()
     banks, seen = [], set()
-    for bi, item in enumerate(items):
-        what = f"banks[{bi}]"
-        d = ck.mapping(item, items.line_of(bi), what)
-        if d is None:
-            continue
-        ck.keys(d, ("name", "next", "prev", "pages"), what)
+    for bi, what, d, _ in ck.items(data, "banks", ("name", "next", "prev", "pages")):
         name = ck.string(d, "name", what) or f"bank{bi}"
         if name in seen:
             ck.problem(d.line_of("name"), f"{what}: bank name {shorten_repr(name)} is used twice")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .checks import Checker
-from .located import LDict, LList
+from .located import LDict
 from .parse_bindings import read_curve
 from .schema import MODULATION_MODES
 
@@ -31,18 +31,8 @@ MODULATION_KEYS = ("feature", "target", "action", "value", "depth", "offset", "i
 
 def modulation_routes(data: LDict, ck: Checker) -> list[tuple[dict, bool, RouteWhere]]:
     """Route kwargs (names not yet checked), whether each is optional, and where it is."""
-    raw = data.get("modulation")
-    if raw is None:
-        return []
-    items = ck.sequence(raw, data.line_of("modulation"), "modulation") or LList()
     out = []
-    for i, item in enumerate(items):
-        what = f"modulation[{i}]"
-        d = ck.mapping(item, items.line_of(i), what)
-        if d is None:
-            continue
-        n_before = len(ck.problems)
-        ck.keys(d, MODULATION_KEYS, what)
+    for _, what, d, n_before in ck.items(data, "modulation", MODULATION_KEYS):
         feature = ck.string(d, "feature", what, hint="a signal, e.g. rms_db, bands.low, onset.low")
         target = ck.string(d, "target", what, default=None)
         action = ck.string(d, "action", what, default=None)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 
 from .checks import Checker
-from .located import LDict, LList
+from .located import LDict
 from .schema import LFO_SHAPES, EnvelopeDef, LfoDef
 
 LFO_KEYS = ("name", "shape", "rate", "phase", "width")
@@ -64,18 +64,8 @@ def parse_rate(raw) -> dict | None:
 def _named(data: LDict, ck: Checker, section: str, keys: tuple[str, ...], kind: str):
     """Each item of a section of named things (lfos, envelopes): (what, its mapping, its name or
     None when it is not one, the problems before it), the name checked and not used twice."""
-    raw = data.get(section)
-    if raw is None:
-        return
-    items = ck.sequence(raw, data.line_of(section), section) or LList()
     seen: set[str] = set()
-    for i, item in enumerate(items):
-        what = f"{section}[{i}]"
-        d = ck.mapping(item, items.line_of(i), what)
-        if d is None:
-            continue
-        n_before = len(ck.problems)
-        ck.keys(d, keys, what)
+    for _, what, d, n_before in ck.items(data, section, keys):
         name = ck.string(d, "name", what)
         if name is not None and not NAME.match(name):
             ck.problem(d.line_of("name"), f"{what}: name must be lower-case letters, digits and _ (up to 32), "
