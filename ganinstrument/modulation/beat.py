@@ -173,23 +173,19 @@ class BeatSource:
         self._steer_here(t, dt)
         if link is not None:  # alone in the session: it is where our clock is
             self._lead(t, link, now=False)
-            self.beat.source = "link" if self.mode == "link" else self.beat.source
+            if self.mode == "link":
+                self.beat.source = "link"
 
     def _follow_link(self, t: float, dt: float, link) -> None:
         """The session's tempo at once, its phase (modulo the bar) slewed to; a knob on
         tempo.bpm sets the session's tempo."""
-        values: Mapping[str, float] = self.values() if self.values is not None else {}
-        bpm, meter = values.get("tempo.bpm"), values.get("tempo.beats_per_bar")
-        if meter is not None:
-            self.beat.set_meter(int(meter))  # (the quantum: Link's phase is modulo the bar)
-        if bpm is not None and bpm != self._bpm_seen:  # (a knob moved; or the engine showing the
-            self._bpm_seen = bpm                        # tempo we followed, as the knob can: nothing to write)
-            if min(abs(bpm - self.beat.bpm), abs(bpm - clamp_bpm(self.beat.bpm))) > LINK_BPM_SAME:
-                self.link.commit(t, bpm)
-                link = self.link.state()
-        session, q = link.beat_at(t), self.beat.beats_per_bar
-        own = self.beat.beat_at(t)
-        self.beat.follow(t, session + q * round((own - session) / q), link.bpm, dt, "link",
+        bpm = self._hand_controls()  # (the meter is the quantum: Link's phase is modulo the bar)
+        # (a knob moved; or the engine showing the tempo we followed, as the knob can: nothing to write)
+        if bpm is not None and min(abs(bpm - self.beat.bpm), abs(bpm - clamp_bpm(self.beat.bpm))) > LINK_BPM_SAME:
+            self.link.commit(t, bpm)
+            link = self.link.state()
+        target = _nearest(self.beat.beat_at(t), link.beat_at(t), self.beat.beats_per_bar)
+        self.beat.follow(t, target, link.bpm, dt, "link",
                          jump=self._fired is None)  # (the show's first frame starts on the session's beat)
 
     def _lead(self, t: float, link, now: bool) -> None:
@@ -197,7 +193,7 @@ class BeatSource:
         the performer changed them), else when they drifted apart (LINK_LEAD_*)."""
         bpm, q = self.beat.bpm, self.beat.beats_per_bar
         own = self.beat.beat_at(t)
-        off_s = abs((own - link.beat_at(t) + q / 2) % q - q / 2) * 60.0 / bpm
+        off_s = abs(own - _nearest(own, link.beat_at(t), q)) * 60.0 / bpm
         d_bpm = abs(bpm - link.bpm)
         if d_bpm <= LINK_BPM_SAME and off_s <= LINK_PHASE_SAME_S:
             return
@@ -236,13 +232,21 @@ class BeatSource:
             return
         if self.beat.source in ("midi", "audio", "link"):  # the source went away: free-running from where it was
             self.beat.source = "tap"
+        bpm = self._hand_controls()
+        if bpm is not None:  # (a knob moved, or a tap set it)
+            self.beat.set_tempo(t, bpm)
+
+    def _hand_controls(self) -> float | None:
+        """The meter from tempo.beats_per_bar; tempo.bpm when it changed since it was last
+        seen (a knob, a tap, the engine showing a followed tempo), else None."""
         values: Mapping[str, float] = self.values() if self.values is not None else {}
         meter, bpm = values.get("tempo.beats_per_bar"), values.get("tempo.bpm")
         if meter is not None:
             self.beat.set_meter(int(meter))
-        if bpm is not None and bpm != self._bpm_seen:  # (a knob moved, or a tap set it)
-            self._bpm_seen = bpm
-            self.beat.set_tempo(t, bpm)
+        if bpm is None or bpm == self._bpm_seen:
+            return None
+        self._bpm_seen = bpm
+        return bpm
 
     def _follow_audio(self, t: float, dt: float) -> bool:
         """The live beat tracker, while it is confident (AUDIO_CONFIDENCE): its tempo, and its
@@ -250,9 +254,7 @@ class BeatSource:
         features = self.audio.latest() if self.audio is not None and self.mode in ("audio", "auto") else None
         if features is None or features.tempo_bpm is None or features.beat_confidence < AUDIO_CONFIDENCE:
             return False
-        own = self.beat.beat_at(t)
-        target = math.floor(own) + features.beat_phase
-        target += round(own - target)  # (the beat position nearest ours with that phase)
+        target = _nearest(self.beat.beat_at(t), features.beat_phase, 1.0)  # (the beat nearest ours with that phase)
         self.beat.follow(t, target, features.tempo_bpm, dt, "audio")
         return True
 
@@ -269,3 +271,8 @@ class BeatSource:
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         return self.link.stop(timeout_s) if self.link is not None else True
+
+
+def _nearest(own: float, other: float, period: float) -> float:
+    """The position `other` + k * `period` nearest `own`: another clock's phase, in our count."""
+    return other + period * round((own - other) / period)
