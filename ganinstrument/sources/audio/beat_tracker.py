@@ -81,6 +81,31 @@ METER_SWITCH = {(4, 3): 1.5, (3, 4): 1.1}  # how much clearer another meter's pe
 BAR_DECAY = 0.97       # the bar histograms forget, per beat
 
 
+class _Novelty:
+    """A flux minus its ~1 s running mean, half-wave rectified, over its ~4 s running level (so
+    loudness does not matter; never under MIN_LEVEL), clipped at `clip`."""
+
+    __slots__ = ("mean", "level", "mean_a", "level_a", "clip")
+
+    def __init__(self, fps: float, clip: float):
+        self.mean = self.level = 0.0
+        self.mean_a = 1.0 - math.exp(-1.0 / (1.0 * fps))
+        self.level_a = 1.0 - math.exp(-1.0 / (4.0 * fps))
+        self.clip = clip
+
+    def step(self, raw: float) -> float:
+        self.mean += (raw - self.mean) * self.mean_a
+        nov = max(0.0, raw - self.mean - NOISE_FLUX)
+        self.level += (nov - self.level) * self.level_a
+        return min(nov / max(self.level, MIN_LEVEL), self.clip)
+
+
+def _clarity(h: np.ndarray) -> float:
+    """How much a bar histogram's peak stands out: (peak - the others' mean) / total, 0..1."""
+    total = float(h.sum())
+    return (float(h.max()) - (total - float(h.max())) / (h.size - 1)) / total if total > 0 else 0.0
+
+
 class BeatTracker:
     """Causal beat, tempo and bar tracker fed one onset-strength value per analysis frame."""
 
@@ -106,17 +131,13 @@ class BeatTracker:
         # phase: the full-rate novelty's recent past
         self._hist_len = int(math.ceil(PHASE_WINDOW_S * fps)) + int(math.ceil(60.0 * fps / MIN_BPM)) + 4
         self._phase_every = max(1, int(round(0.01 * fps)))         # every ~10 ms
-        self._mean_a = 1.0 - math.exp(-1.0 / (1.0 * fps))
-        self._level_a = 1.0 - math.exp(-1.0 / (4.0 * fps))
         self._conf_a = 1.0 - math.exp(-self._phase_every / (0.25 * fps))
         self.reset()
 
     def reset(self) -> None:
         self._n = 0                                                # frames seen
-        self._mean = 0.0
-        self._level = 0.0
-        self._pmean = 0.0
-        self._plevel = 0.0
+        self._tempo_novelty = _Novelty(self.fps, NOV_CLIP)
+        self._phase_novelty = _Novelty(self.fps, PHASE_CLIP)
         self._hist = np.zeros(self._hist_len)                      # ring, newest at _pos - 1
         self._pos = 0
         self._dsum = 0.0
@@ -160,16 +181,9 @@ class BeatTracker:
         raw += self.low_weight * float(low_flux) - (1.0 - HIGH_WEIGHT) * float(high_flux)
         if not math.isfinite(raw) or raw < 0.0:
             raw = 0.0
-        self._mean += (raw - self._mean) * self._mean_a
-        nov = max(0.0, raw - self._mean - NOISE_FLUX)
-        self._level += (nov - self._level) * self._level_a
-        nov = nov / max(self._level, MIN_LEVEL)
-        nov = min(nov, NOV_CLIP)
-        praw = raw if broad is None else broad + PHASE_FLUX_SHARE * max(0.0, flux)
-        self._pmean += (praw - self._pmean) * self._mean_a
-        pnov = max(0.0, praw - self._pmean - NOISE_FLUX)
-        self._plevel += (pnov - self._plevel) * self._level_a
-        self._hist[self._pos] = min(pnov / max(self._plevel, MIN_LEVEL), PHASE_CLIP)
+        nov = self._tempo_novelty.step(raw)
+        self._hist[self._pos] = self._phase_novelty.step(
+            raw if broad is None else broad + PHASE_FLUX_SHARE * max(0.0, flux))
         self._pos = (self._pos + 1) % self._hist_len
         self._n += 1
         self._dsum += nov
@@ -351,15 +365,12 @@ class BeatTracker:
         # the meter whose histogram peaks clearest (a change of meter needs a clearer peak)
         best_m, best_c = self._meter, -1.0
         for m, h in sorted(self._bar_hist.items(), key=lambda mh: mh[0] != self._meter):
-            total = h.sum()
-            c = (h.max() - (total - h.max()) / (m - 1)) / total if total > 0 else 0.0
+            c = _clarity(h)
             if c > best_c * METER_SWITCH.get((self._meter, m), 1.0) or best_c < 0:
                 best_m, best_c = m, c
         self._meter = best_m
-        h = self._bar_pos[best_m]
-        self._down_pos = int(np.argmax(h))
-        total = float(h.sum())
-        self._bar_sure = total > 0 and (h.max() - (total - h.max()) / (best_m - 1)) / total >= BAR_CONFIDENCE
+        self._down_pos = int(np.argmax(self._bar_pos[best_m]))
+        self._bar_sure = _clarity(self._bar_pos[best_m]) >= BAR_CONFIDENCE
 
     def _harmony_change(self, index: int, span: int) -> float | None:
         """How different the `span` beats before beat `index - span` sound from the `span` from

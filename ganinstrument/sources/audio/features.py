@@ -58,8 +58,8 @@ class Features:
     full-scale sine is -3.01 dB; silence -120). `bands`: (low, mid, high) RMS amplitudes
     (full scale 1.0; a sine of amplitude A gives A / sqrt(2) in its band) after the
     attack/release followers.
-    The beat (`beat_tracker.BeatTracker`, fed each frame's fluxes and harmony): `beat` a beat is predicted
-    inside this block, at `beat_offset_s` seconds from the block's start (None without a beat);
+    The beat (`beat_tracker.BeatTracker`, fed each frame's fluxes and harmony): `beat` a beat
+    is predicted inside this block, at `beat_offset_s` seconds from the block's start (None without a beat);
     `downbeat` that beat starts a bar; `tempo_bpm` None until the tracker has locked once, then
     its tempo (kept, as the last known, through beatless passages); `beat_phase` 0..1 at the
     block's end (0 on the beat: the next beat is (1 - phase) * 60 / tempo_bpm s away);
@@ -108,7 +108,8 @@ class FeatureExtractor:
       `onset_delta` and `onset_multiplier`, the threshold's offset (at sensitivity 0.5) and
       median factor; `slow_delta`, the offset of the second detector, on the flux against
       16..53 ms back (onset.LaggedFlux: a note that swells over 30..60 ms, a flute or strings or
-      anything in heavy noise, shows its whole rise there; an onset fires when either fires); `lag_ms`, how far back the flux's reference reaches; `window_fall`,
+      anything in heavy noise, shows its whole rise there; an onset fires when either fires);
+      `lag_ms`, how far back the flux's reference reaches; `window_fall`,
       the share of the onset window after its peak; `log_mul`, the log compression's gain
       (log10(1 + log_mul * magnitude), a full-scale sine's peak = 1); `yin_window_ms`, see
       `CausalYin`; `pitch_margin`, `pitch_jumps_per_s`, see `PitchTracker` (`margin`,
@@ -204,7 +205,8 @@ class FeatureExtractor:
         self._buf = np.zeros(max(self.n_fft, self._yin.needed + taps), dtype=np.float64)
 
         self._beats = BeatTracker(1.0 / frame_s)
-        self._flux = (0.0, 0.0, 0.0)
+        self._flux = (0.0, 0.0, 0.0, 0.0)  # the newest frame's fluxes (all, low, high, broadband) ...
+        self._chroma = np.zeros(12)  # ... and pitch classes, for the beat tracker
 
         self._att = 1.0 - math.exp(-frame_s / (attack_ms / 1000.0))
         self._rel = 1.0 - math.exp(-frame_s / (release_ms / 1000.0))

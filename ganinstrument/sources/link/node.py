@@ -59,7 +59,8 @@ class _Gateway:
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(loopback))
                 s.setblocking(False)
             if hasattr(socket, "SO_REUSEPORT") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
-                self.listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # (macOS shares the port so)
+                self.listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # (macOS needs it to share
+                # the port with Live; Linux shares it either way; Windows has SO_REUSEADDR only)
             if sys.platform.startswith("linux"):  # (only the group joined here, on this interface)
                 self.listen.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
             self.listen.bind(("", DISCOVERY_PORT))

@@ -133,7 +133,7 @@ class LinkProtocol:
         self._lock = threading.RLock()
         self.malformed = 0
         self._said: set[str] = set()
-        self.joins = 0  # sessions joined (a test, the HUD)
+        self.joins = 0  # sessions joined (for tests)
         self._peers: dict[tuple[bytes, str], _Peer] = {}
         self._others: dict[bytes, _Session] = {}
         self._measuring: dict[bytes, _Measurement] = {}  # by the measured peer's node id

@@ -208,8 +208,7 @@ class MidiClock:
             self._bunches.append(self._bunch)  # (a bunch ended: how big bunches usually are)
         self._bunch = self._bunch + 1 if close else 1
         self._times.append(t)
-        usual = _median(list(self._bunches)) if self._bunches else 1.0
-        if self._bunch >= max(BUNCH_TICKS, 2 * usual + 1):
+        if self._bunch >= BUNCH_TICKS and self._bunch >= 2 * self._usual_bunch() + 1:
             # A stall (the reader, USB, a JACK xrun) let held-back ticks through at once: their
             # arrival says nothing of when they were sent, so they are left out of the fit (NaN),
             # the late first one too. (A JACK period longer than a tick bunches every period's
@@ -229,6 +228,9 @@ class MidiClock:
             self._fit()
         elif self._interval is not None:  # between fits (a flood): along the last line
             self._line_last += self._interval
+
+    def _usual_bunch(self) -> float:
+        return _median(list(self._bunches)) if self._bunches else 1.0
 
     def _fit(self) -> None:
         """The tempo line over the current segment (see the module docstring)."""
