@@ -65,6 +65,17 @@ class Show:
         return gap * 60e3 / self.source.beat.bpm
 
 
+def joined(app_bpm: float, app_offset_us: int = 0, ours_offset_us: int = 0, settle_s: float = 0.5):
+    """Another app's session, two seconds old, and ours joining it (`settle_s` before the show's
+    first frame: perform joins while its model loads)."""
+    net = Net()
+    app = net.add("app", offset_us=app_offset_us, bpm=app_bpm)
+    net.run(2.0)
+    ours = net.add("ours", offset_us=ours_offset_us, bpm=120.0)
+    net.run(settle_s)
+    return net, app, ours, Show(net, ours)
+
+
 def test_alone_our_clock_leads_the_session_so_an_app_that_joins_gets_our_beat():
     net = Net()
     ours = net.add("ours", offset_us=1_000_000, bpm=120.0)
@@ -84,12 +95,7 @@ def test_alone_our_clock_leads_the_session_so_an_app_that_joins_gets_our_beat():
 
 
 def test_with_an_older_session_we_follow_it_and_it_follows_our_knob_and_taps(caplog):
-    net = Net()
-    app = net.add("app", offset_us=-7_000_000, bpm=132.0)
-    net.run(2.0)
-    ours = net.add("ours", offset_us=3_000_000, bpm=120.0)
-    net.run(0.5)  # (perform joins while it starts: the model loads)
-    show = Show(net, ours)
+    net, app, ours, show = joined(132.0, app_offset_us=-7_000_000, ours_offset_us=3_000_000)
     show.play(0.04)
     assert show.source.now.source == "link" and show.source.now.bpm == pytest.approx(132.0, abs=1e-3)
     assert abs(show.gap_ms(app)) < 0.05  # (the first frames start on the session's beat: no slew)
@@ -117,11 +123,7 @@ def test_with_an_older_session_we_follow_it_and_it_follows_our_knob_and_taps(cap
 
 
 def test_when_the_other_app_leaves_the_clock_runs_on_by_itself():
-    net = Net()
-    app = net.add("app", offset_us=0, bpm=128.0)
-    net.run(2.0)
-    ours = net.add("ours", offset_us=0, bpm=120.0)
-    show = Show(net, ours)
+    net, app, ours, show = joined(128.0, settle_s=0.0)
     show.play(1.0)
     assert show.source.now.source == "link"
     before = show.source.beat.beat_at(show.clock.now())
@@ -156,12 +158,7 @@ def test_a_session_faster_than_the_knob_is_followed_and_not_pulled_down():
     """Link sessions run up to 999 BPM, the tempo knob to 300: the clock follows 400 exactly; the
     knob showing its 300 (the engine writes the tempo back, clamped) and a first tap, which sets
     no tempo, write nothing into the session."""
-    net = Net()
-    app = net.add("app", offset_us=0, bpm=400.0)
-    net.run(2.0)
-    ours = net.add("ours", offset_us=0, bpm=120.0)
-    net.run(0.5)
-    show = Show(net, ours)
+    net, app, ours, show = joined(400.0)
     show.source.link = link = Counting(ours)
     show.play(1.0)
     show.values["tempo.bpm"] = 300.0  # (what the engine's write-back leaves in the knob)
@@ -173,12 +170,7 @@ def test_a_session_faster_than_the_knob_is_followed_and_not_pulled_down():
 
 
 def test_the_meter_knob_sets_the_quantum_while_following():
-    net = Net()
-    app = net.add("app", offset_us=0, bpm=120.0)
-    net.run(2.0)
-    ours = net.add("ours", offset_us=0, bpm=120.0)
-    net.run(0.5)
-    show = Show(net, ours)
+    net, app, ours, show = joined(120.0)
     show.play(0.5)
     show.values["tempo.beats_per_bar"] = 3.0  # (the bar line moves: slewed to, over a few beats)
     show.play(6.0)
