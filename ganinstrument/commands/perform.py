@@ -177,7 +177,7 @@ def _perform(args) -> int:
     restart = int(os.environ.get(RESTART_ENV, "0") or 0)
     autosave_path = os.environ.get(AUTOSAVE_ENV)
     _after_restart(args, restart)
-    parse_tempo(args.tempo)  # (a bad --tempo is said before anything loads)
+    tempo_mode = parse_tempo(args.tempo)[0]  # (a bad --tempo is said before anything loads)
     clock = MonotonicClock()
     inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
     args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
@@ -202,7 +202,7 @@ def _perform(args) -> int:
     engine_box: list[Engine] = []
     spec = args.output or default_output_spec()
     # the audio input: for the mapping's routes, or for the beat tracker (--tempo audio)
-    wants_audio = (controls.modulation is not None or parse_tempo(args.tempo)[0] == "audio") \
+    wants_audio = (controls.modulation is not None or tempo_mode == "audio") \
         and args.audio_device != "none"
     tap = AudioTap() if wants_audio else None  # the audio input, into recordings and takes
     sinks = open_sinks(spec, width, height, args.fps or 60.0, required=args.output is not None,
@@ -266,13 +266,16 @@ def parse_tempo(text: str | None) -> tuple[str, float | None]:
     text = (text or "auto").strip().lower()
     if text in ("tap", "auto", "midi", "audio", "link"):
         return text, None
+    from ..modulation.beat_clock import BPM_MAX, BPM_MIN
+
+    span = f"{BPM_MIN:g} .. {BPM_MAX:g}"
     try:
         bpm = float(text)
     except ValueError:
-        raise GanInstrumentError(f"--tempo {text!r}: expected auto, link, midi, audio, tap or a BPM (20 .. 300)") \
+        raise GanInstrumentError(f"--tempo {text!r}: expected auto, link, midi, audio, tap or a BPM ({span})") \
             from None
-    if not 20.0 <= bpm <= 300.0:
-        raise GanInstrumentError(f"--tempo {text}: a BPM from 20 to 300")
+    if not BPM_MIN <= bpm <= BPM_MAX:
+        raise GanInstrumentError(f"--tempo {text}: a BPM from {BPM_MIN:g} to {BPM_MAX:g}")
     return "tap", bpm
 
 
