@@ -97,7 +97,7 @@ def run_render(args) -> int:
     from ..modulation.audio import AudioFeatures
     from ..modulation.beat import SOURCE as BEAT
     from ..modulation.beat import BeatSource
-    from ..modulation.beat_clock import BeatClock
+    from ..modulation.beat_clock import BPM_MAX, BPM_MIN, BeatClock
     from ..modulation.lfo import SOURCE as LFO
     from ..modulation.lfo import LfoSource
     from ..modulation.recorded import recorded_sources
@@ -119,8 +119,8 @@ def run_render(args) -> int:
         raise RenderError(str(exc)) from None
     _defaults_from_session(args, session_header)
     _refuse_out_among_inputs(args, take)  # (the session's model, mapping, preset included)
-    if args.bpm is not None and not 20.0 <= args.bpm <= 300.0:  # (nan fails too)
-        raise RenderError(f"--bpm must be from 20 to 300, got {args.bpm}")
+    if args.bpm is not None and not BPM_MIN <= args.bpm <= BPM_MAX:  # (nan fails too)
+        raise RenderError(f"--bpm must be from {BPM_MIN:g} to {BPM_MAX:g}, got {args.bpm}")
     if args.beat_offset is not None and not -3600.0 <= args.beat_offset <= 86400.0:  # (nan fails too)
         raise RenderError(f"--beat-offset must be a number of seconds (-3600 .. 86400), got {args.beat_offset}")
     if args.fps <= 0 or not math.isfinite(args.fps):
