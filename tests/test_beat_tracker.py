@@ -179,6 +179,20 @@ def test_tempo_step_is_followed():
     assert np.all(np.abs(nearest_error(tail, second)) < 0.03)
 
 
+def test_a_tempo_ramp_is_followed():
+    """100 -> 140 BPM over 48 beats: the tempo keeps up (within 4 %) and the beats stay on."""
+    bpm = np.concatenate([np.full(8, 100.0), np.linspace(100.0, 140.0, 48), np.full(8, 140.0)])
+    beats = 0.25 + np.concatenate([[0.0], np.cumsum(60.0 / bpm[:-1])])
+    out = run(groove(beats, seed=9))
+    inside = [(t0, f) for t0, f in out if beats[10] < t0 < beats[-1]]
+    truth = bpm[np.searchsorted(beats, [t0 for t0, _ in inside]) - 1]
+    good = [f.tempo_bpm is not None and abs(f.tempo_bpm / b - 1.0) <= 0.04 for (_, f), b in zip(inside, truth)]
+    assert np.mean(good) >= 0.95, np.mean(good)
+    est = beat_times(out)
+    est = est[(est > beats[10]) & (est < beats[-1])]
+    assert np.percentile(np.abs(nearest_error(est, beats)), 90) < 0.03
+
+
 def test_a_syncopated_groove_is_followed_on_the_beat_not_the_offbeat():
     """More onsets fall on the "&"s (open hat, bass, stab) than on the beats, but the beats
     carry the kick and the snare: the beats are on the beats."""

@@ -20,7 +20,10 @@ The method (the ideas from the papers below; the code written here, numpy only):
    60..200 BPM the mean of its peaks at 1, 2, 3 and 4 beats, times a log-normal prior (centre
    PRIOR_BPM, PRIOR_OCTAVES wide) that settles octave ambiguity as `beatgrid` does. The tempo in
    use changes only when another wins for SWITCH_S in a row (octave relatives: clearly, by
-   OCTAVE_MARGIN), so one odd bar neither doubles nor halves it.
+   OCTAVE_MARGIN), so one odd bar neither doubles nor halves it. Two memories: the long one
+   (TEMPO_MEMORY_S) decides the octave; the short one (SHORT_MEMORY_S) is followed within NEAR of
+   the tempo in use (ramps) and hears a step to another tempo first (100 -> 140 BPM: the new
+   tempo 2.5 s after the step instead of 4.3 s).
 3. Phase: every few frames, the recent novelty is cross-correlated with a decaying pulse train
    of the tempo's period at every phase (the last beat's age); the best phase predicts the
    next beat. A phase-locked loop moves the running prediction toward it (a jump when the
@@ -71,13 +74,16 @@ TEMPO_FLUX_SHARE = 0.5  # the tempo's novelty: this much of the flux, plus the b
 PHASE_FLUX_SHARE = 0.1  # the phase's: the broadband flux, plus this much of the flux (tones alone)
 MIN_LEVEL = 0.3        # the novelty's level is never taken as lower than this
 COMB_WEIGHTS = np.array([2.0, 1.0, 0.75, 0.75])   # 1..4 beats: one beat counts most (174, not 87)
-PERIOD_GAIN = 0.004     # the loop nudges the period by this share of each phase error (ramps)
+PERIOD_GAIN = 0.006     # the loop nudges the period by this share of each phase error (ramps)
 ACQUIRE_S = 0.3        # confident this long before the first beat
 HARMONY_SPAN = {3: 1, 4: 2}  # beats each side of a beat whose harmony is compared: for the meter,
 POSITION_SPAN = {3: 3, 4: 2}  # and for where its bar line is
 SPAN = max(*HARMONY_SPAN.values(), *POSITION_SPAN.values())
 BAR_CONFIDENCE = 0.05  # the bar line's share of the histogram above the other beats' (0..1)
 METER_SWITCH = {(4, 3): 1.5, (3, 4): 1.1}  # how much clearer another meter's peak must be (4/4 is the norm)
+SHORT_MEMORY_S = 1.5   # the tempo's short memory: it follows ramps and hears steps first
+NEAR = math.log(1.06)  # the short memory's tempo within 6 % of the current one is followed
+TEMPO_PULL = 0.1       # per 50 ms, the loop's period is pulled this much toward the tempo estimate near it
 BAR_DECAY = 0.97       # the bar histograms forget, per beat
 
 
@@ -106,6 +112,12 @@ def _clarity(h: np.ndarray) -> float:
     return (float(h.max()) - (total - float(h.max())) / (h.size - 1)) / total if total > 0 else 0.0
 
 
+def _octave(ratio: float) -> bool:
+    """Whether two periods are octave relatives (2:1, 3:2 and back): the same music counted
+    another way, not another tempo."""
+    return any(abs(ratio * k - 1.0) < 0.05 for k in (2.0, 0.5, 1.5, 2.0 / 3.0))
+
+
 class BeatTracker:
     """Causal beat, tempo and bar tracker fed one onset-strength value per analysis frame."""
 
@@ -127,6 +139,9 @@ class BeatTracker:
         self._lag_i = np.floor(lags).astype(int)
         self._lag_w = lags - self._lag_i
         self._acf_decay = math.exp(-1.0 / (TEMPO_MEMORY_S * fd))
+        self._short_decay = math.exp(-1.0 / (SHORT_MEMORY_S * fd))
+        self._lags = np.arange(self._max_lag + 1)
+        self._log_bpms = np.log(self._bpms)
         self._tempo_every = max(1, int(round(0.05 * fd)))          # tempo estimate every 50 ms
         # phase: the full-rate novelty's recent past
         self._hist_len = int(math.ceil(PHASE_WINDOW_S * fps)) + int(math.ceil(60.0 * fps / MIN_BPM)) + 4
@@ -145,6 +160,7 @@ class BeatTracker:
         self._dpos = 0
         self._dcount = 0
         self._acf = np.zeros(self._max_lag + 1)
+        self._acf_short = np.zeros(self._max_lag + 1)
         self._period: float | None = None                         # frames per beat
         self._period_since = 0
         self._cand: float | None = None
@@ -199,24 +215,27 @@ class BeatTracker:
         h[self._dpos] = x
         # h[(dpos - lag) % len] for lag = 0..max_lag
         idx = (self._dpos - np.arange(self._max_lag + 1)) % h.size
+        prod = x * h[idx]
         self._acf *= self._acf_decay
-        self._acf += x * h[idx]
+        self._acf += prod
+        self._acf_short *= self._short_decay
+        self._acf_short += prod
         self._dpos = (self._dpos + 1) % h.size
         self._dcount += 1
         if self._dcount % self._tempo_every == 0 and self._dcount * self._dec > 0.8 * self.fps:
             self._tempo()
 
-    def _tempo(self) -> None:
-        acf = self._acf
+    def _comb(self, acf: np.ndarray, decay: float) -> np.ndarray | None:
+        """The comb (mean of the peaks at 1..4 beats) of a running autocorrelation, per tempo of
+        `_bpms`; None while it is empty."""
         if acf[0] <= 1e-9:
-            self._strength = 0.0
-            return
+            return None
         # bias correction: lag L has summed over c - L updates of the c so far (exponentially
         # weighted); lags not yet covered for a second are unknown and left out of the comb
         c = self._dcount
-        lags = np.arange(acf.size)
+        lags = self._lags
         known = c - lags > 0.4 * self._fd
-        norm = 1.0 - self._acf_decay ** np.maximum(c - lags, 0)
+        norm = 1.0 - decay ** np.maximum(c - lags, 0)
         r = np.where(known, acf / np.maximum(norm, 1e-9), 0.0)
         r = r / r[0]
         r = r - np.median(r[1:][known[1:]])
@@ -228,35 +247,56 @@ class BeatTracker:
         ok = known[np.minimum(i + 1, rm.size - 1)]
         kw = COMB_WEIGHTS[:, None] * ok
         comb = (vals * kw).sum(axis=0) / np.maximum(kw.sum(axis=0), 1e-9)
-        comb = np.where(ok[0] & ok[1], comb, 0.0)
-        score = comb * self._prior
-        best = int(np.argmax(score))
-        strength = float(max(0.0, comb[best]))
-        self._strength = strength
-        if score[best] <= 0.0:
-            return
-        # parabolic refinement on the log-tempo grid
+        return np.where(ok[0] & ok[1], comb, 0.0)
+
+    def _peak_period(self, score: np.ndarray, best: int) -> float:
+        """The period (frames) at a peak of a score on the log-tempo grid, refined by a parabola."""
+        lb = math.log(self._bpms[best])
         if 0 < best < score.size - 1:
             a, b, c = score[best - 1], score[best], score[best + 1]
             den = a - 2 * b + c
-            off = 0.5 * (a - c) / den if den < 0 else 0.0
-            lb = math.log(self._bpms[best]) + off * math.log(self._bpms[1] / self._bpms[0])
-            bpm = math.exp(lb)
-        else:
-            bpm = float(self._bpms[best])
-        period = 60.0 * self.fps / bpm
+            if den < 0:
+                lb += 0.5 * (a - c) / den * math.log(self._bpms[1] / self._bpms[0])
+        return 60.0 * self.fps / math.exp(lb)
+
+    def _tempo(self) -> None:
+        comb = self._comb(self._acf, self._acf_decay)
+        if comb is None:
+            self._strength = 0.0
+            return
+        score = comb * self._prior
+        best = int(np.argmax(score))
+        self._strength = strength = float(max(0.0, comb[best]))
+        if score[best] <= 0.0:
+            return
+        period = self._peak_period(score, best)
         if self._period is None:
             if strength > 0.15:
                 self._set_period(period)
             return
+        # the short memory follows: the tempo near the current one (ramps), and other tempos (steps)
+        short = self._comb(self._acf_short, self._short_decay)
+        log_cur = math.log(60.0 * self.fps / self._period)
+        if short is not None:
+            s_score = short * self._prior
+            near = np.abs(self._log_bpms - log_cur) < NEAR
+            j = int(np.flatnonzero(near)[np.argmax(s_score[near])]) if near.any() else -1
+            if j >= 0 and s_score[j] > 0.0:
+                self._period += TEMPO_PULL * (self._peak_period(s_score, j) - self._period)
         ratio = period / self._period
+        octave = _octave(ratio)
+        if not octave and short is not None:                       # a step: heard first in the short memory
+            s_best = int(np.argmax(s_score))
+            s_ratio = self._peak_period(s_score, s_best) / self._period
+            if abs(s_ratio - 1.0) >= 0.04 and not _octave(s_ratio):
+                score, best, period, ratio = s_score, s_best, s_ratio * self._period, s_ratio
+            else:
+                self._cand, self._cand_frames = None, 0
+                return
         if abs(ratio - 1.0) < 0.04:
             self._cand, self._cand_frames = None, 0
-            self._period += 0.1 * (period - self._period)
             return
-        cur = 60.0 * self.fps / self._period
-        cur_score = float(np.interp(math.log(cur), np.log(self._bpms), score))
-        octave = any(abs(ratio * k - 1.0) < 0.05 for k in (2.0, 0.5, 1.5, 2.0 / 3.0))
+        cur_score = float(np.interp(log_cur, self._log_bpms, score))
         margin = OCTAVE_MARGIN if octave else TEMPO_MARGIN
         if score[best] < margin * cur_score:
             self._cand, self._cand_frames = None, 0
