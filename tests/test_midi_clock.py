@@ -90,6 +90,40 @@ def test_a_stall_near_a_tempo_change_does_not_bend_the_tempo(after_beats, stall_
     assert clock.bunched >= round(stall_s * 128 / 60 * 24) - 1
 
 
+def _jack_show(seed: int, stalls: int):
+    """90 -> 128 -> 174 BPM through a 256-frame JACK period (each tick arrives at the start of
+    the next period), with `stalls` random 5..60 ms stalls (the ticks of a stall arrive together
+    at its end): (tempo, ticks since that tempo began, arrival) per tick."""
+    period = 256 / 48000.0
+    rng = random.Random(seed)
+    ticks = list(stream([(90.0, 8), (128.0, 8), (174.0, 17)], rng, t0=0.0))
+    end = ticks[-1][3]
+    stalls_at = [(rng.uniform(0.0, end), rng.uniform(0.005, 0.06)) for _ in range(stalls)]
+    for _i, bpm, k, t in ticks:
+        arrived = (math.floor(t / period) + 1) * period
+        for at, length in stalls_at:
+            if at <= arrived < at + length:
+                arrived = (math.floor((at + length) / period) + 1) * period
+        yield bpm, k, arrived
+
+
+@pytest.mark.parametrize("seed", [16, 28, 42, 62, 179])
+def test_jack_stalls_through_a_show_do_not_bend_the_tempo(seed):
+    """Six stalls somewhere in a show (JACK xruns under load): from two beats after each change,
+    within half a BPM. These seeds bent the tempo by 4.7 to 10.4 BPM before two mends (of 400
+    seeds, 32 shows then failed, 2 now): stalls' bunches no longer count as the usual bunch (the
+    next stall's ticks were fitted), and a change found a few ticks after it is placed again as
+    ticks come (a late tick near it could place it early, keeping old ticks in the fit)."""
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(START, (), 0.0)
+    worst = 0.0
+    for bpm, k, arrived in _jack_show(seed, stalls=6):
+        clock.feed(TICK, (), arrived)
+        if k >= 2 * 24 + 1:
+            worst = max(worst, abs(clock.state(arrived).bpm - bpm))
+    assert worst <= TOLERANCE_BPM, worst
+
+
 @pytest.mark.parametrize("frames", [1024, 2048, 4096])
 def test_a_long_jack_period_bunches_ticks_without_being_taken_for_a_stall(frames):
     """A JACK period longer than a tick delivers each period's ticks together, every period:

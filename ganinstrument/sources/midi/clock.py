@@ -31,13 +31,17 @@ that the fit spans the current segment, up to WINDOW = 96 ticks (four beats, ~2.
 steadier): the ticks since the last change. Whether the tempo changed is tested on every fit
 once the segment has TEST_TICKS: the slope of its last 48 ticks against the slope of the ticks
 before them (BEND_Z standard errors apart, and at least BEND_MIN of the interval); a change
-starts the segment at the split that fits two lines best (prefix sums, one pass). Undetected
+starts the segment at the split that fits two lines best (prefix sums, one pass; at least MIN_SIDE
+ticks of known time each side). Found a few ticks after it, that split rests on those few (a
+late tick near it could place it early, keeping old ticks in the fit), so it is placed again
+on every fit, looking RELOOK ticks further back, until the segment is tested itself. Undetected
 small changes bias the long fit by about half their size, which the test bounds. (A median of
 intervals fails on quantized stamps; a minimax line was measured worse than least squares on
 JACK-like quantization; a continuous two-slope fit across the change gains only ~20 %.)
 Robustness: BUNCH_TICKS ticks or more in a row, each less than BUNCHED of the tick interval
 after the last, and more than twice the usual bunch (a JACK period longer than a tick bunches
-each period's ticks: that is the usual bunch, fitted as it comes), came after a stall of the
+each period's ticks: that is the usual bunch, the median of the last 16 runs of close ticks,
+a tick alone a run of one, so stalls' bunches never become the norm), came after a stall of the
 reader, USB or a JACK xrun that let held-back ticks through at once: their times, the late
 first one's too, say nothing of when they were sent, so they are left out of the fit (NaN in the
 window; the position still counts them). Other ticks that
@@ -72,6 +76,7 @@ SHORT = 48  # the last two beats: tested against the ticks before them for a tem
 TEST_TICKS = 72  # a segment this long is tested for a change (two beats against one)
 MIN_TICKS = 24  # ticks in the fit before there is a tempo (one beat)
 MIN_SIDE = 6  # a change is placed at least this many ticks from either end of the segment
+RELOOK = 24  # a change found early is placed again, looking this many ticks before its place
 BEND_Z = 3.5  # a change: the two slopes differ by this many standard errors ...
 BEND_MIN = 0.0005  # ... and by this fraction of the tick interval (0.05 %: 0.09 BPM at 174)
 STALE_S = 2.0  # without a tick this long: no tempo (and the fit starts afresh)
@@ -121,6 +126,7 @@ class MidiClock:
         self._now = now or time.perf_counter
         self._lock = threading.Lock()
         self._times: deque[float] = deque(maxlen=WINDOW)  # arrival times of the last ticks (bunched: fitted)
+        self._placing = False  # a change was found: its place is looked at again as ticks come
         self._segment = 0  # how many of the newest ticks are at one tempo (since the last change)
         self._fit_t = -math.inf  # when the last fit ran (tick time)
         self._unfitted = 0  # ticks since the last fit
@@ -135,7 +141,7 @@ class MidiClock:
         self._transport = False  # a transport message heard (Start, Continue, Stop, SPP)
         self._source = ""
         self._bunch = 1  # ticks in a row that came close together (BUNCHED)
-        self._bunches: deque[int] = deque(maxlen=16)  # the sizes of the last bunches (of 2 or more)
+        self._bunches: deque[int] = deque(maxlen=16)  # the sizes of the last runs of close ticks (1: alone)
         self._state = MidiClockState()
         self.received = self.tick_count = self.malformed = self.ignored = 0
         self.backwards = self.conflicts = self.changes = self.bunched = 0
@@ -200,12 +206,13 @@ class MidiClock:
         if t - self._last_tick_t > STALE_S:  # a clock that (re)starts: a new fit
             self._times.clear()
             self._segment = 0
+            self._placing = False
             self._interval = None
             self._fit_t = -math.inf
         previous, self._last_tick_t = self._last_tick_t, t
         close = self._interval is not None and t - previous < BUNCHED * self._interval
-        if not close and self._bunch > 1:
-            self._bunches.append(self._bunch)  # (a bunch ended: how big bunches usually are)
+        if not close and self._interval is not None:  # a run of ticks ended (one alone counts too:
+            self._bunches.append(self._bunch)  # the stalls' bunches must not set the norm)
         self._bunch = self._bunch + 1 if close else 1
         self._times.append(t)
         if self._bunch >= BUNCH_TICKS and self._bunch >= 2 * self._usual_bunch() + 1:
@@ -244,6 +251,14 @@ class MidiClock:
                 if diff > BEND_Z * math.hypot(short[2], before[2]) and diff > BEND_MIN * short[1]:
                     self.changes += 1
                     self._segment -= _bend(ts[n - self._segment:])
+                    self._placing = True
+        elif self._placing and self._segment < n:
+            # a change found a few ticks after it was placed on those few: place it again, on
+            # more, until the segment is tested itself (a late tick near it could fool the first)
+            look = min(n, self._segment + RELOOK)
+            self._segment = look - _bend(ts[n - look:])
+        if self._segment >= TEST_TICKS:
+            self._placing = False
         span = max(self._segment, min(n, SHORT))  # two beats at least: steadier, and follows in two
         line = _robust_line(ts[n - span:])
         if line is None:
@@ -343,7 +358,10 @@ def _bend(ts: Sequence[float]) -> int:
         return vyy - (vxy * vxy / vxx if vxx > 0 else 0.0)
 
     best, where = math.inf, max(0, n - SHORT)
+    total = sums[-1][0]
     for split in range(MIN_SIDE, n - MIN_SIDE + 1):
+        if min(sums[split][0], total - sums[split][0]) < MIN_SIDE:  # (ticks of known time, each side)
+            continue
         err = sse(0, split) + sse(split, n)
         if err < best:
             best, where = err, split
