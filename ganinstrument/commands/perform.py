@@ -195,7 +195,6 @@ def _perform(args) -> int:
     controls = inst.use_mapping(args.mapping, clock)
     for warning in controls.warnings:
         log.warning("%s", warning)
-    inst.bank.start()  # the presets folder read now, then by its worker, never by the engine
     first = inst.warm_up(WARMUP_FRAMES)
     width, height = first.size
 
@@ -209,8 +208,9 @@ def _perform(args) -> int:
                        resume_takes=restart > 0,  # a take the crash ended goes on
                        live_audio=tap,
                        on_action=lambda action: engine_box[0].key_action(action) if engine_box else None)
-    midi = osc = audio = session = feedback = None
+    midi = osc = audio = session = feedback = beat = autosave = None
     try:
+        inst.bank.start()  # the presets folder read now, then by its worker, never by the engine
         midi = _open_midi(args, controls, clock, engine_box)
         feedback = _open_feedback(args, inst, controls, clock)
         osc = _open_osc(args, inst, clock)
@@ -229,24 +229,27 @@ def _perform(args) -> int:
                 session_path = None
         for takes in _takes_outputs(sinks) if session_path is not None else ():
             takes.session_path = Path(session_path).resolve()  # named in each take's note
-    except BaseException:
-        for part in (midi, osc, feedback):
-            if part is not None:
-                part.close()
-        sinks.close()
+        autosave = Autosave(inst, autosave_path) if autosave_path else None
+        beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None, audio,
+                           link=False if args.no_link else None)
+        if beat.mode == "midi" and midi is None:
+            log.warning("--tempo midi: no MIDI input (--midi-port none?); the beat clock keeps its own time (tap)")
+        lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat, inst.state.values)] if controls.mapping.lfos \
+            else []
+        engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None], beat=beat,
+                        modulation=([AudioFeatures(audio)] if audio is not None else []) + lfos,
+                        sinks=sinks, clock=clock,
+                        feedback=feedback, autosave=autosave,
+                        fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,
+                        session=session)
+    except BaseException:  # (nothing is left running: the ports, the audio, Link's thread, the files)
+        for close in (getattr(midi, "close", None), getattr(osc, "close", None), getattr(feedback, "close", None),
+                      getattr(autosave, "close", None),
+                      getattr(audio, "stop", None), getattr(beat, "stop", None), getattr(session, "close", None),
+                      sinks.close, inst.bank.close):
+            if close is not None:
+                _close_quietly(close)
         raise
-    autosave = Autosave(inst, autosave_path) if autosave_path else None
-    beat = beat_source(args.tempo, inst, clock, midi.midi_clock if midi is not None else None, audio,
-                       link=False if args.no_link else None)
-    if beat.mode == "midi" and midi is None:
-        log.warning("--tempo midi: no MIDI input (--midi-port none?); the beat clock keeps its own time (tap)")
-    lfos = [LfoSource(controls.mapping.lfos, clock, beat.beat, inst.state.values)] if controls.mapping.lfos else []
-    engine = Engine(inst, router=controls.router, controls=[p for p in (midi, osc) if p is not None], beat=beat,
-                    modulation=([AudioFeatures(audio)] if audio is not None else []) + lfos,
-                    sinks=sinks, clock=clock,
-                    feedback=feedback, autosave=autosave,
-                    fps=args.fps or None, max_frames=args.max_frames, log_params=args.log_params,
-                    session=session)
     engine_box.append(engine)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: engine.request_stop())
@@ -258,6 +261,15 @@ def _perform(args) -> int:
     log.info("stopped after %d frames (%d rendered, %d errors); dropped per output: %s",
              stats.frames, stats.rendered, stats.errors, dropped)
     return 0 if stats.errors == 0 else 1
+
+
+def _close_quietly(close) -> None:
+    """Close one part of a show that failed to start; its own failure only logged (the first
+    error is the one to report)."""
+    try:
+        close()
+    except Exception as exc:
+        log.warning("while closing after a failed start: %s", exc)
 
 
 def parse_tempo(text: str | None) -> tuple[str, float | None]:
