@@ -442,7 +442,7 @@ def _write_npz(path):
         (lambda p: np.save(p, np.full((2, 64), np.nan)), "NaN"),
         (lambda p: np.save(p, np.eye(3, 64) * [[1], [0], [1]]), r"direction\(s\) \[1\] are all zeros"),
         (lambda p: np.save(p, np.array([["a"] * 64])), "not numeric"),
-        (_write_npz, "npz archive"),
+        (_write_npz, "an .npz without 'directions'"),
     ],
 )
 def test_broken_directions_files_name_the_file(tmp_path, G, writer, message):

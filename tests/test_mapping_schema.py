@@ -351,7 +351,7 @@ def demo_registry():
 
 def test_every_shipped_mapping_passes_check_against_the_demo(demo_registry, monkeypatch, capsys):
     assert len(SHIPPED) >= 7
-    monkeypatch.setattr(check_mod, "registry_for", lambda model, model_b=None: demo_registry)
+    monkeypatch.setattr(check_mod, "registry_for", lambda model, model_b=None, directions="auto": demo_registry)
     assert main(["check", *map(str, SHIPPED)]) == 0
     out = capsys.readouterr().out
     assert out.count("OK   ") == len(SHIPPED) and "FAIL" not in out
@@ -369,7 +369,7 @@ def test_check_reports_every_problem_and_exits_1(tmp_path, demo_registry, monkey
     bad.write_text("schema_version: 1\nbindings:\n  - {cc: 1, target: psy}\n  - {cc: 300, target: psi}\n")
     good = tmp_path / "good.yaml"
     good.write_text("schema_version: 1\nbindings:\n  - {cc: 1, target: psi}\n")
-    monkeypatch.setattr(check_mod, "registry_for", lambda model, model_b=None: demo_registry)
+    monkeypatch.setattr(check_mod, "registry_for", lambda model, model_b=None, directions="auto": demo_registry)
     assert main(["check", str(good), str(bad)]) == 1
     out = capsys.readouterr().out
     assert f"OK   {good}: mapping: 1 bindings" in out

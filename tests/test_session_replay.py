@@ -167,11 +167,11 @@ def test_what_the_command_line_gives_wins_over_the_session(tmp_path):
     header = {"model": "show.pkl", "mapping": "akai-midimix", "preset": "03 storm", "fps": 60,
               "presets_dir": "gig/presets"}
     args = argparse.Namespace(session="s.jsonl", model=None, model_b=None, mapping="generic", preset=None,
-                              presets_dir=None, fps=24.0)
+                              presets_dir=None, fps=24.0, directions=None)
     _defaults_from_session(args, header)
     assert (args.model, args.model_b, args.mapping, args.preset, args.presets_dir, args.fps) == \
         ("show.pkl", None, "generic", "03 storm", "gig/presets", 24.0)
     bare = argparse.Namespace(session=None, model=None, model_b=None, mapping=None, preset=None,
-                              presets_dir=None, fps=None)
+                              presets_dir=None, fps=None, directions=None)
     _defaults_from_session(bare, {})  # no session: render's own defaults
     assert (bare.model, bare.mapping, bare.presets_dir, bare.fps) == ("demo", "generic", None, 30.0)  # the user's

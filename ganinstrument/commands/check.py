@@ -26,11 +26,11 @@ from ..state.presets import PresetError, load_preset_file
 PRESET_KEYS = ("targets", "latent", "edits", "blends", "saved_at", "models")
 
 
-def registry_for(model: str | None = "demo", model_b: str | None = None) -> Registry:
-    """The registry of an instrument with these models (loaded on the CPU)."""
+def registry_for(model: str | None = "demo", model_b: str | None = None, directions="auto") -> Registry:
+    """The registry of an instrument with these models (loaded on the CPU) and directions."""
     from ..instrument.facade import Instrument
 
-    return Instrument(model, model_b=model_b, device="cpu").registry
+    return Instrument(model, model_b=model_b, device="cpu", directions=directions).registry
 
 
 def check_file(path, registry: Registry | None) -> tuple[str, list[str], list[str]]:

@@ -15,6 +15,7 @@ from dataclasses import asdict
 
 from ..common.errors import GanInstrumentError
 from ..common.openmp import configure_openmp
+from .directions import add_directions_option, add_directions_parser, directions_arg
 
 
 def _cmd_info(args) -> int:
@@ -45,7 +46,7 @@ def _cmd_convert(args) -> int:
 def _cmd_targets(args) -> int:
     from ..instrument.facade import Instrument
 
-    inst = Instrument(args.model, args.model_b, device="cpu")
+    inst = Instrument(args.model, args.model_b, device="cpu", directions=directions_arg(args.directions))
     print(f"{'target':<18} {'range':<22} {'default':>9}  {'smoothing':<16} doc")
     for name, spec in inst.targets().items():
         if spec.kind == "choice":
@@ -69,7 +70,8 @@ def _cmd_targets(args) -> int:
 def _cmd_check(args) -> int:
     from .check import registry_for, run_check
 
-    registry = None if args.structure_only else registry_for(args.model, args.model_b)
+    registry = None if args.structure_only else registry_for(args.model, args.model_b,
+                                                             directions_arg(args.directions))
     return run_check(args.files, registry)
 
 
@@ -87,7 +89,7 @@ def _cmd_learn(args) -> int:
     from ..sources.midi.ports import backend_of
     from .learn import learn_loop
 
-    registry = Instrument(args.model, device="cpu").registry
+    registry = Instrument(args.model, device="cpu", directions=directions_arg(args.directions)).registry
     with MidiInput(args.midi_port, backend=backend_of(args)) as midi:
         print(f"MIDI inputs: {', '.join(midi.open_ports) or 'none yet'}")
         for message in midi.messages:
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_perform_parser(sub)
     add_render_parser(sub)
+    add_directions_parser(sub)
 
     p = sub.add_parser("info", help="describe a model: kind, dims, layers and their names")
     p.add_argument("model", help="a model file (.pkl, .pt, .safetensors) or 'demo'")
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("targets", help="list every target, action and signal a mapping or preset may name")
     p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
     p.add_argument("--model-b", default=None, help="a second model: adds the blend.* targets")
+    add_directions_option(p)
     p.set_defaults(func=_cmd_targets)
 
     p = sub.add_parser("check", help="validate mapping and preset files: every problem with file:line; exit 1 if any")
@@ -126,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="demo", help="check names against this model's targets (default: demo)")
     p.add_argument("--model-b", default=None, help="a second model: makes blend.* targets exist")
     p.add_argument("--structure-only", action="store_true", help="check the structure only, not target names")
+    add_directions_option(p)
     p.set_defaults(func=_cmd_check)
 
     from ..sources.midi.ports import add_midi_api_option
@@ -144,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_midi_api_option(p)
     p.add_argument("--midi-backend", default=None, help="mido backend (default: --midi-api, else MIDO_BACKEND)")
     p.add_argument("--model", default="demo", help="model file or 'demo' (target names depend on it)")
+    add_directions_option(p)
     p.set_defaults(func=_cmd_learn)
 
     p = sub.add_parser("convert", help="convert any supported model file to ganinstrument's .safetensors")

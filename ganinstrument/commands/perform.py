@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..common.clock import MonotonicClock
 from ..common.errors import GanInstrumentError
+from .directions import add_directions_option, directions_arg
 from .supervisor import AUTOSAVE_ENV, CHILD_ENV, RESTART_ENV, restarted_name
 
 log = logging.getLogger("ganinstrument")
@@ -179,7 +180,8 @@ def _perform(args) -> int:
     _after_restart(args, restart)
     tempo_mode = parse_tempo(args.tempo)[0]  # (a bad --tempo is said before anything loads)
     clock = MonotonicClock()
-    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir,
+                      directions=directions_arg(args.directions))
     args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
     log.info("model %s on %s", args.model, inst.device)
     if inst.device.type == "cpu":
@@ -219,6 +221,7 @@ def _perform(args) -> int:
         if session_path is not None:
             try:
                 session = SessionWriter(session_path, model=str(args.model), model_b=args.model_b,
+                                        directions=args.directions,
                                         mapping=str(args.mapping), preset=args.preset, fps=args.fps,
                                         presets_dir=str(args.presets_dir), restart=restart,
                                         look=to_yaml_dict(inst.snapshot("the look the show started with")))
@@ -391,6 +394,7 @@ def add_perform_parser(sub) -> None:
     p.add_argument("--model-b", default=None, help="a second model of the same architecture, for blend.* targets")
     p.add_argument("--mapping", default="generic", help="mapping file or shipped name (default: generic)")
     p.add_argument("--preset", default=None, help="preset file, name or slot number to start from")
+    add_directions_option(p)
     p.add_argument("--presets-dir", default=None,
                    help="folder for preset.next/prev/recall/save (default: your presets folder, see README)")
     p.add_argument("--midi-port", default=None,

@@ -23,6 +23,7 @@ from ..common.clock import FakeClock
 from ..common.errors import GanInstrumentError
 from ..common.files import new_file_mode
 from ..sources.audio.file import AudioFileError, read_audio
+from .directions import add_directions_option, directions_arg
 
 log = logging.getLogger("ganinstrument")
 
@@ -69,7 +70,7 @@ class _Progress:
 # with the model, second model, mapping, starting look (or preset) and presets folder it was
 # played with.
 SESSION_DEFAULTS = (("model", "demo"), ("model_b", None), ("mapping", "generic"), ("preset", None),
-                    ("presets_dir", None))  # None: the user's presets folder (userdirs)
+                    ("presets_dir", None), ("directions", "auto"))  # None: the user's presets folder (userdirs)
 
 
 def _defaults_from_session(args, header: dict) -> None:
@@ -148,7 +149,8 @@ def run_render(args) -> int:
         if frames_total < 1:
             raise RenderError(f"{args.audio}: {duration_s:.3f} s of audio is shorter than one frame")
 
-    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir)
+    inst = Instrument(args.model, args.model_b, device=args.device, presets_dir=args.presets_dir,
+                      directions=directions_arg(args.directions))
     args.presets_dir = inst.bank.directory  # (None: the user's presets folder)
     if args.preset:
         inst.load_preset(resolve_preset(args.preset, args.presets_dir))
@@ -298,6 +300,7 @@ def add_render_parser(sub) -> None:
     p.add_argument("--session", default=None, help="a session recorded by `perform --record-session`; "
                    "what the other options leave out (model, mapping, preset, fps) is taken from it")
     p.add_argument("--preset", default=None, help="preset file, name or slot to start from")
+    add_directions_option(p, default=None)  # (None: the session's, else auto)
     p.add_argument("--presets-dir", default=None,
                    help="folder of presets (default: the session's, else your presets folder)")
     p.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for PNG frames")

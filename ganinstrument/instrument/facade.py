@@ -60,7 +60,8 @@ class Instrument:
     `model`, `model_b`: a model file, "demo", or an already-built generator. `device`: None
     for automatic (CUDA, MPS, CPU). `mapping`: a mapping file or shipped name; then `feed`
     routes ControlEvents through it and its audio routes modulate the targets (`use_mapping`).
-    `latent`: z groups, seeds and directions (LatentConfig).
+    `latent`: z groups, seeds and directions (LatentConfig); None: the defaults, with
+    `directions` ("auto": found in the model, SeFa; a file; None: no dir.* targets).
     `edits`: None for one default edit per layer/block, or a list of EditSpec.
     `presets_dir`: the folder `preset.next/prev/recall/save` work in (a preset_bank.PresetBank:
     the live engine starts its worker, so those actions never wait on the disk); None: the user's
@@ -68,7 +69,7 @@ class Instrument:
     """
 
     def __init__(self, model="demo", model_b=None, device=None, mapping=None, *, latent: LatentConfig | None = None,
-                 edits=None, presets_dir=None):
+                 directions="auto", edits=None, presets_dir=None):
         self.device = pick_device(device)
         if self.device.type == "cpu":
             tune_cpu_allocator()
@@ -77,6 +78,7 @@ class Instrument:
         if model_b is not None:
             self.G_b = model_b if isinstance(model_b, torch.nn.Module) else load_generator(model_b, device=self.device)
         self.models = (_model_ref("a", model),) + ((_model_ref("b", model_b),) if model_b is not None else ())
+        latent = latent if latent is not None else LatentConfig(directions=directions)
         self.scene = Scene(self.G, self.G_b, latent=latent, edits=edits, device=self.device,
                            name_a=str(self.models[0].path), name_b=str(self.models[-1].path))
         # The one place every name is assembled: each part declares its own (the state its

@@ -1,23 +1,45 @@
-"""Feature directions for the latent scene: loading `.npy` files and measuring their scale.
+"""Feature directions for the latent scene: files, the ones found in the tool, their scale.
 
-A directions file holds K directions, [K, D] (or GANSpace's `lat_comp` layout [K, 1, D]), in W
-space (D = w_dim) or z space (D = z_dim). They are normalised to unit length; the scene expresses
-each `dir.k` in standard deviations of the model's latents along the direction, so one range
-fits every file whatever its vectors' lengths.
+A directions file holds K directions in W space (D = w_dim) or z space (D = z_dim):
+
+- `.npy`: [K, D] (or GANSpace's `lat_comp` layout [K, 1, D]); each direction moves every ws row.
+- `.npz` (written by `ganinstrument directions`): `directions` [K, D], and optionally `layers`
+  [K, 2] (each direction's ws rows, start and end, end excluded; W space only), `space` ("w" or
+  "z"), `method` and `eigenvalues` (what found them; not read).
+
+They are normalised to unit length; the scene expresses each `dir.k` in standard deviations of
+the model's latents along the direction, so one range fits every file whatever its vectors'
+lengths. `auto_directions` finds a set in the network itself (SeFa, scene/sefa.py): the leading
+AUTO_PER_RANGE directions of the coarse, the middle and the fine rows, each on its own rows.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..common.errors import GanInstrumentError
 
-__all__ = ["DirectionsFileError", "load_directions", "w_direction_scales"]
+__all__ = ["AUTO_PER_RANGE", "DirectionSet", "DirectionsFileError", "auto_directions", "load_direction_set",
+           "save_direction_set", "w_direction_scales"]
 
 _SAMPLES = 1000  # w samples used to measure each W direction's standard deviation
+AUTO_PER_RANGE = 4  # auto: this many SeFa directions for each of the coarse, middle and fine rows
+
+
+@dataclass(frozen=True)
+class DirectionSet:
+    """Unit `vectors` [K, D] (float64) in `space` ("w" or "z"), direction k applied to ws rows
+    `rows[k]` = (start, end) (end excluded); `source` says where they came from."""
+
+    vectors: np.ndarray
+    rows: np.ndarray
+    space: str
+    source: str
 
 
 class DirectionsFileError(GanInstrumentError, ValueError):
@@ -28,16 +50,97 @@ class DirectionsFileError(GanInstrumentError, ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def load_directions(path: str | os.PathLike, dim: int, space: str) -> np.ndarray:
-    """Unit-length directions [K, dim] (float64) from a `.npy` file; every problem names the file."""
+def load_direction_set(path: str | os.PathLike, *, w_dim: int, z_dim: int, num_ws: int,
+                       space: str = "w") -> DirectionSet:
+    """A `.npy` or `.npz` directions file (module docstring) for a network of these sizes, in
+    `space` unless the `.npz` says its own; every problem names the file."""
+    dims = {"w": w_dim, "z": z_dim}
+    loaded = _load(path)
+    if isinstance(loaded, np.ndarray):
+        vectors = _unit_rows(path, loaded, dims[space], space)
+        return DirectionSet(vectors, np.tile([0, num_ws], (len(vectors), 1)), space, os.fspath(path))
+    with loaded:
+        keys = set(loaded.files)
+        if "directions" not in keys:
+            raise DirectionsFileError(path, f"an .npz without 'directions' (it holds {sorted(keys)})")
+        try:
+            file_space = str(loaded["space"]) if "space" in keys else space
+            arr, layers = loaded["directions"], loaded["layers"] if "layers" in keys else None
+        except (ValueError, OSError, EOFError) as exc:
+            raise DirectionsFileError(path, f"not a readable .npz ({exc})") from exc
+    if file_space not in ("w", "z"):
+        raise DirectionsFileError(path, f"space {file_space!r}: expected 'w' or 'z'")
+    vectors = _unit_rows(path, arr, dims[file_space], file_space)
+    if layers is None:
+        rows = np.tile([0, num_ws], (len(vectors), 1))
+    else:
+        if file_space == "z":
+            raise DirectionsFileError(path, "z-space directions move every ws row: 'layers' is for W space only")
+        if layers.shape == (2,):
+            layers = np.tile(layers, (len(vectors), 1))
+        if layers.shape != (len(vectors), 2) or layers.dtype.kind not in "iu":
+            raise DirectionsFileError(path, f"'layers' of shape {list(layers.shape)} ({layers.dtype}): expected "
+                                            f"[{len(vectors)}, 2] integers (start, end) per direction")
+        rows = layers.astype(np.int64)
+        bad = np.flatnonzero((rows[:, 0] < 0) | (rows[:, 0] >= rows[:, 1]) | (rows[:, 1] > num_ws))
+        if bad.size:
+            raise DirectionsFileError(path, f"direction {int(bad[0])}'s rows {rows[bad[0]].tolist()} do not fit "
+                                            f"this network's ws rows 0..{num_ws} (start < end <= {num_ws})")
+    return DirectionSet(vectors, rows, file_space, os.fspath(path))
+
+
+def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.ndarray) -> None:
+    """Write `dirs` to `path`: `.npz` with everything (plus `extra` arrays, e.g. eigenvalues), or
+    `.npy` (the vectors alone, as GANSpace's: only for directions on every row). Written to a
+    temporary file beside it, then moved into place: never half-written."""
+    path = os.fspath(path)
+    if path.endswith(".npy"):
+        if not (dirs.rows[:, 0] == 0).all() or not (dirs.rows[:, 1] == dirs.rows[:, 1].max()).all():
+            raise DirectionsFileError(path, "these directions are for some ws rows only, which an .npy "
+                                            "cannot say: write an .npz")
+        arrays = None
+    elif path.endswith(".npz"):
+        arrays = dict(directions=dirs.vectors.astype(np.float32), layers=dirs.rows.astype(np.int64),
+                      space=np.array(dirs.space), **extra)
+    else:
+        raise DirectionsFileError(path, "name the file .npz (directions and their rows) or .npy (GANSpace's layout)")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".directions-", suffix=path[-4:], dir=folder)
     try:
-        arr = np.load(os.fspath(path), allow_pickle=False)
+        with os.fdopen(fd, "wb") as f:
+            if arrays is None:
+                np.save(f, dirs.vectors.astype(np.float32))
+            else:
+                np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def auto_directions(G) -> DirectionSet:
+    """SeFa's AUTO_PER_RANGE leading directions of the coarse, the middle and the fine rows of G."""
+    from .sefa import sefa
+
+    vectors, rows = [], []
+    for spec in ("coarse", "middle", "fine"):
+        found = sefa(G, spec, count=AUTO_PER_RANGE)
+        vectors.append(found.directions.astype(np.float64))
+        rows += [found.layers] * len(found.directions)
+    return DirectionSet(np.concatenate(vectors), np.array(rows, dtype=np.int64), "w", "SeFa (auto)")
+
+
+def _load(path):
+    try:
+        return np.load(os.fspath(path), allow_pickle=False)
     except FileNotFoundError:
         raise DirectionsFileError(path, "no such file") from None
-    except (OSError, ValueError, EOFError) as exc:  # ValueError: not .npy, or pickled objects
-        raise DirectionsFileError(path, f"not a readable .npy array ({exc})") from exc
-    if not isinstance(arr, np.ndarray):  # an .npz archive
-        raise DirectionsFileError(path, "expected one .npy array, got an .npz archive; save the array with np.save")
+    except (OSError, ValueError, EOFError) as exc:  # ValueError: not .npy/.npz, or pickled objects
+        raise DirectionsFileError(path, f"not a readable .npy or .npz ({exc})") from exc
+
+
+def _unit_rows(path, arr: np.ndarray, dim: int, space: str) -> np.ndarray:
+    """`arr` [K, dim] (or [K, 1, dim]) checked and normalised to unit rows (float64)."""
     expected = f"[K, {dim}] ({space}-space directions)"
     if arr.ndim == 3 and arr.shape[1] == 1:  # GANSpace's lat_comp layout [K, 1, D]
         arr = arr[:, 0]

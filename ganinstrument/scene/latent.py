@@ -38,7 +38,7 @@ import torch
 
 from ..common.errors import GanInstrumentError
 from ..state.params import ActionSpec, Registry, TargetSpec, UnknownTargetError
-from .directions import DirectionsFileError, load_directions, w_direction_scales
+from .directions import DirectionsFileError, auto_directions, load_direction_set, w_direction_scales
 from .noise import perlin_pattern
 
 __all__ = ["SEED_MAX", "DirectionsFileError", "LatentConfig", "LatentConfigError", "LatentScene", "slerp"]
@@ -62,8 +62,10 @@ class LatentConfig:
     `group_direction_seed`: seeds the fixed +-1 pattern each group moves its dims along.
     `action_seed`: seeds the random buttons (`z.random`, `z.perlin`); they advance per press.
     `class_index`: default label of a conditional network (the `class` target).
-    `directions`: optional `.npy` of K directions, [K, D] (or GANSpace's [K, 1, D]);
-    `directions_space` says whether D is w_dim ("w") or z_dim ("z") (the two are often equal).
+    `directions`: None, "auto" (found in the network: directions.auto_directions, SeFa), or a
+    `.npy` / `.npz` file of K directions (directions.py: [K, D], GANSpace's [K, 1, D], or ours
+    with each direction's ws rows); `directions_space` says whether a file's D is w_dim ("w") or
+    z_dim ("z") (the two are often equal; an `.npz` says its own).
     `direction_range`: `dir.k` spans +-direction_range standard deviations.
     """
 
@@ -172,14 +174,26 @@ class LatentScene:
         self._dir_space = config.directions_space
         self._dirs = np.zeros((0, self.z_dim))  # [K, z_dim] unit z-space directions
         self._dirs_w = torch.zeros(0, self.w_dim, device=self.device)  # [K, w_dim] u_k * sigma_k
+        self._dir_rows = np.tile([0, self.num_ws], (0, 1))  # [K, 2] the ws rows each W direction moves
+        self._dir_mask: torch.Tensor | None = None  # [K, num_ws] 0/1, None when all move every row
+        self._dir_source = os.fspath(config.directions) if config.directions is not None else ""
         if config.directions is not None:
-            dim = self.w_dim if self._dir_space == "w" else self.z_dim
-            dirs = load_directions(config.directions, dim, self._dir_space)
-            if self._dir_space == "z":
-                self._dirs = dirs  # the prior is N(0, I): one std along a unit vector is length 1
+            if os.fspath(config.directions) == "auto":
+                found = auto_directions(G)
             else:
-                u = torch.from_numpy(dirs).to(self.device)  # [K, w_dim] float64
+                found = load_direction_set(config.directions, w_dim=self.w_dim, z_dim=self.z_dim,
+                                           num_ws=self.num_ws, space=self._dir_space)
+            self._dir_space, self._dir_source = found.space, found.source
+            if found.space == "z":
+                self._dirs = found.vectors  # the prior is N(0, I): one std along a unit vector is length 1
+            else:
+                u = torch.from_numpy(found.vectors).to(self.device)  # [K, w_dim] float64
                 self._dirs_w = (u * w_direction_scales(G, u)[:, None]).float()
+                self._dir_rows = found.rows
+                rows = np.arange(self.num_ws)
+                mask = (rows >= found.rows[:, :1]) & (rows < found.rows[:, 1:])  # [K, num_ws]
+                if not mask.all():  # (directions on every row: one row vector, broadcast)
+                    self._dir_mask = torch.from_numpy(mask.astype(np.float32)).to(self.device)
         self._specs = {spec.name: spec for spec in self._build_targets()}
         self._group_names = [f"z.{i}" for i in range(len(self.group_sizes))]
         self._dir_names = [f"dir.{k}" for k in range(self.num_directions)]
@@ -234,11 +248,17 @@ class LatentScene:
         d = cfg.direction_range
         specs += [
             TargetSpec(f"dir.{k}", -d, d, 0.0, unit="sd",
-                       doc=f"{self._dir_space}-space direction {k} of {os.fspath(cfg.directions)}, "
+                       doc=f"{self._dir_space}-space direction {k} of {self._dir_source}{self._rows_doc(k)}, "
                            "in standard deviations of the model's latents along it")
             for k in range(self.num_directions)
         ]
         return specs
+
+    def _rows_doc(self, k: int) -> str:
+        if self._dir_space == "z" or self._dir_mask is None:
+            return ""
+        start, end = (int(v) for v in self._dir_rows[k])
+        return f", on ws rows {start}..{end - 1}"
 
     # ------------------------------------------------------------------ actions
 
@@ -376,7 +396,10 @@ class LatentScene:
             amounts = np.array([self._value(values, n) for n in self._dir_names])  # [K]
             if amounts.any():  # decided on the host: no device sync per frame
                 amounts_t = _upload(amounts, ws.device, ws.dtype)
-                ws += (amounts_t @ self._dirs_w).reshape(1, 1, self.w_dim)
+                if self._dir_mask is None:
+                    ws += (amounts_t @ self._dirs_w).reshape(1, 1, self.w_dim)
+                else:  # each direction on its rows only (the others get exactly 0 added)
+                    ws += ((amounts_t[:, None] * self._dir_mask).T @ self._dirs_w).unsqueeze(0)
         return self._truncate(ws, self._value(values, "psi"), self._value(values, "cutoff"))
 
     def _truncate(self, ws: torch.Tensor, psi: float, cutoff: float) -> torch.Tensor:

@@ -27,11 +27,13 @@ __all__ = ["Factorization", "sefa"]
 @dataclass(frozen=True)
 class Factorization:
     """`directions` [K, w_dim] unit rows, by `eigenvalues` [K] (non-increasing); `layers` (start,
-    end) the ws rows whose styles they move (and the rows they are meant to be applied to)."""
+    end) the ws rows whose styles they move (and the rows they are meant to be applied to);
+    `total` the sum of all w_dim eigenvalues (each direction's share is eigenvalue / total)."""
 
     directions: np.ndarray
     eigenvalues: np.ndarray
     layers: tuple[int, int]
+    total: float
 
 
 @torch.no_grad()
@@ -53,4 +55,5 @@ def sefa(G, layers: str = "all", count: int | None = None) -> Factorization:
     dirs = vectors[:, order[:k]].T.numpy()  # [K, w_dim]
     top = np.abs(dirs).argmax(axis=1)
     dirs = dirs * np.sign(dirs[np.arange(k), top])[:, None]
-    return Factorization(dirs.astype(np.float32), values[order[:k]].clamp_min(0).numpy(), (start, end))
+    values = values.clamp_min(0)  # (rounding: A^T A has no negative eigenvalues)
+    return Factorization(dirs.astype(np.float32), values[order[:k]].numpy(), (start, end), float(values.sum()))

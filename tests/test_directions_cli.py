@@ -1,0 +1,58 @@
+"""`ganinstrument directions`, and `--directions auto|FILE|none` where the instrument is built
+(targets, check, perform, render: the session's)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from ganinstrument.commands.check import registry_for
+from ganinstrument.commands.cli import main
+from ganinstrument.commands.render import _defaults_from_session
+from ganinstrument.scene.directions import AUTO_PER_RANGE, load_direction_set
+
+
+def test_directions_writes_a_file_that_the_instrument_plays(tmp_path, capsys):
+    out = tmp_path / "mine.npz"
+    assert main(["directions", "demo", "--layers", "middle", "--count", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 SeFa directions for ws rows 3..5" in printed and f"wrote {out}" in printed
+    found = load_direction_set(out, w_dim=64, z_dim=64, num_ws=14)
+    assert found.vectors.shape == (3, 64) and found.rows.tolist() == [[3, 6]] * 3
+    assert np.load(out)["eigenvalues"].shape == (3,)
+    assert main(["targets", "--directions", str(out)]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("dir.")]
+    assert [line.split()[0] for line in listed] == ["dir.0", "dir.1", "dir.2"]
+    assert all("on ws rows 3..5" in line for line in listed)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--layers", "14"], "--layers 14: layer range '14': this network has ws rows 0..13"),
+    (["--layers", "fine-ish"], "--layers fine-ish: layer range 'fine-ish': expected all, coarse"),
+    (["--count", "0"], "--count 0: at least 1"),
+    (["--out", "dirs.txt"], "dirs.txt: name the file .npz"),
+])
+def test_bad_arguments_say_what_to_do_and_write_nothing(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["directions", "demo", *args]) == 1
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_by_default_every_model_has_directions_and_the_generic_mapping_plays_them():
+    names = list(registry_for("demo").targets)
+    assert [n for n in names if n.startswith("dir.")] == [f"dir.{k}" for k in range(3 * AUTO_PER_RANGE)]
+    assert not any(n.startswith("dir.") for n in registry_for("demo", directions=None).targets)
+    assert main(["check", "generic"]) == 0
+
+
+def test_render_takes_the_directions_the_show_was_played_with():
+    args = argparse.Namespace(model=None, model_b=None, mapping=None, preset=None, presets_dir=None,
+                              directions=None, fps=None, session="show.jsonl")
+    _defaults_from_session(args, {"model": "demo", "directions": "none"})
+    assert args.directions == "none"
+    args.directions = None
+    _defaults_from_session(args, {"model": "demo"})  # a session from before directions: auto, all at 0
+    assert args.directions == "auto"
