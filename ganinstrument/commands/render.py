@@ -15,8 +15,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
-import time
 from pathlib import Path
 
 from ..common.clock import FakeClock
@@ -24,6 +22,7 @@ from ..common.errors import GanInstrumentError
 from ..common.files import new_file_mode
 from ..sources.audio.file import AudioFileError, read_audio
 from .directions import add_directions_option, directions_arg
+from .progress import Progress
 
 log = logging.getLogger("ganinstrument")
 
@@ -42,27 +41,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if not (16 <= w <= 8192 and 16 <= h <= 8192):
         raise RenderError(f"--size {text}: width and height must be 16..8192")
     return w, h
-
-
-class _Progress:
-    def __init__(self, total: int, stream=None):
-        self.total, self.stream = total, stream or sys.stderr  # (the one of the moment)
-        self.start = time.monotonic()
-        self._last = 0.0
-        self.live = self.stream.isatty() if hasattr(self.stream, "isatty") else False
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if done < self.total and now - self._last < 0.5:
-            return
-        self._last = now
-        elapsed = now - self.start
-        eta = elapsed / done * (self.total - done) if done else float("nan")
-        bar = "#" * int(30 * done / max(self.total, 1))
-        text = (f"[{bar:<30}] {done}/{self.total} frames {100 * done / max(self.total, 1):5.1f}% "
-                f"elapsed {elapsed:5.0f}s ETA {eta:5.0f}s" if done else f"[{' ' * 30}] 0/{self.total} frames")
-        self.stream.write(("\r" if self.live else "") + text + ("" if self.live and done < self.total else "\n"))
-        self.stream.flush()
 
 
 # What `perform --record-session` writes in the session's header, and render's own defaults:
@@ -208,7 +186,7 @@ def run_render(args) -> int:
                         modulation=modulation, sinks=sinks, clock=clock,
                         fps=args.fps, offline=True, pre_roll=pre_roll, max_frames=frames_total,
                         log_params=args.log_params, trim_heap_s=None, close_timeout_s=120.0, start_s=0.0)
-        progress = _Progress(frames_total)
+        progress = Progress(frames_total, unit="frames")
 
         def frame_out(frame, times) -> None:
             if frame is not None:  # (the pre-roll draws nothing)

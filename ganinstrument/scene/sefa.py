@@ -21,7 +21,7 @@ import torch
 
 from ..generator.styles import layer_range, style_layers
 
-__all__ = ["Factorization", "sefa"]
+__all__ = ["Factorization", "fixed_signs", "sefa"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,13 @@ def sefa(G, layers: str = "all", count: int | None = None) -> Factorization:
     values, vectors = torch.linalg.eigh(rows.T @ rows)  # ascending; columns are the eigenvectors
     order = torch.argsort(values, descending=True)
     k = rows.shape[1] if count is None else max(1, min(int(count), rows.shape[1]))
-    dirs = vectors[:, order[:k]].T.numpy()  # [K, w_dim]
-    top = np.abs(dirs).argmax(axis=1)
-    dirs = dirs * np.sign(dirs[np.arange(k), top])[:, None]
+    dirs = fixed_signs(vectors[:, order[:k]].T.numpy())  # [K, w_dim]
     values = values.clamp_min(0)  # (rounding: A^T A has no negative eigenvalues)
     return Factorization(dirs.astype(np.float32), values[order[:k]].numpy(), (start, end), float(values.sum()))
+
+
+def fixed_signs(vectors: np.ndarray) -> np.ndarray:
+    """Unit vectors [K, D] (an eigenvector's sign is arbitrary) with each one's largest component
+    positive, so the same network gives the same directions every time."""
+    top = np.abs(vectors).argmax(axis=1)
+    return vectors * np.sign(vectors[np.arange(len(vectors)), top])[:, None]
