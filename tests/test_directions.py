@@ -113,3 +113,45 @@ def test_one_row_range_for_all_directions_and_z_space_files(tmp_path, nets):
     still, moved = scene.ws({}), scene.ws({"dir.1": 1.0})
     changed = (moved != still).any(dim=2)[0]
     assert changed.tolist() == [i in (1, 2) for i in range(G.num_ws)]
+
+
+def test_auto_directions_are_cached_by_the_model_files_content(tmp_path, fixtures_dir, monkeypatch, caplog):
+    """In the user's cache folder (GANINSTRUMENT_HOME/cache in the tests), under the file's
+    sha256: the second load reads them (SeFa is not run), a broken cache is made again, and a
+    cache that cannot be written only costs a log line."""
+    import shutil
+
+    import ganinstrument.scene.sefa as sefa_mod
+    from ganinstrument.common.userdirs import cache_dir
+    from ganinstrument.instrument.facade import Instrument
+
+    model = tmp_path / "mine.pkl"
+    shutil.copyfile(fixtures_dir / "sg2_small" / "network-stripped.pkl", model)
+    first = Instrument(model, device="cpu")
+    cached = list((cache_dir() / "directions").glob(f"{first.models[0].sha256}-*.npz"))
+    assert len(cached) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["mine.pkl"]  # never beside it
+    ws = first.latent.ws({"dir.6": 1.0})
+
+    def no_sefa(*args, **kwargs):
+        raise AssertionError("SeFa ran: the cache was not used")
+
+    with monkeypatch.context() as m:
+        m.setattr(sefa_mod, "sefa", no_sefa)
+        again = Instrument(model, device="cpu")
+    assert torch.equal(again.latent.ws({"dir.6": 1.0}), ws)
+    assert {s.name: s for s in again.latent.targets()}["dir.6"].doc.startswith("w-space direction 6 of SeFa (auto)")
+
+    cached[0].write_bytes(b"not numpy")
+    with caplog.at_level("WARNING"):
+        mended = Instrument(model, device="cpu")
+    assert "finding the directions again" in caplog.text and str(cached[0]) in caplog.text
+    assert torch.allclose(mended.latent.ws({"dir.6": 1.0}), ws, atol=1e-6)
+    assert np.load(cached[0])["directions"].shape == (3 * AUTO_PER_RANGE, 64)  # written again, whole
+
+    shutil.rmtree(cache_dir() / "directions")
+    (cache_dir() / "directions").write_text("in the way")  # (no folder can be made there, even as root)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        kept_out = Instrument(model, device="cpu")
+    assert "cannot keep the model's directions" in caplog.text
+    assert torch.allclose(kept_out.latent.ws({"dir.6": 1.0}), ws, atol=1e-6)

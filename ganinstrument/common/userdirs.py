@@ -55,6 +55,22 @@ def user_dir() -> Path:
     return Path(base) / "ganinstrument"
 
 
+def cache_dir() -> Path:
+    """Where derived data is kept (it can always be made again): `$GANINSTRUMENT_HOME/cache` if
+    set; else `$XDG_CACHE_HOME/ganinstrument` (default `~/.cache/ganinstrument`) on Linux,
+    `~/Library/Caches/ganinstrument` on macOS, `%LOCALAPPDATA%\\ganinstrument\\Cache` on Windows.
+    Not created here."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser() / "cache"
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        return Path(base) / "ganinstrument" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "ganinstrument"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganinstrument"
+
+
 def user_folder(kind: str) -> Path:
     """The user's `mappings` or `presets` folder."""
     assert kind in KINDS, kind

@@ -78,7 +78,8 @@ class Instrument:
         if model_b is not None:
             self.G_b = model_b if isinstance(model_b, torch.nn.Module) else load_generator(model_b, device=self.device)
         self.models = (_model_ref("a", model),) + ((_model_ref("b", model_b),) if model_b is not None else ())
-        latent = latent if latent is not None else LatentConfig(directions=directions)
+        latent = latent if latent is not None else LatentConfig(directions=directions,
+                                                                directions_key=self.models[0].sha256)
         self.scene = Scene(self.G, self.G_b, latent=latent, edits=edits, device=self.device,
                            name_a=str(self.models[0].path), name_b=str(self.models[-1].path))
         # The one place every name is assembled: each part declares its own (the state its

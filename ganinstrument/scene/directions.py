@@ -15,6 +15,7 @@ AUTO_PER_RANGE directions of the coarse, the middle and the fine rows, each on i
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from ..common.errors import GanInstrumentError
 
 __all__ = ["AUTO_PER_RANGE", "DirectionSet", "DirectionsFileError", "auto_directions", "load_direction_set",
            "save_direction_set", "w_direction_scales"]
+
+log = logging.getLogger(__name__)
 
 _SAMPLES = 1000  # w samples used to measure each W direction's standard deviation
 AUTO_PER_RANGE = 4  # auto: this many SeFa directions for each of the coarse, middle and fine rows
@@ -100,7 +103,7 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
                                             "cannot say: write an .npz")
         arrays = None
     elif path.endswith(".npz"):
-        arrays = dict(directions=dirs.vectors.astype(np.float32), layers=dirs.rows.astype(np.int64),
+        arrays = dict(directions=dirs.vectors.astype(np.float64), layers=dirs.rows.astype(np.int64),
                       space=np.array(dirs.space), **extra)
     else:
         raise DirectionsFileError(path, "name the file .npz (directions and their rows) or .npy (GANSpace's layout)")
@@ -118,8 +121,25 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
         raise
 
 
-def auto_directions(G) -> DirectionSet:
-    """SeFa's AUTO_PER_RANGE leading directions of the coarse, the middle and the fine rows of G."""
+def auto_directions(G, key: str | None = None) -> DirectionSet:
+    """SeFa's AUTO_PER_RANGE leading directions of the coarse, the middle and the fine rows of G.
+
+    With `key` (the model file's content hash) they are kept in the user's cache folder
+    (userdirs.cache_dir()/directions, never beside the model) and read from there next time; a
+    cache that cannot be read is made again, one that cannot be written is only logged."""
+    cached = None
+    if key is not None:
+        from ..common.userdirs import cache_dir
+
+        cached = cache_dir() / "directions" / f"{key}-sefa-auto{AUTO_PER_RANGE}.npz"
+        if cached.is_file():
+            try:
+                found = load_direction_set(cached, w_dim=int(G.w_dim), z_dim=int(G.z_dim), num_ws=int(G.num_ws))
+                if len(found.vectors) == 3 * AUTO_PER_RANGE and found.space == "w":
+                    with np.load(cached) as kept:  # (as written, not normalised again: the same bits)
+                        return DirectionSet(kept["directions"], found.rows, "w", "SeFa (auto)")
+            except DirectionsFileError as exc:
+                log.warning("%s; finding the directions again", exc)
     from .sefa import sefa
 
     vectors, rows = [], []
@@ -127,7 +147,16 @@ def auto_directions(G) -> DirectionSet:
         found = sefa(G, spec, count=AUTO_PER_RANGE)
         vectors.append(found.directions.astype(np.float64))
         rows += [found.layers] * len(found.directions)
-    return DirectionSet(np.concatenate(vectors), np.array(rows, dtype=np.int64), "w", "SeFa (auto)")
+    found = DirectionSet(_unit_rows("SeFa", np.concatenate(vectors), int(G.w_dim), "w"),
+                         np.array(rows, dtype=np.int64), "w", "SeFa (auto)")
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            save_direction_set(cached, found, method=np.array("sefa"))
+        except OSError as exc:
+            log.warning("cannot keep the model's directions in %s (%s); they are found again next time",
+                        cached.parent, exc.strerror or exc)
+    return found
 
 
 def _load(path):

@@ -65,7 +65,8 @@ class LatentConfig:
     `directions`: None, "auto" (found in the network: directions.auto_directions, SeFa), or a
     `.npy` / `.npz` file of K directions (directions.py: [K, D], GANSpace's [K, 1, D], or ours
     with each direction's ws rows); `directions_space` says whether a file's D is w_dim ("w") or
-    z_dim ("z") (the two are often equal; an `.npz` says its own).
+    z_dim ("z") (the two are often equal; an `.npz` says its own). `directions_key`: the model
+    file's content hash, under which "auto" directions are cached (None: not cached).
     `direction_range`: `dir.k` spans +-direction_range standard deviations.
     """
 
@@ -77,6 +78,7 @@ class LatentConfig:
     class_index: int = 0
     directions: str | os.PathLike | None = None
     directions_space: str = "w"
+    directions_key: str | None = None
     direction_range: float = 5.0
 
     def __post_init__(self) -> None:
@@ -179,7 +181,7 @@ class LatentScene:
         self._dir_source = os.fspath(config.directions) if config.directions is not None else ""
         if config.directions is not None:
             if os.fspath(config.directions) == "auto":
-                found = auto_directions(G)
+                found = auto_directions(G, config.directions_key)
             else:
                 found = load_direction_set(config.directions, w_dim=self.w_dim, z_dim=self.z_dim,
                                            num_ws=self.num_ws, space=self._dir_space)
