@@ -75,6 +75,7 @@ def test_files_written_here_load_back_with_their_rows(tmp_path, G):
     save_direction_set(tmp_path / "all.npy", everywhere)
     assert np.load(tmp_path / "all.npy").shape == (len(found.vectors), G.w_dim)  # GANSpace's own layout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.npy", "dirs.npz"]  # no temporary left
+    assert path.stat().st_mode & 0o044 == 0o044  # readable as any new file (not the temporary's 0600)
 
 
 def _npz(path, **arrays):

@@ -50,6 +50,8 @@ def add_directions_parser(sub) -> None:
                    help=f"ganspace: w sampled (default {DEFAULT_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="ganspace: the samples' seed (default 0)")
     p.add_argument("--out", default=None, help="write them here: .npz (with their rows) or .npy (every row only)")
+    p.add_argument("--sheet", default=None, metavar="PNG",
+                   help="draw them: each direction a row per seed, -3 to +3 standard deviations")
     p.set_defaults(func=run_directions)
 
 
@@ -64,6 +66,8 @@ def run_directions(args) -> int:
         raise GanInstrumentError(f"--samples {args.samples}: 2 .. {MAX_SAMPLES}")
     if args.out and not args.out.endswith((".npz", ".npy")):
         raise GanInstrumentError(f"--out {args.out}: name the file .npz (directions and their rows) or .npy")
+    if args.sheet and not args.sheet.lower().endswith(".png"):
+        raise GanInstrumentError(f"--sheet {args.sheet}: a sheet is a .png")
     G = load_generator(args.model, device="cpu")
     try:
         start, end = layer_range(args.layers, int(G.num_ws))
@@ -88,10 +92,16 @@ def run_directions(args) -> int:
     print(f"{'dir':>5} {column:>11} {'share':>7}")
     for k, (value, part) in enumerate(zip(values, share)):
         print(f"{k:>5} {value:>11.4g} {part:>6.1%}")
+    found = DirectionSet(vectors.astype(np.float64), np.tile([start, end], (len(vectors), 1)), "w", args.method)
     if args.out:
-        rows = np.tile([start, end], (len(vectors), 1))
         extra = dict(eigenvalues=values.astype(np.float32), share=share.astype(np.float32),
                      method=np.array(args.method))
-        save_direction_set(args.out, DirectionSet(vectors.astype(np.float64), rows, "w", args.method), **extra)
+        save_direction_set(args.out, found, **extra)
         print(f"wrote {args.out} (play it: perform --directions {args.out})")
+    if args.sheet:
+        from ..instrument.facade import Instrument
+        from ..instrument.sheets import directions_sheet, save_png
+
+        save_png(directions_sheet(Instrument(G, device="cpu", directions=found)), args.sheet)
+        print(f"wrote {args.sheet}")
     return 0

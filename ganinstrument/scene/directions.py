@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..common.errors import GanInstrumentError
+from ..common.files import new_file_mode
 
 __all__ = ["AUTO_PER_RANGE", "DirectionSet", "DirectionsFileError", "auto_directions", "load_direction_set",
            "save_direction_set", "w_direction_scales"]
@@ -115,6 +116,7 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
                 np.save(f, dirs.vectors.astype(np.float32))
             else:
                 np.savez(f, **arrays)
+        os.chmod(tmp, new_file_mode())  # (mkstemp's file is private; ours are not)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -38,7 +38,7 @@ import torch
 
 from ..common.errors import GanInstrumentError
 from ..state.params import ActionSpec, Registry, TargetSpec, UnknownTargetError
-from .directions import DirectionsFileError, auto_directions, load_direction_set, w_direction_scales
+from .directions import DirectionSet, DirectionsFileError, auto_directions, load_direction_set, w_direction_scales
 from .noise import perlin_pattern
 
 __all__ = ["SEED_MAX", "DirectionsFileError", "LatentConfig", "LatentConfigError", "LatentScene", "slerp"]
@@ -62,7 +62,7 @@ class LatentConfig:
     `group_direction_seed`: seeds the fixed +-1 pattern each group moves its dims along.
     `action_seed`: seeds the random buttons (`z.random`, `z.perlin`); they advance per press.
     `class_index`: default label of a conditional network (the `class` target).
-    `directions`: None, "auto" (found in the network: directions.auto_directions, SeFa), or a
+    `directions`: None, a DirectionSet, "auto" (found in the network: directions.auto_directions, SeFa), or a
     `.npy` / `.npz` file of K directions (directions.py: [K, D], GANSpace's [K, 1, D], or ours
     with each direction's ws rows); `directions_space` says whether a file's D is w_dim ("w") or
     z_dim ("z") (the two are often equal; an `.npz` says its own). `directions_key`: the model
@@ -76,7 +76,7 @@ class LatentConfig:
     group_direction_seed: int = 0
     action_seed: int = 0
     class_index: int = 0
-    directions: str | os.PathLike | None = None
+    directions: str | os.PathLike | DirectionSet | None = None
     directions_space: str = "w"
     directions_key: str | None = None
     direction_range: float = 5.0
@@ -178,9 +178,11 @@ class LatentScene:
         self._dirs_w = torch.zeros(0, self.w_dim, device=self.device)  # [K, w_dim] u_k * sigma_k
         self._dir_rows = np.tile([0, self.num_ws], (0, 1))  # [K, 2] the ws rows each W direction moves
         self._dir_mask: torch.Tensor | None = None  # [K, num_ws] 0/1, None when all move every row
-        self._dir_source = os.fspath(config.directions) if config.directions is not None else ""
+        self._dir_source = ""
         if config.directions is not None:
-            if os.fspath(config.directions) == "auto":
+            if isinstance(config.directions, DirectionSet):  # (found here: a sheet of them)
+                found = config.directions
+            elif os.fspath(config.directions) == "auto":
                 found = auto_directions(G, config.directions_key)
             else:
                 found = load_direction_set(config.directions, w_dim=self.w_dim, z_dim=self.z_dim,
