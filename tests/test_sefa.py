@@ -3,14 +3,11 @@ on the demo network, the conformance fixtures and random full-size networks."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from ganinstrument.generator import build_generator
+from ganinstrument.generator import build_generator, load_generator
 from ganinstrument.generator.configs import FULL_SIZE
 from ganinstrument.generator.demo import build_demo
 from ganinstrument.generator.styles import LayerRangeError, layer_range, style_layers
@@ -19,17 +16,11 @@ from ganinstrument.scene.sefa import sefa
 torch.set_num_threads(2)
 
 
-def fixture(fixtures_dir, name):
-    folder = fixtures_dir / name
-    cfg = json.loads((folder / "config.json").read_text())
-    G = build_generator(cfg["kind"], **cfg["init_kwargs"])
-    G.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
-    return G.eval()
-
-
 @pytest.fixture(scope="module", params=["demo", "sg2_small", "sg3t_small", "sg3r_small", "sg2_cond"])
 def network(request, fixtures_dir):
-    return build_demo().eval() if request.param == "demo" else fixture(fixtures_dir, request.param)
+    if request.param == "demo":
+        return build_demo().eval()
+    return load_generator(fixtures_dir / request.param / "network-stripped.pkl", device="cpu")
 
 
 def rows_seen(G) -> dict[str, torch.Tensor]:
