@@ -188,3 +188,12 @@ def test_beatgrid_eval_prints_its_figures_on_the_synthesised_tracks():
     ok, n = (int(v) for v in line(out, r"^tempo within 2 %: (\d+)/(\d+);").groups())
     assert n >= 6 and ok == n  # (one seed of each track: all found)
     assert line(out, rf"^-- 10 s at 48 kHz mono: {NUM} s best of 3") and line(out, r"^-- 10 s at 48 kHz stereo")
+
+
+def test_directions_prints_sefa_per_layer_range_and_ganspace():
+    out = run_bench("directions.py", "--configs", "demo", "--repeats", "1", "--samples", "2000")
+    assert line(out, r"^machine: .* cores, python")
+    header = line(out, r"^config\s+num_ws\s+w_dim\s+all\s+coarse\s+middle\s+fine")
+    assert "GANSpace 2000 w" in header.string
+    row = line(out, rf"^demo\s+14\s+64\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM}) s \(([\d,]+) w/s\)")
+    assert all(float(row.group(i)) > 0 for i in range(1, 6))
