@@ -59,7 +59,7 @@ def main() -> None:
             t0 = time.perf_counter()
             ganspace(G, args.samples)
             took = time.perf_counter() - t0
-            pca = f"{took:8.2f} s ({args.samples / took:,.0f} w/s)"
+            pca = f"{took:8.3f} s ({args.samples / took:,.0f} w/s)"
         print(f"{name:12s} {G.num_ws:6d} {G.w_dim:5d}  " + "  ".join(f"{c:8.1f}" for c in cells) + f"   {pca}")
 
 
