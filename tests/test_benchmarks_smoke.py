@@ -197,3 +197,14 @@ def test_directions_prints_sefa_per_layer_range_and_ganspace():
     assert "GANSpace 2000 w" in header.string
     row = line(out, rf"^demo\s+14\s+64\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM}) s \(([\d,]+) w/s\)")
     assert all(float(row.group(i)) > 0 for i in range(1, 6))
+
+
+def test_bends_prints_every_transform_against_an_unbent_frame():
+    out = run_bench("bends.py", "--configs", "demo", "--device", "cpu", "--repeats", "1")
+    head = line(out, rf"^demo: unbent frame ({NUM}) ms; update\(\) with every bend neutral ({NUM}) us; bends on (\S+):")
+    assert float(head.group(1)) > 0 and float(head.group(2)) > 0
+    from ganinstrument.scene.activation_bends import TRANSFORMS
+
+    for t in TRANSFORMS:
+        row = line(out, rf"^\s+{t}\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})$")
+        assert float(row.group(1)) > 0 and float(row.group(3)) > 0

@@ -114,3 +114,24 @@ def test_info_draws_the_layers(tmp_path):
     assert main(["info", "demo", "--layers", str(out)]) == 0
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size[0] > 6 * 128
+
+
+def test_bends_sheet_is_every_transform_from_neutral_to_the_far_end(inst):
+    from ganinstrument.instrument.sheets import SheetError, bends_sheet
+    from ganinstrument.scene.activation_bends import NEUTRAL, RANGES, TRANSFORMS
+
+    layer = inst.scene.activations.layers[3][0]
+    sheet = bends_sheet(inst, layer, shares=(0.0, 1.0), cell=48)
+    label_w, top = _layout(sheet, len(TRANSFORMS), 2, 48)
+    cells = _cells(sheet, len(TRANSFORMS), 2, 48, label_w, top)
+    unbent = _render(inst, 48, seed=0, psi=0.7)
+    for r, t in enumerate(TRANSFORMS):
+        far = RANGES[t][1] if RANGES[t][1] != NEUTRAL[t] else RANGES[t][0]
+        assert np.array_equal(cells[r][0], unbent), t
+        assert np.array_equal(cells[r][1], _render(inst, 48, seed=0, psi=0.7, **{f"bend.{layer}.{t}": far})), t
+        inst.set(f"bend.{layer}.{t}", NEUTRAL[t], immediate=True)
+        assert not np.array_equal(cells[r][1], unbent), t
+    inst.render()
+    assert inst.scene.activations.hooked == ()  # every bend back at neutral: none left in the network
+    with pytest.raises(SheetError, match="no bendable layer 'b4.torgb'; the layers: b4.conv1, b8.conv0"):
+        bends_sheet(inst, "b4.torgb")

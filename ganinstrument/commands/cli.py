@@ -22,29 +22,31 @@ def _cmd_info(args) -> int:
     from ..generator.info import describe, format_info
     from ..generator.loading import detect_format, load_generator
 
-    for option, path in (("--sheet", args.sheet), ("--layers", args.layers)):
+    for option, path in (("--sheet", args.sheet), ("--layers", args.layers), ("--bends", args.bends)):
         if path and not path.lower().endswith(".png"):
             raise GanInstrumentError(f"{option} {path}: a sheet is a .png")
     fmt = detect_format(args.model)
     G = load_generator(args.model, device="cpu")
     info = describe(G)
     notes = list(getattr(G, "load_notes", ()))
-    if args.sheet or args.layers:
+    if args.sheet or args.layers or args.bends:
         from ..instrument.facade import Instrument
-        from ..instrument.sheets import layers_sheet, save_png, seeds_sheet
+        from ..instrument.sheets import bends_sheet, layers_sheet, save_png, seeds_sheet
 
         inst = Instrument(G, device="cpu", directions=None)
         if args.sheet:
             save_png(seeds_sheet(inst), args.sheet)
         if args.layers:
             save_png(layers_sheet(inst), args.layers)
+        if args.bends:
+            save_png(bends_sheet(inst, args.bend_layer), args.bends)
     if args.json:
         print(json.dumps(dict(asdict(info), format=fmt, notes=notes), indent=1))
     else:
         print(format_info(info, source=f"{args.model} ({fmt})", verbose=args.verbose))
         for note in notes:
             print(f"note: {note}")
-    for path in (args.sheet, args.layers):
+    for path in (args.sheet, args.layers, args.bends):
         if path:
             print(f"wrote {path}")
     return 0
@@ -134,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--sheet", default=None, metavar="PNG", help="draw seeds 0..15 at psi 0.7 into this .png")
     p.add_argument("--layers", default=None, metavar="PNG", help="draw seed 0 at every layer (activations) into this .png")
+    p.add_argument("--bends", default=None, metavar="PNG", help="draw every activation bend on one layer into this .png")
+    p.add_argument("--bend-layer", default=None, metavar="LAYER", help="--bends' layer (default: the middle one)")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("targets", help="list every target, action and signal a mapping or preset may name")

@@ -255,7 +255,9 @@ class Instrument:
         if self._last is not None:
             return self.step(0.0)
         values = {**self.state.values(), "noise": 0}  # (the first picture: constant noise)
-        return self._draw(RenderParams.of(values, self.time_s))
+        params = RenderParams.of(values, self.time_s)
+        self.scene.update(params.values)  # (the weight edits and blends of a look loaded before it)
+        return self._draw(params)
 
     def _draw(self, params: RenderParams) -> Frame:
         self.frames_rendered += 1

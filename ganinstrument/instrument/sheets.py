@@ -3,6 +3,7 @@
 - `seeds_sheet`: a grid of seeds at psi 0.7 (the first look a performer wants at a model).
 - `directions_sheet`: each direction a row per seed, from -3 to +3 standard deviations.
 - `layers_sheet`: one seed seen at every layer (the `view` target: each tap's activations).
+- `bends_sheet`: each activation bend on one layer at a few amounts.
 
 Every picture is drawn by an `Instrument` (the same networks, latent and truncation as on stage,
 constant noise), scaled to `cell` pixels and laid out by `grid`, which labels rows and columns
@@ -20,7 +21,8 @@ import numpy as np
 from ..common.errors import GanInstrumentError
 from ..common.files import new_file_mode
 
-__all__ = ["DIRECTION_AMOUNTS", "SheetError", "directions_sheet", "grid", "layers_sheet", "save_png", "seeds_sheet"]
+__all__ = ["DIRECTION_AMOUNTS", "SheetError", "bends_sheet", "directions_sheet", "grid", "layers_sheet", "save_png",
+           "seeds_sheet"]
 
 DIRECTION_AMOUNTS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 LABEL_PX = 14  # the labels' font size
@@ -145,3 +147,28 @@ def layers_sheet(inst, seed: int = 0, psi: float = 0.7, columns: int = 6, cell: 
     captions = [views[i:i + columns] for i in range(0, len(views), columns)]
     return grid(rows, [""] * len(rows), [""] * columns, cell, title=f"seed {seed}, psi {psi:g}: every layer",
                 captions=captions)
+
+
+def bends_sheet(inst, layer: str | None = None, seed: int = 0, psi: float = 0.7,
+                shares: Sequence[float] = (0.0, 0.25, 0.5, 1.0), cell: int = 96):
+    """Each activation bend (a row) on `layer` (default: the middle bendable one) at `shares` of
+    the way from its neutral value to the far end of its range, seed `seed` at truncation `psi`."""
+    from ..scene.activation_bends import NEUTRAL, RANGES, TRANSFORMS
+
+    _pil()
+    layers = [name for name, _ in inst.scene.activations.layers]
+    if layer is None:
+        layer = layers[len(layers) // 2]
+    elif layer not in layers:
+        raise SheetError(f"no bendable layer {layer!r}; the layers: {', '.join(layers)}")
+    rows, labels = [], []
+    for t in TRANSFORMS:
+        lo, hi = RANGES[t]
+        far = hi if hi != NEUTRAL[t] else lo
+        key = f"bend.{layer}.{t}"
+        amounts = [NEUTRAL[t] + f * (far - NEUTRAL[t]) for f in shares]
+        rows.append([_picture(inst, {"seed": seed, "psi": psi, key: a}) for a in amounts])
+        labels.append(f"{t} {amounts[1]:g}..{amounts[-1]:g}")
+        inst.set(key, NEUTRAL[t], immediate=True)
+    return grid(rows, labels, [f"{f:g} of the way" for f in shares], cell,
+                title=f"{layer}: every bend, seed {seed}, psi {psi:g}")

@@ -1,7 +1,8 @@
 """The scene: what turns one frame's values into a picture.
 
 It owns the latent scene (seeds, z groups, psi, mixing, directions: scene.latent), the bender
-(weight edits and the blend toward a second network: scene.bending), the view (the image or
+(weight edits and the blend toward a second network: scene.bending), the activation bends
+(transforms of a layer's feature maps, hooked in only while active: scene.activations), the view (the image or
 one layer's activations) and the noise mode, and declares their targets and actions for the
 registry. Per frame the instrument hands it a frozen RenderParams (every value of that frame,
 smoothed and modulated); `update` rewrites the weights the values edit, `render` draws.
@@ -19,6 +20,7 @@ from ..common.frame import Frame
 from ..generator.stylegan2 import NOISE_MODES
 from ..generator.taps import image_to_uint8, tap_to_uint8
 from ..state.params import ActionSpec, TargetSpec
+from .activations import ActivationBender
 from .bending import Bender
 from .latent import LatentConfig, LatentScene
 
@@ -58,6 +60,7 @@ class Scene:
         self.G = G
         self.latent = LatentScene(G, latent or LatentConfig(), device=device)
         self.bender = Bender(G, G_b, edits, name_a=name_a, name_b=name_b)
+        self.activations = ActivationBender(G)
         self.taps = tuple(G.synthesis.tap_names())
 
     def targets(self) -> list[TargetSpec]:
@@ -67,7 +70,7 @@ class Scene:
                        choices=("image",) + self.taps, doc="what is shown: the image or a layer's activations"),
             TargetSpec("noise", 0, 2, 0, kind="choice", smoothing="none", smoothing_ms=0.0, choices=NOISE_MODES,
                        doc="StyleGAN2 per-pixel noise: const (stable), random (shimmers), none"),
-            *self.latent.targets(), *self.bender.targets()]
+            *self.latent.targets(), *self.bender.targets(), *self.activations.targets()]
 
     def actions(self) -> list[ActionSpec]:
         return list(self.latent.actions())
@@ -87,6 +90,7 @@ class Scene:
     def render(self, params: RenderParams, index: int) -> Frame:
         """Draw `params` as frame number `index`."""
         view = params.view
+        self.activations.update(params.values)  # (hooks in or out: none while every bend is neutral)
         with torch.no_grad():
             ws = self.latent.ws(params.values)  # [1, num_ws, w_dim]
             if view == 0:

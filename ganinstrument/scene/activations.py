@@ -1,0 +1,146 @@
+"""Activation bending made playable: the `bend.<layer>.<transform>` targets and the forward hooks
+that apply them (the transforms are scene/activation_bends.py).
+
+The layers are the network's convolutions, named as `view` names them: StyleGAN2 `b64.conv0`,
+`b64.conv1`..., StyleGAN3 `L6_148_362`... (not ToRGB, not the input). Each layer has one target
+per transform, and `bend.<layer>.channels`: the share of its channels the bends act on (1: all;
+below, a fixed seeded choice of that many, so a knob grows the set one channel at a time).
+
+A layer's hook is installed only while one of its bends is away from its neutral value, and
+removed as soon as none is: with every bend neutral the network runs exactly as if this module
+did not exist (bit-exact, no extra op). Per frame, `update(values)` only compares numbers and
+(re)installs or removes hooks when a layer's set of active bends changes; the hook reads the
+amounts of the moment, and does everything on the device the activations are on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..state.params import TargetSpec
+from .activation_bends import NEUTRAL, RANGES, TRANSFORMS, bend
+
+__all__ = ["ActivationBender", "bend_layers"]
+
+_DOCS = {
+    "translate_x": "rolls the layer's maps sideways (share of the width; wraps)",
+    "translate_y": "rolls the layer's maps up or down (share of the height; wraps)",
+    "rotate": "rotates the layer's maps about their centre (degrees)",
+    "scale": "zooms the layer's maps about their centre (1 as trained)",
+    "flip": "mirrors the layer's maps left-right (from 0.5 up)",
+    "invert": "negates the layer's maps (1: fully)",
+    "threshold": "fades the layer's maps toward their binary images",
+    "erode": "grey-level erosion of the layer's maps (radius in pixels)",
+    "dilate": "grey-level dilation of the layer's maps (radius in pixels)",
+    "sobel": "fades the layer's maps toward their edges (Sobel)",
+    "ablate": "fades the layer's maps to zero",
+}
+
+
+def bend_layers(G) -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) of every layer that can be bent, in the order the network runs them."""
+    synthesis = G.synthesis
+    out = []
+    if hasattr(synthesis, "block_names"):  # StyleGAN2
+        for block_name in synthesis.block_names():
+            block = getattr(synthesis, block_name)
+            for conv in ("conv0", "conv1"):
+                if hasattr(block, conv):
+                    out.append((f"{block_name}.{conv}", getattr(block, conv)))
+        return out
+    for name in synthesis.layer_names()[1:]:  # StyleGAN3 (after "input")
+        layer = getattr(synthesis, name)
+        if not layer.is_torgb:
+            out.append((name, layer))
+    return out
+
+
+class ActivationBender:
+    """The bend.* targets of one network and their hooks (see the module docstring)."""
+
+    def __init__(self, G, seed: int = 0):
+        self.layers = bend_layers(G)
+        self._keys = {name: [(t, f"bend.{name}.{t}") for t in TRANSFORMS] for name, _ in self.layers}
+        self._orders = {name: np.random.default_rng([seed, i]).permutation(_channels(module))
+                        for i, (name, module) in enumerate(self.layers)}
+        self._active: dict[str, tuple[tuple[str, float], ...]] = {}  # layer -> the bends now applied
+        self._masks: dict[str, torch.Tensor | None] = {}  # layer -> its channels (None: all) ...
+        self._mask_n: dict[str, int] = {}  # ... and how many they are
+        self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
+
+    def targets(self) -> list[TargetSpec]:
+        specs = []
+        for name, _ in self.layers:
+            for t in TRANSFORMS:
+                lo, hi = RANGES[t]
+                specs.append(TargetSpec(f"bend.{name}.{t}", lo, hi, NEUTRAL[t], doc=f"{name}: {_DOCS[t]}"))
+            specs.append(TargetSpec(f"bend.{name}.channels", 0.0, 1.0, 1.0,
+                                    doc=f"{name}: the share of its channels its bends act on (a fixed seeded "
+                                        "choice; 1: all)"))
+        return specs
+
+    @property
+    def hooked(self) -> tuple[str, ...]:
+        """The layers whose hook is installed now."""
+        return tuple(self._hooks)
+
+    def update(self, values: Mapping[str, float]) -> None:
+        """Install, refresh or remove each layer's hook for this frame's values."""
+        for name, module in self.layers:
+            active = []
+            for t, key in self._keys[name]:
+                v = values.get(key, NEUTRAL[t])
+                if v != NEUTRAL[t] and math.isfinite(v):
+                    active.append((t, float(v)))
+            share = values.get(f"bend.{name}.channels", 1.0)
+            count = len(self._orders[name])
+            n = count if not math.isfinite(share) else int(round(min(max(share, 0.0), 1.0) * count))
+            if not active or n == 0:
+                self._remove(name)
+                continue
+            self._active[name] = tuple(active)
+            if self._mask_n.get(name) != n:
+                self._mask_n[name] = n
+                self._masks[name] = None if n == count else self._mask(name, n, module)
+            if name not in self._hooks:
+                self._hooks[name] = module.register_forward_hook(self._hook(name))
+
+    def close(self) -> None:
+        for name in list(self._hooks):
+            self._remove(name)
+
+    # -- inside -------------------------------------------------------------------------
+    def _hook(self, name: str):
+        def hook(module, args, out):
+            mask = self._masks.get(name)
+            for t, amount in self._active.get(name, ()):
+                out = bend(out, t, amount, channels=mask)
+            return out
+        return hook
+
+    def _remove(self, name: str) -> None:
+        handle = self._hooks.pop(name, None)
+        if handle is not None:
+            handle.remove()
+        self._active.pop(name, None)
+        self._masks.pop(name, None)
+        self._mask_n.pop(name, None)
+
+    def _mask(self, name: str, n: int, module) -> torch.Tensor:
+        """The first `n` channels of the layer's seeded order, as a mask on its device (made when
+        the share changes, not per frame)."""
+        chosen = np.zeros(len(self._orders[name]), dtype=bool)
+        chosen[self._orders[name][:n]] = True
+        return torch.from_numpy(chosen).to(_device(module))
+
+
+def _channels(module) -> int:
+    return int(getattr(module, "out_channels"))
+
+
+def _device(module) -> torch.device:
+    return next(module.parameters()).device
