@@ -129,3 +129,29 @@ def test_a_bend_and_a_blend_toward_a_second_network_combine():
     bent = _image(inst, **{"blend.all": 0.0})
     assert len({base.tobytes(), blended.tobytes(), both.tobytes(), bent.tobytes()}) == 4
     assert np.array_equal(_image(inst, **{f"bend.{layer}.sobel": 0.0}), base) and _hooks(inst) == 0
+
+
+def test_clusters_are_made_once_deterministically_and_a_bend_can_take_one(inst):
+    from ganinstrument.scene.activations import CLUSTERS, group_channels
+
+    bender = inst.scene.activations
+    groups = bender.group()
+    assert groups is bender.group()  # (once)
+    again = group_channels(inst.G, bender.layers)
+    layer = _middle(inst)
+    for name, _ in bender.layers:
+        assert np.array_equal(groups[name], again[name])  # deterministic
+        assert groups[name].min() >= 1 and groups[name].max() <= CLUSTERS
+    ws = inst.latent.ws(inst.state.values())
+    with torch.no_grad():
+        act = inst.G.synthesis(ws, noise_mode="const", until=layer)
+    k = int(np.bincount(groups[layer]).argmax())  # (the largest group)
+    values = dict(inst.state.values(), **{f"bend.{layer}.ablate": 1.0, f"bend.{layer}.cluster": k})
+    bender.update(values)
+    with torch.no_grad():
+        some = inst.G.synthesis(ws, noise_mode="const", until=layer)
+    bender.update(inst.state.values())
+    zeroed = (some.flatten(2).abs().amax(dim=2) == 0)[0].numpy()
+    assert np.array_equal(zeroed, groups[layer] == k)
+    assert torch.equal(some[:, torch.from_numpy(~zeroed)], act[:, torch.from_numpy(~zeroed)])  # the rest as it was
+    assert all(len(set(g.tolist())) == CLUSTERS for g in groups.values() if len(g) >= CLUSTERS)

@@ -244,6 +244,7 @@ class Instrument:
         """Render `frames` frames at the current values (no time passes); returns the last.
         CPU back ends set themselves up per shape on the first calls (the first 1-3 frames
         are slow), so `perform` warms up before the show."""
+        self.scene.activations.group()  # (the channel clusters of the bends: once, before the show)
         frame = None
         for _ in range(max(1, int(frames))):
             self._dirty = True

@@ -6,6 +6,11 @@ The layers are the network's convolutions, named as `view` names them: StyleGAN2
 per transform, and `bend.<layer>.channels`: the share of its channels the bends act on (1: all;
 below, a fixed seeded choice of that many, so a knob grows the set one channel at a time).
 
+`bend.<layer>.cluster` (0: off; 1..CLUSTERS) picks instead one group of channels that behave
+alike: the channels are grouped once per network by the correlation of their activation maps over
+CLUSTER_SAMPLES seeded latents (Ward linkage on their |correlations|, scipy), the first time a cluster is
+asked for or at `group()` (perform's warm-up calls it before the show).
+
 A layer's hook is installed only while one of its bends is away from its neutral value, and
 removed as soon as none is: with every bend neutral the network runs exactly as if this module
 did not exist (bit-exact, no extra op). Per frame, `update(values)` only compares numbers and
@@ -24,7 +29,10 @@ import torch
 from ..state.params import TargetSpec
 from .activation_bends import NEUTRAL, RANGES, TRANSFORMS, bend
 
-__all__ = ["ActivationBender", "bend_layers"]
+__all__ = ["CLUSTERS", "CLUSTER_SAMPLES", "ActivationBender", "bend_layers", "group_channels"]
+
+CLUSTERS = 4  # groups of channels per layer (bend.<layer>.cluster 1..CLUSTERS)
+CLUSTER_SAMPLES = 4  # latents whose activation maps the grouping compares
 
 _DOCS = {
     "translate_x": "rolls the layer's maps sideways (share of the width; wraps)",
@@ -71,6 +79,8 @@ class ActivationBender:
         self._masks: dict[str, torch.Tensor | None] = {}  # layer -> its channels (None: all) ...
         self._mask_n: dict[str, int] = {}  # ... and how many they are
         self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
+        self._G = G
+        self._groups: dict[str, np.ndarray] | None = None  # layer -> each channel's cluster (1..)
 
     def targets(self) -> list[TargetSpec]:
         specs = []
@@ -81,7 +91,20 @@ class ActivationBender:
             specs.append(TargetSpec(f"bend.{name}.channels", 0.0, 1.0, 1.0,
                                     doc=f"{name}: the share of its channels its bends act on (a fixed seeded "
                                         "choice; 1: all)"))
+            specs.append(TargetSpec(f"bend.{name}.cluster", 0, CLUSTERS, 0, kind="choice", smoothing="none",
+                                    smoothing_ms=0.0, choices=("off",) + tuple(str(k) for k in range(1, CLUSTERS + 1)),
+                                    doc=f"{name}: its bends act on one group of channels that behave alike "
+                                        "(off: the share above)"))
         return specs
+
+    def group(self) -> dict[str, np.ndarray]:
+        """Each layer's channel groups (computed once: a few forward passes)."""
+        if self._groups is None:
+            hooked = list(self._hooks)
+            for name in hooked:  # (the grouping sees the network as trained)
+                self._remove(name)
+            self._groups = group_channels(self._G, self.layers)
+        return self._groups
 
     @property
     def hooked(self) -> tuple[str, ...]:
@@ -96,16 +119,28 @@ class ActivationBender:
                 v = values.get(key, NEUTRAL[t])
                 if v != NEUTRAL[t] and math.isfinite(v):
                     active.append((t, float(v)))
-            share = values.get(f"bend.{name}.channels", 1.0)
+            if not active:
+                self._remove(name)
+                continue
             count = len(self._orders[name])
-            n = count if not math.isfinite(share) else int(round(min(max(share, 0.0), 1.0) * count))
-            if not active or n == 0:
+            cluster = values.get(f"bend.{name}.cluster", 0)
+            cluster = int(cluster) if math.isfinite(cluster) and 1 <= cluster <= CLUSTERS else 0
+            if cluster:
+                key = -cluster  # (a cluster's mask, told apart from a share's by its sign)
+                n = int((self.group()[name] == cluster).sum())
+            else:
+                share = values.get(f"bend.{name}.channels", 1.0)
+                key = n = count if not math.isfinite(share) else int(round(min(max(share, 0.0), 1.0) * count))
+            if n == 0:
                 self._remove(name)
                 continue
             self._active[name] = tuple(active)
-            if self._mask_n.get(name) != n:
-                self._mask_n[name] = n
-                self._masks[name] = None if n == count else self._mask(name, n, module)
+            if self._mask_n.get(name) != key:
+                self._mask_n[name] = key
+                if cluster:
+                    self._masks[name] = torch.from_numpy(self._groups[name] == cluster).to(_device(module))
+                else:
+                    self._masks[name] = None if n == count else self._mask(name, n, module)
             if name not in self._hooks:
                 self._hooks[name] = module.register_forward_hook(self._hook(name))
 
@@ -144,3 +179,46 @@ def _channels(module) -> int:
 
 def _device(module) -> torch.device:
     return next(module.parameters()).device
+
+
+@torch.no_grad()
+def group_channels(G, layers, samples: int = CLUSTER_SAMPLES, groups: int = CLUSTERS) -> dict[str, np.ndarray]:
+    """layer -> the cluster (1..groups) of each of its channels: channels whose activation maps
+    rise and fall together over `samples` seeded latents (psi 0.7, constant noise) share one.
+    Each channel is described by its |correlation| with every channel of the layer; Ward
+    linkage on those (scipy.cluster.hierarchy), cut into `groups`."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
+
+    def keep(name):
+        def hook(module, args, out):
+            maps = out.detach().float()
+            if max(maps.shape[2:]) > 32:  # (pooled: 1024 px layers would fill the memory, and it is
+                maps = torch.nn.functional.adaptive_avg_pool2d(maps, 32)  # their layout that matters)
+            captured[name].append(maps.cpu())  # (returns None: the output stays)
+        return hook
+
+    handles = [module.register_forward_hook(keep(name)) for name, module in layers]
+    try:
+        device = next(G.parameters()).device
+        z = torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
+        c = torch.zeros(samples, G.c_dim, device=device)
+        if G.c_dim:
+            c[:, 0] = 1.0
+        ws = G.mapping(z, c if G.c_dim else None, truncation_psi=0.7)
+        for i in range(samples):
+            G.synthesis(ws[i:i + 1], noise_mode="const")
+    finally:
+        for handle in handles:
+            handle.remove()
+    out = {}
+    for name, _ in layers:
+        maps = torch.cat(captured[name])  # [S, C, H, W]
+        v = maps.transpose(0, 1).reshape(maps.shape[1], -1).double()  # [C, S*H*W]
+        v = v - v.mean(dim=1, keepdim=True)
+        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        profile = (v @ v.T).abs().numpy()  # [C, C]: how alike each channel is to every other
+        labels = fcluster(linkage(profile, "ward"), groups, "maxclust")
+        out[name] = labels.astype(np.int64)
+    return out
