@@ -37,9 +37,12 @@ def test_a_direction_moves_only_its_rows_and_exactly_nothing_else(G):
     Moving one changes ws on its rows (by its sigma along it) and leaves every other row bit-exact."""
     scene = LatentScene(G, LatentConfig(directions="auto"))
     assert scene.num_directions == 3 * AUTO_PER_RANGE
+    rows = auto_directions(G).rows
     still = scene.ws({})
     for k, spec in ((0, "coarse"), (AUTO_PER_RANGE, "middle"), (2 * AUTO_PER_RANGE + 1, "fine")):
-        start, end = layer_range(spec, G.num_ws)
+        start, end = (int(v) for v in rows[k])
+        named = layer_range(spec, G.num_ws)
+        assert end == named[1] and start == (1 if named[0] == 0 and G.kind == "sg3" else named[0])
         moved = scene.ws({f"dir.{k}": 2.0})
         outside = torch.ones(G.num_ws, dtype=torch.bool)
         outside[start:end] = False
@@ -156,3 +159,34 @@ def test_auto_directions_are_cached_by_the_model_files_content(tmp_path, fixture
         kept_out = Instrument(model, device="cpu")
     assert "cannot keep the model's directions" in caplog.text
     assert torch.allclose(kept_out.latent.ws({"dir.6": 1.0}), ws, atol=1e-6)
+
+
+@pytest.mark.parametrize(("kind", "kwargs"), [
+    ("sg2", dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=4, img_channels=3, channel_base=64, channel_max=16)),
+    ("sg3", dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16,
+                 num_layers=3, num_critical=1)),
+])
+def test_auto_directions_fit_tiny_networks_too(kind, kwargs):
+    """A 4 px StyleGAN2 (2 rows: 'fine' is empty) and a StyleGAN3 with 5 rows ('coarse' is row 0,
+    its input transform, alone): the ranges that exist are used, none raises."""
+    from ganinstrument.generator import build_generator
+
+    G = build_generator(kind, **kwargs).eval()
+    found = auto_directions(G)
+    assert 0 < len(found.vectors) <= 3 * AUTO_PER_RANGE and (found.rows[:, 0] < found.rows[:, 1]).all()
+    assert LatentScene(G, LatentConfig(directions="auto")).ws({"dir.0": 1.0}).shape == (1, G.num_ws, G.w_dim)
+
+
+def test_a_truncated_npz_and_z_space_sets(tmp_path, nets):
+    G = nets["sg2_small"]
+    found = auto_directions(G)
+    path = tmp_path / "cut.npz"
+    save_direction_set(path, found)
+    path.write_bytes(path.read_bytes()[:200])  # (a copy cut short)
+    with pytest.raises(DirectionsFileError, match="not a readable") as info:
+        LatentScene(G, LatentConfig(directions=path))
+    assert str(path) in str(info.value)
+    z = DirectionSet(np.eye(3, G.z_dim), np.tile([0, G.num_ws], (3, 1)), "z", "test")
+    save_direction_set(tmp_path / "z.npz", z)
+    back = load_direction_set(tmp_path / "z.npz", w_dim=G.w_dim, z_dim=G.z_dim, num_ws=G.num_ws)
+    assert back.space == "z" and np.allclose(back.vectors, z.vectors)

@@ -33,6 +33,7 @@ def test_directions_writes_a_file_that_the_instrument_plays(tmp_path, capsys):
     (["--layers", "fine-ish"], "--layers fine-ish: layer range 'fine-ish': expected all, coarse"),
     (["--count", "0"], "--count 0: at least 1"),
     (["--out", "dirs.txt"], "dirs.txt: name the file .npz"),
+    (["--layers", "coarse", "--out", "c.npy"], "--out c.npy: an .npy moves every row, and these are for rows 0..2"),
 ])
 def test_bad_arguments_say_what_to_do_and_write_nothing(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
@@ -54,5 +55,21 @@ def test_render_takes_the_directions_the_show_was_played_with():
     _defaults_from_session(args, {"model": "demo", "directions": "none"})
     assert args.directions == "none"
     args.directions = None
-    _defaults_from_session(args, {"model": "demo"})  # a session from before directions: auto, all at 0
+    _defaults_from_session(args, {"model": "demo"})  # a session from before directions: played without
+    assert args.directions == "none"
+    args.directions, args.session = None, None
+    _defaults_from_session(args, {})  # no session: the model's own
     assert args.directions == "auto"
+
+
+def test_the_generic_mappings_directions_are_on_undefined_ccs():
+    from ganinstrument.common.events import ControlEvent
+    from ganinstrument.instrument.facade import Instrument
+
+    inst = Instrument("demo", device="cpu", mapping="generic")
+    for number, value in ((32, 127.0), (32, 0.0), (41, 127.0), (63, 90.0)):  # (Solo, Play; 14-bit low bytes)
+        inst.feed([ControlEvent("control_change", 0, number, value, 0.0, "test")])
+    assert all(inst.get(f"dir.{k}") == 0.0 for k in range(3 * AUTO_PER_RANGE))
+    inst.feed([ControlEvent("control_change", 0, 102, v, 0.0, "test") for v in (64.0, 127.0)])  # (pickup)
+    inst.step(1.0)
+    assert inst.get("dir.0") > 0.0

@@ -93,6 +93,9 @@ def run_directions(args) -> int:
     for k, (value, part) in enumerate(zip(values, share)):
         print(f"{k:>5} {value:>11.4g} {part:>6.1%}")
     found = DirectionSet(vectors.astype(np.float64), np.tile([start, end], (len(vectors), 1)), "w", args.method)
+    if args.out and args.out.endswith(".npy") and (start, end) != (0, int(G.num_ws)):
+        raise GanInstrumentError(f"--out {args.out}: an .npy moves every row, and these are for rows "
+                                 f"{start}..{end - 1}: write an .npz")
     if args.out:
         extra = dict(eigenvalues=values.astype(np.float32), share=share.astype(np.float32),
                      method=np.array(args.method))

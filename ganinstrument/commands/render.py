@@ -48,7 +48,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 # with the model, second model, mapping, starting look (or preset) and presets folder it was
 # played with.
 SESSION_DEFAULTS = (("model", "demo"), ("model_b", None), ("mapping", "generic"), ("preset", None),
-                    ("presets_dir", None), ("directions", "auto"))  # None: the user's presets folder (userdirs)
+                    ("presets_dir", None), ("directions", "auto"))
+SESSION_BEFORE_DIRECTIONS = "none"  # a session whose header names no directions was played without them  # None: the user's presets folder (userdirs)
 
 
 def _defaults_from_session(args, header: dict) -> None:
@@ -57,6 +58,8 @@ def _defaults_from_session(args, header: dict) -> None:
         if getattr(args, name) is None:
             # a session that holds its starting look starts from that, not from a preset file
             value = None if name == "preset" and isinstance(header.get("look"), dict) else header.get(name)
+            if name == "directions" and value is None and args.session:
+                value = SESSION_BEFORE_DIRECTIONS
             if value is not None:
                 taken.append(f"{name.replace('_', '-')} {value}")
             setattr(args, name, value if value is not None else default)

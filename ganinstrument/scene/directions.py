@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,7 @@ def load_direction_set(path: str | os.PathLike, *, w_dim: int, z_dim: int, num_w
         try:
             file_space = str(loaded["space"]) if "space" in keys else space
             arr, layers = loaded["directions"], loaded["layers"] if "layers" in keys else None
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise DirectionsFileError(path, f"not a readable .npz ({exc})") from exc
     if file_space not in ("w", "z"):
         raise DirectionsFileError(path, f"space {file_space!r}: expected 'w' or 'z'")
@@ -104,8 +105,9 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
                                             "cannot say: write an .npz")
         arrays = None
     elif path.endswith(".npz"):
-        arrays = dict(directions=dirs.vectors.astype(np.float64), layers=dirs.rows.astype(np.int64),
-                      space=np.array(dirs.space), **extra)
+        arrays = dict(directions=dirs.vectors.astype(np.float64), space=np.array(dirs.space), **extra)
+        if dirs.space == "w":  # (z-space directions move every row: no rows to say)
+            arrays["layers"] = dirs.rows.astype(np.int64)
     else:
         raise DirectionsFileError(path, "name the file .npz (directions and their rows) or .npy (GANSpace's layout)")
     folder = os.path.dirname(os.path.abspath(path))
@@ -146,9 +148,14 @@ def auto_directions(G, key: str | None = None) -> DirectionSet:
 
     vectors, rows = [], []
     for spec in ("coarse", "middle", "fine"):
-        found = sefa(G, spec, count=AUTO_PER_RANGE)
+        try:
+            found = sefa(G, spec, count=AUTO_PER_RANGE)
+        except ValueError:  # (a tiny network: a range with no rows, or none that drives a style)
+            continue
         vectors.append(found.directions.astype(np.float64))
         rows += [found.layers] * len(found.directions)
+    if not vectors:
+        raise DirectionsFileError("SeFa", "this network has no style to factorize")
     found = DirectionSet(_unit_rows("SeFa", np.concatenate(vectors), int(G.w_dim), "w"),
                          np.array(rows, dtype=np.int64), "w", "SeFa (auto)")
     if cached is not None:
@@ -166,7 +173,7 @@ def _load(path):
         return np.load(os.fspath(path), allow_pickle=False)
     except FileNotFoundError:
         raise DirectionsFileError(path, "no such file") from None
-    except (OSError, ValueError, EOFError) as exc:  # ValueError: not .npy/.npz, or pickled objects
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # ValueError: not .npy/.npz, pickles
         raise DirectionsFileError(path, f"not a readable .npy or .npz ({exc})") from exc
 
 

@@ -4,8 +4,9 @@ E. Härkönen, A. Hertzmann, J. Lehtinen, S. Paris, "GANSpace: Discovering Inter
 Controls", NeurIPS 2020. Sample z from the prior (a random label each for a conditional network),
 map them to w (the mapping network only: no image is drawn), and take the eigenvectors of the
 covariance of w, largest variance first. The covariance is summed over batches in float64, so
-100,000 samples cost memory for one batch only, and the result does not depend on the batch size
-beyond rounding. Seeded: the same network, samples and seed give the same components.
+100,000 samples cost memory for one batch only. Seeded: the same network, samples, seed and
+batch size give the same components (a conditional network's labels are drawn batch by batch,
+so another batch size draws other samples).
 """
 
 from __future__ import annotations

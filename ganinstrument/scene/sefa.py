@@ -54,6 +54,8 @@ def sefa(G, layers: str = "all", count: int | None = None) -> Factorization:
     k = rows.shape[1] if count is None else max(1, min(int(count), rows.shape[1]))
     dirs = fixed_signs(vectors[:, order[:k]].T.numpy())  # [K, w_dim]
     values = values.clamp_min(0)  # (rounding: A^T A has no negative eigenvalues)
+    if start == 0 and end > 1 and any(s.kind == "input" and s.ws_index == 0 for s in style_layers(G)):
+        start = 1  # (StyleGAN3's row 0 turns and shifts the input, which was not factorized: left alone)
     return Factorization(dirs.astype(np.float32), values[order[:k]].numpy(), (start, end), float(values.sum()))
 
 

@@ -82,6 +82,7 @@ SPAN = max(*HARMONY_SPAN.values(), *POSITION_SPAN.values())
 BAR_CONFIDENCE = 0.05  # the bar line's share of the histogram above the other beats' (0..1)
 METER_SWITCH = {(4, 3): 1.5, (3, 4): 1.1}  # how much clearer another meter's peak must be (4/4 is the norm)
 SHORT_MEMORY_S = 1.5   # the tempo's short memory: it follows ramps and hears steps first
+SHORT_MIN_STRENGTH = 0.15  # the short memory's comb must peak this high to be heard (as the first tempo)
 NEAR = math.log(1.06)  # the short memory's tempo within 6 % of the current one is followed
 TEMPO_PULL = 0.1       # per 50 ms, the loop's period is pulled this much toward the tempo estimate near it
 BAR_DECAY = 0.97       # the bar histograms forget, per beat
@@ -276,6 +277,8 @@ class BeatTracker:
             return
         # the short memory follows: the tempo near the current one (ramps), and other tempos (steps)
         short = self._comb(self._acf_short, self._short_decay)
+        if short is not None and float(short.max()) < SHORT_MIN_STRENGTH:
+            short = None  # (a beatless stretch: nothing to follow, and no step to hear)
         log_cur = math.log(60.0 * self.fps / self._period)
         if short is not None:
             s_score = short * self._prior

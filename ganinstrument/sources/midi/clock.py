@@ -34,7 +34,7 @@ before them (BEND_Z standard errors apart, and at least BEND_MIN of the interval
 starts the segment at the split that fits two lines best (prefix sums, one pass; at least MIN_SIDE
 ticks of known time each side). Found a few ticks after it, that split rests on those few (a
 late tick near it could place it early, keeping old ticks in the fit), so it is placed again
-on every fit, looking RELOOK ticks further back, until the segment is tested itself. Undetected
+on every fit for the next RELOOK ticks, looking RELOOK ticks further back. Undetected
 small changes bias the long fit by about half their size, which the test bounds. (A median of
 intervals fails on quantized stamps; a minimax line was measured worse than least squares on
 JACK-like quantization; a continuous two-slope fit across the change gains only ~20 %.)
@@ -126,7 +126,7 @@ class MidiClock:
         self._now = now or time.perf_counter
         self._lock = threading.Lock()
         self._times: deque[float] = deque(maxlen=WINDOW)  # arrival times of the last ticks (bunched: fitted)
-        self._placing = False  # a change was found: its place is looked at again as ticks come
+        self._placing = -1  # a change was found: its place is looked at again up to this tick count
         self._segment = 0  # how many of the newest ticks are at one tempo (since the last change)
         self._fit_t = -math.inf  # when the last fit ran (tick time)
         self._unfitted = 0  # ticks since the last fit
@@ -206,7 +206,7 @@ class MidiClock:
         if t - self._last_tick_t > STALE_S:  # a clock that (re)starts: a new fit
             self._times.clear()
             self._segment = 0
-            self._placing = False
+            self._placing = -1
             self._interval = None
             self._fit_t = -math.inf
         previous, self._last_tick_t = self._last_tick_t, t
@@ -251,14 +251,13 @@ class MidiClock:
                 if diff > BEND_Z * math.hypot(short[2], before[2]) and diff > BEND_MIN * short[1]:
                     self.changes += 1
                     self._segment -= _bend(ts[n - self._segment:])
-                    self._placing = True
-        elif self._placing and self._segment < n:
+                    self._placing = self.tick_count + RELOOK
+        elif self.tick_count <= self._placing and self._segment < n:
             # a change found a few ticks after it was placed on those few: place it again, on
-            # more, until the segment is tested itself (a late tick near it could fool the first)
+            # more, for RELOOK ticks (a late tick near it could fool the first placing; and a
+            # change that was noise must not keep the segment short for ever)
             look = min(n, self._segment + RELOOK)
             self._segment = look - _bend(ts[n - look:])
-        if self._segment >= TEST_TICKS:
-            self._placing = False
         span = max(self._segment, min(n, SHORT))  # two beats at least: steadier, and follows in two
         line = _robust_line(ts[n - span:])
         if line is None:
