@@ -660,7 +660,7 @@ def test_a_show_with_taps_a_beat_morph_and_quantized_actions_renders_as_it_playe
     clock = FakeClock()
     inst = Instrument("demo", device="cpu", presets_dir=presets)
     controls = inst.use_mapping(str(mapping), clock)
-    session = SessionWriter(tmp_path / "s.jsonl", model="demo", mapping=str(mapping), fps=FPS,
+    session = SessionWriter(tmp_path / "s.jsonl", model="demo", directions="auto", mapping=str(mapping), fps=FPS,
                             presets_dir=str(presets), look=to_yaml_dict(inst.snapshot("start")))
     engine = Engine(inst, router=controls.router, controls=[Script(clock, {2: [37], 5: [62], 25: [62], 40: [60], 47: [36]})],
                     beat=make_beat("120", inst, clock), clock=clock, fps=FPS, session=session,

@@ -140,7 +140,8 @@ def test_a_show_played_live_renders_again_bit_for_bit_at_30_fps(jack_server, tmp
     sink.open(256, 256, FPS)
     # what `perform --record-session` writes in the header
     look = to_yaml_dict(inst.snapshot("the look the show started with"))
-    session = SessionWriter(session_path, model="demo", model_b=None, mapping=str(mapping), preset=None, fps=FPS,
+    session = SessionWriter(session_path, model="demo", model_b=None, directions="auto", mapping=str(mapping),
+                            preset=None, fps=FPS,
                             presets_dir=str(presets), look=look)
     engine = _live_engine(inst, controls.router, clock, Sinks([sink]), session, [midi, osc],
                           track_input(samples, clock), tmp_path / "live-values.jsonl")
