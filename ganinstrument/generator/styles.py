@@ -29,12 +29,14 @@ _COARSE_END, _MIDDLE_END = 4 / 18, 8 / 18
 @dataclass(frozen=True)
 class StyleLayer:
     """One modulated layer: the ws row it reads, its module path, what it is ("conv", "torgb" or
-    "input") and its affine's weight [channels, w_dim] as stored (its gain is one scalar)."""
+    "input"), its affine's weight [channels, w_dim] as stored (its gain is one scalar), and the
+    layer module itself."""
 
     ws_index: int
     name: str
     kind: str
     weight: torch.Tensor
+    module: torch.nn.Module
 
 
 class LayerRangeError(ValueError):
@@ -51,18 +53,18 @@ def style_layers(G) -> list[StyleLayer]:
             block = getattr(synthesis, block_name)
             convs = [n for n in ("conv0", "conv1") if hasattr(block, n)]
             for i, conv in enumerate(convs):
-                out.append(StyleLayer(row + i, f"synthesis.{block_name}.{conv}", "conv",
-                                      getattr(block, conv).affine.weight))
+                layer = getattr(block, conv)
+                out.append(StyleLayer(row + i, f"synthesis.{block_name}.{conv}", "conv", layer.affine.weight, layer))
             if block.num_torgb:
                 out.append(StyleLayer(row + block.num_conv, f"synthesis.{block_name}.torgb", "torgb",
-                                      block.torgb.affine.weight))
+                                      block.torgb.affine.weight, block.torgb))
             row += block.num_conv
         return out
-    out.append(StyleLayer(0, "synthesis.input", "input", synthesis.input.affine.weight))  # StyleGAN3
+    out.append(StyleLayer(0, "synthesis.input", "input", synthesis.input.affine.weight, synthesis.input))  # StyleGAN3
     for i, layer_name in enumerate(synthesis.layer_names()[1:]):
         layer = getattr(synthesis, layer_name)
         out.append(StyleLayer(i + 1, f"synthesis.{layer_name}", "torgb" if layer.is_torgb else "conv",
-                              layer.affine.weight))
+                              layer.affine.weight, layer))
     return out
 
 

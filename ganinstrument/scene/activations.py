@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ..generator.styles import style_layers
 from ..state.params import TargetSpec
 from .activation_bends import NEUTRAL, RANGES, TRANSFORMS, bend
 
@@ -50,21 +51,9 @@ _DOCS = {
 
 
 def bend_layers(G) -> list[tuple[str, torch.nn.Module]]:
-    """(name, module) of every layer that can be bent, in the order the network runs them."""
-    synthesis = G.synthesis
-    out = []
-    if hasattr(synthesis, "block_names"):  # StyleGAN2
-        for block_name in synthesis.block_names():
-            block = getattr(synthesis, block_name)
-            for conv in ("conv0", "conv1"):
-                if hasattr(block, conv):
-                    out.append((f"{block_name}.{conv}", getattr(block, conv)))
-        return out
-    for name in synthesis.layer_names()[1:]:  # StyleGAN3 (after "input")
-        layer = getattr(synthesis, name)
-        if not layer.is_torgb:
-            out.append((name, layer))
-    return out
+    """(name, module) of every layer that can be bent, in the order the network runs them: the
+    modulated convolutions of generator.styles (named as `view` names them)."""
+    return [(s.name[len("synthesis."):], s.module) for s in style_layers(G) if s.kind == "conv"]
 
 
 class ActivationBender:
