@@ -193,6 +193,48 @@ def test_a_tempo_ramp_is_followed():
     assert np.percentile(np.abs(nearest_error(est, beats)), 90) < 0.03
 
 
+def breakbeat(bpm, bars, seed, hats=0.0):
+    """A drum and bass break: kick on 1 and the "&" of 3, snare on 2 and 4, hats on the eighths
+    at `hats` gain (0: none). Counted at half the tempo, the snares alone make a backbeat; the
+    kick on the "&" of 3 then falls on a quarter of that slow beat. Returns (audio, beat times)."""
+    rng = np.random.default_rng(seed)
+    beat = 60.0 / bpm
+    beats = 0.5 + np.arange(bars * 4) * beat
+    x = np.zeros(int((beats[-1] + 1.5) * SR))
+    kick, snare, hat = _kick(rng), _snare(rng), _hat(rng)
+    for b in range(bars):
+        t0 = beats[4 * b]
+        for pos, s, gain in ((0.0, kick, 0.8), (2.5, kick, 0.8), (1.0, snare, 0.7), (3.0, snare, 0.7)):
+            _place(x, t0 + pos * beat, s, gain * rng.uniform(0.85, 1.0))
+        for e in range(8):
+            _place(x, t0 + e * beat / 2, hat, hats * rng.uniform(0.5, 1.0))
+    x += 0.002 * rng.standard_normal(x.size)
+    return (0.5 * x).astype(np.float32), beats
+
+
+@pytest.mark.parametrize("hats", [0.0, 0.3])
+def test_a_drum_and_bass_break_is_counted_at_174_not_87(hats):
+    """The comb alone scores 87 and 174 alike here; the kick on a quarter of the 87 beat says 174."""
+    x, beats = breakbeat(174.0, 16, seed=21, hats=hats)
+    out = run(x)
+    late = [f for t0, f in out if 8.0 < t0 < beats[-1]]
+    assert all(f.tempo_bpm is not None and abs(f.tempo_bpm / 174.0 - 1.0) < 0.04 for f in late)
+    est = beat_times(out)
+    est = est[(est > 8.0) & (est < beats[-1])]
+    assert est.size >= 0.9 * np.sum(beats > 8.0)                 # every beat, not every other one
+    assert np.median(np.abs(nearest_error(est, beats))) < 0.02
+
+
+@pytest.mark.parametrize("bpm", [84.0, 100.0])
+def test_a_slow_groove_with_eighth_hats_is_not_doubled(bpm):
+    """Hats on the eighths: the beat's halves are busy and its quarters empty, so the tempo is
+    not doubled (168 and 200 are in range)."""
+    beats = 0.25 + np.arange(40) * 60.0 / bpm
+    out = run(groove(beats, seed=8))
+    late = [f for t0, f in out if 6.0 < t0 < beats[-1]]
+    assert all(f.tempo_bpm is not None and abs(f.tempo_bpm / bpm - 1.0) < 0.04 for f in late)
+
+
 def test_a_syncopated_groove_is_followed_on_the_beat_not_the_offbeat():
     """More onsets fall on the "&"s (open hat, bass, stab) than on the beats, but the beats
     carry the kick and the snare: the beats are on the beats."""

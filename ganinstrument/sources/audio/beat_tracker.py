@@ -23,7 +23,16 @@ The method (the ideas from the papers below; the code written here, numpy only):
    OCTAVE_MARGIN), so one odd bar neither doubles nor halves it. Two memories: the long one
    (TEMPO_MEMORY_S) decides the octave; the short one (SHORT_MEMORY_S) is followed within NEAR of
    the tempo in use (ramps) and hears a step to another tempo first (100 -> 140 BPM: the new
-   tempo 2.5 s after the step instead of 4.3 s).
+   tempo 2.5 s after the step instead of 4.3 s). The tempo is reported from its first
+   estimate on; the beats, once the phase is found (below).
+   The octave, last, by the beat's subdivisions: each beat, the tempo novelty's peaks near
+   0, 1/4, 1/2 and 3/4 of the way to the next beat go into a decaying profile. Onsets on the
+   quarters (QUARTER_SHARE of those on the beat and its half) mean the beat is counted too
+   slow, and it is doubled (a 174 BPM break heard at 87: with the hats lost in noise the
+   snares make a half-time backbeat, and the kick on the "&" of 3 lands on its quarter);
+   onsets on the half (OFFBEAT_SHARE of the beat's) keep the comb from halving the tempo (the
+   half tempo would have busy quarters). Music at a slow tempo with sixteenth notes on the
+   kick or hats is doubled by this too: the octave is a choice; this one is the drummer's.
 3. Phase: every few frames, the recent novelty is cross-correlated with a decaying pulse train
    of the tempo's period at every phase (the last beat's age); the best phase predicts the
    next beat. A phase-locked loop moves the running prediction toward it (a jump when the
@@ -86,6 +95,11 @@ SHORT_MIN_STRENGTH = 0.15  # the short memory's comb must peak this high to be h
 NEAR = math.log(1.06)  # the short memory's tempo within 6 % of the current one is followed
 TEMPO_PULL = 0.1       # per 50 ms, the loop's period is pulled this much toward the tempo estimate near it
 BAR_DECAY = 0.97       # the bar histograms forget, per beat
+SUBDIVISION_DECAY = 0.9  # the beat's subdivision profile forgets, per beat
+SUBDIVISION_MIN = 4    # beats at a tempo before its subdivisions are heard
+QUARTER_SHARE = 0.15   # onsets on a beat's quarters (the 1/4 and 3/4 points) over those on its beat and half:
+                       # above this the beat is counted too slow (a 174 break heard at 87) and doubled;
+OFFBEAT_SHARE = 0.08   # onsets on a beat's half over those on the beat above this keep a tempo from being halved
 
 
 class _Novelty:
@@ -155,6 +169,10 @@ class BeatTracker:
         self._tempo_novelty = _Novelty(self.fps, NOV_CLIP)
         self._phase_novelty = _Novelty(self.fps, PHASE_CLIP)
         self._hist = np.zeros(self._hist_len)                      # ring, newest at _pos - 1
+        self._thist = np.zeros(self._hist_len)                     # the tempo's novelty, same ring
+        self._subdiv = np.zeros(4)                                 # onsets at 0, 1/4, 1/2, 3/4 of a beat
+        self._subdiv_beats = 0
+        self._prev_beat_at: float | None = None
         self._pos = 0
         self._dsum = 0.0
         self._dhist = np.zeros(self._max_lag + 1)                  # ring of decimated novelty
@@ -199,6 +217,7 @@ class BeatTracker:
         if not math.isfinite(raw) or raw < 0.0:
             raw = 0.0
         nov = self._tempo_novelty.step(raw)
+        self._thist[self._pos] = nov
         self._hist[self._pos] = self._phase_novelty.step(
             raw if broad is None else broad + PHASE_FLUX_SHARE * max(0.0, flux))
         self._pos = (self._pos + 1) % self._hist_len
@@ -275,6 +294,9 @@ class BeatTracker:
             if strength > 0.15:
                 self._set_period(period)
             return
+        if self._quarters_busy():
+            self._double()
+            return
         # the short memory follows: the tempo near the current one (ramps), and other tempos (steps)
         short = self._comb(self._acf_short, self._short_decay)
         if short is not None and float(short.max()) < SHORT_MIN_STRENGTH:
@@ -296,7 +318,7 @@ class BeatTracker:
             else:
                 self._cand, self._cand_frames = None, 0
                 return
-        if abs(ratio - 1.0) < 0.04:
+        if abs(ratio - 1.0) < 0.04 or (abs(ratio - 2.0) < 0.1 and self._offbeats_busy()):
             self._cand, self._cand_frames = None, 0
             return
         cur_score = float(np.interp(log_cur, self._log_bpms, score))
@@ -317,6 +339,32 @@ class BeatTracker:
         self._period = period
         self._period_since = self._n
         self._far = 10 ** 6                                          # re-acquire the phase
+        self._subdiv[:] = 0.0
+        self._subdiv_beats = 0
+        self._prev_beat_at = None
+
+    def _quarters_busy(self) -> bool:
+        """Whether the beat's quarters carry onsets (QUARTER_SHARE of its beat and half), with
+        twice the tempo in range: the beat is counted too slow."""
+        h = self._subdiv
+        return (self._subdivision_heard() and 2.0 * 60.0 * self.fps / self._period <= MAX_BPM
+                and h[1] + h[3] > QUARTER_SHARE * (h[0] + h[2]))
+
+    def _offbeats_busy(self) -> bool:
+        """Whether the beat's half carries onsets (OFFBEAT_SHARE of the beat's): half the tempo
+        would have busy quarters, so it is not taken."""
+        h = self._subdiv
+        return self._subdiv_beats >= 2 and h[2] > OFFBEAT_SHARE * h[0]
+
+    def _double(self) -> None:
+        """Twice the tempo: the next beat stays a beat, the beats' halves become beats, and the
+        subdivision profile is read on the new beats (their quarters not heard yet)."""
+        h = self._subdiv
+        self._period *= 0.5
+        self._period_since = self._n
+        self._subdiv = np.array([0.5 * (h[0] + h[2]), 0.0, 0.5 * (h[1] + h[3]), 0.0])
+        self._prev_beat_at = None
+        self._cand, self._cand_frames = None, 0
 
     def _pulse_indices(self, period: float):
         key = round(period * 4.0)
@@ -395,6 +443,7 @@ class BeatTracker:
         if self._n < t + 0.25 * self._period:
             return
         self._pending_bar = None
+        self._subdivisions(t)
         # the harmony of the beat that just ended (from the previous beat's read to this one)
         acc, self._chroma_acc = self._chroma_acc, np.zeros(12)
         norm = float(np.linalg.norm(acc))
@@ -414,6 +463,25 @@ class BeatTracker:
         self._meter = best_m
         self._down_pos = int(np.argmax(self._bar_pos[best_m]))
         self._bar_sure = _clarity(self._bar_pos[best_m]) >= BAR_CONFIDENCE
+
+    def _subdivisions(self, t: float) -> None:
+        """Add the beat that just ended (from the previous beat, frame `_prev_beat_at`, to this one
+        at `t`, both with the novelty's delay) into the subdivision profile: the tempo novelty's
+        peak near 0, 1/4, 1/2 and 3/4 of the way."""
+        prev, self._prev_beat_at = self._prev_beat_at, t
+        if prev is None or not 0.5 * self._period < t - prev < 1.5 * self._period or self._n - prev > self._hist_len:
+            return
+        span = t - prev
+        half = max(1, int(round(span / 16.0)))
+        ring = self._thist
+        at = np.round(prev + span * np.arange(4) / 4.0).astype(int)      # frames
+        idx = (at[:, None] + np.arange(-half, half + 1)[None, :] - self._n + self._pos - 1) % ring.size
+        self._subdiv *= SUBDIVISION_DECAY
+        self._subdiv += ring[idx].max(axis=1)
+        self._subdiv_beats += 1
+
+    def _subdivision_heard(self) -> bool:
+        return self._subdiv_beats >= SUBDIVISION_MIN and float(self._subdiv.sum()) > 0.0
 
     def _harmony_change(self, index: int, span: int) -> float | None:
         """How different the `span` beats before beat `index - span` sound from the `span` from
@@ -458,7 +526,7 @@ class BeatTracker:
 
     @property
     def tempo_bpm(self) -> float | None:
-        if self._period is None or self._next is None:
+        if self._period is None:
             return None
         return float(60.0 * self.fps / self._period)
 

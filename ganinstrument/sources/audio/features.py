@@ -60,8 +60,8 @@ class Features:
     attack/release followers.
     The beat (`beat_tracker.BeatTracker`, fed each frame's fluxes and harmony): `beat` a beat
     is predicted inside this block, at `beat_offset_s` seconds from the block's start (None without a beat);
-    `downbeat` that beat starts a bar; `tempo_bpm` None until the tracker has locked once, then
-    its tempo (kept, as the last known, through beatless passages); `beat_phase` 0..1 at the
+    `downbeat` that beat starts a bar; `tempo_bpm` None until the tracker's first estimate (it
+    may come before the first beat), then its tempo (kept, as the last known, through beatless passages); `beat_phase` 0..1 at the
     block's end (0 on the beat: the next beat is (1 - phase) * 60 / tempo_bpm s away);
     `beat_confidence` 0..1 (falls while coasting; follow the tracker above ~0.5).
     """
