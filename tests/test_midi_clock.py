@@ -124,6 +124,99 @@ def test_jack_stalls_through_a_show_do_not_bend_the_tempo(seed):
     assert worst <= TOLERANCE_BPM, worst
 
 
+def _through_jack(ticks, frames=256, drop=(), stalls=()):
+    """(tempo, ticks into its segment, arrival) of each tick that arrives: each at the start of
+    the JACK period after it was sent; the ticks of a stall (at, length) at once at its end;
+    the ticks numbered in `drop` never."""
+    period = frames / 48000.0
+    for i, bpm, k, t in ticks:
+        arrived = (math.floor(t / period) + 1) * period
+        for at, length in stalls:
+            if at <= arrived < at + length:
+                arrived = (math.floor((at + length) / period) + 1) * period
+        if i not in drop:
+            yield bpm, k, arrived
+
+
+@pytest.mark.parametrize("bpm", [90.0, 128.0, 174.0])
+def test_a_lost_tick_bends_neither_the_tempo_nor_the_position(bpm):
+    """An xrun can drop a period's MIDI. One lost tick slips every later tick's number by one;
+    fitted as it came it bent the tempo by 1.5 / 48 of itself (2.8 BPM at 90, 5.6 at 174, the
+    CI failure of test_perform_tempo_jack). The gap it leaves is found, and the lost tick
+    counted, in the tempo's fit and in the position."""
+    for seed, dropped in ((1, 100), (2, 151), (3, 230)):
+        ticks = list(stream([(bpm, 14)], random.Random(seed), t0=0.0))
+        clock = MidiClock(now=lambda: 0.0)
+        clock.feed(START, (), 0.0)
+        worst = 0.0
+        for _bpm, k, arrived in _through_jack(ticks, drop={dropped}):
+            clock.feed(TICK, (), arrived)
+            if k >= 48:
+                worst = max(worst, abs(clock.state(arrived).bpm - bpm))
+        assert worst <= TOLERANCE_BPM, (seed, worst)
+        assert clock.lost == 1 and clock.state(ticks[-1][3]).ticks == len(ticks) - 1
+
+
+@pytest.mark.parametrize("seed", [3, 5, 8])
+def test_lost_ticks_among_stalls_and_tempo_changes(seed):
+    """Two ticks lost and three stalls in a 90 -> 128 -> 174 show (in the simulation behind
+    this test, 200 shows: 0.5 / 1 / 4.5 % of them off by more than half a BPM at 90 / 128 /
+    174 BPM, against 31 / 38 / 85 % before; the rest are ticks lost within a few of a tempo
+    change, where the line before the gap is not yet the new tempo's)."""
+    rng = random.Random(seed)
+    ticks = list(stream([(90.0, 8), (128.0, 8), (174.0, 17)], rng, t0=0.0))
+    stalls = [(rng.uniform(0.0, ticks[-1][3]), rng.uniform(0.005, 0.06)) for _ in range(3)]
+    changes = {0, 8 * 24, 16 * 24}
+    drop = set(rng.sample([i for i in range(30, len(ticks)) if all(abs(i - c) > 30 for c in changes)], 2))
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(START, (), 0.0)
+    worst = 0.0
+    for bpm, k, arrived in _through_jack(ticks, drop=drop, stalls=stalls):
+        clock.feed(TICK, (), arrived)
+        if k >= 2 * 24 + 1:
+            worst = max(worst, abs(clock.state(arrived).bpm - bpm))
+    assert worst <= TOLERANCE_BPM, (sorted(drop), worst)
+    assert clock.lost == 2
+
+
+@pytest.mark.parametrize("frames", [64, 256, 1024, 2048])
+def test_no_tick_is_counted_lost_when_none_was(frames):
+    """Slower tempos (a gap like a lost tick's, but the ticks drift on), JACK periods the ticks
+    share, and a period a little shorter than the interval (one tick a period, skipping one
+    now and then, as a loss would): nothing lost, the position exact."""
+    for segments in ([(174.0, 8), (90.0, 8), (140.0, 8), (100.0, 8)], [(120.0, 8), (104.0, 8), (80.0, 8), (60.0, 8)],
+                     [(200.0, 8), (150.0, 8), (115.0, 8)]):
+        for seed in range(6):
+            ticks = list(stream(segments, random.Random(seed), t0=0.0))
+            clock = MidiClock(now=lambda: 0.0)
+            clock.feed(START, (), 0.0)
+            for _bpm, _k, arrived in _through_jack(ticks, frames):
+                clock.feed(TICK, (), arrived)
+            assert clock.lost == 0, (frames, segments, seed)
+            assert clock.state(arrived).ticks == len(ticks) - 1
+
+
+def test_a_pause_across_stop_and_continue_is_not_lost_ticks():
+    """A device that stops its clock on Stop and starts it again on Continue leaves a gap that
+    may be a whole number of ticks long: its pause, not ticks lost (the position is its)."""
+    rng = random.Random(6)
+    for pause_ticks in (1.0, 2.0, 3.0, 4.0):
+        clock = MidiClock(now=lambda: 0.0)
+        clock.feed(START, (), 0.0)
+        interval = 60.0 / 120.0 / 24
+        t = 0.0
+        for _ in range(48):
+            t += interval
+            clock.feed(TICK, (), t + rng.uniform(-0.001, 0.001))
+        clock.feed(STOP, (), t + 0.002)
+        clock.feed(CONTINUE, (), t + 0.003)
+        t += pause_ticks * interval
+        for _ in range(24):
+            t += interval
+            clock.feed(TICK, (), t + rng.uniform(-0.001, 0.001))
+        assert clock.lost == 0 and clock.state(t + 0.002).ticks == 48 + 24 - 1, pause_ticks
+
+
 @pytest.mark.parametrize("frames", [1024, 2048, 4096])
 def test_a_long_jack_period_bunches_ticks_without_being_taken_for_a_stall(frames):
     """A JACK period longer than a tick delivers each period's ticks together, every period:

@@ -44,7 +44,18 @@ each period's ticks: that is the usual bunch, the median of the last 16 runs of 
 a tick alone a run of one, so stalls' bunches never become the norm), came after a stall of the
 reader, USB or a JACK xrun that let held-back ticks through at once: their times, the late
 first one's too, say nothing of when they were sent, so they are left out of the fit (NaN in the
-window; the position still counts them). Other ticks that
+window; the position still counts them). Lost ticks
+(an xrun can drop a period's MIDI: one lost tick slips every later tick's index by one, and
+the least-squares slope over 48 ticks by 1.5 / 48: 2.8 BPM at 90, 5.6 at 174): a tick
+LOST_GAP intervals or more after the last, and the ticks after it, are held out of the fit
+until LOST_LOOK of them (not stall-bunched) are in; put on the line of the LOST_BEFORE ticks
+before the gap, they are as many intervals late as ticks were lost (in one gap, or a second
+among them); if every one (but one late) sits there within LOST_TOLERANCE of an interval,
+and their own slope is the line's (a slower tempo drifts off instead), the lost ticks go in
+as ticks of unknown time and count in the position, as the device sent them. Not when the
+ticks before are too rough to tell (JACK periods they share, or that come one a period with
+the period a little shorter than the interval: it skips one now and then, as a loss would).
+Other ticks that
 arrived late sit far off the line; after a first fit, ticks further than OUTLIER_K robust deviations (median
 absolute residual, floored at RESIDUAL_FLOOR_S) are dropped and the line is fitted again. The
 window starts afresh after a gap of STALE_S without ticks. A fit (~50 us) runs at most every
@@ -66,6 +77,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from .tick_lines import LOST_BEFORE, bend, count_lost, median, robust_line
+
 TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 MESSAGES = frozenset((TICK, START, CONTINUE, STOP, SONG_POSITION))  # what feed() uses
 PPQN = 24  # ticks per quarter note
@@ -75,18 +88,17 @@ WINDOW = 96  # ticks kept for the tempo fit (four beats)
 SHORT = 48  # the last two beats: tested against the ticks before them for a tempo change
 TEST_TICKS = 72  # a segment this long is tested for a change (two beats against one)
 MIN_TICKS = 24  # ticks in the fit before there is a tempo (one beat)
-MIN_SIDE = 6  # a change is placed at least this many ticks from either end of the segment
 RELOOK = 24  # a change found early is placed again, looking this many ticks before its place
 BEND_Z = 3.5  # a change: the two slopes differ by this many standard errors ...
 BEND_MIN = 0.0005  # ... and by this fraction of the tick interval (0.05 %: 0.09 BPM at 174)
 STALE_S = 2.0  # without a tick this long: no tempo (and the fit starts afresh)
-OUTLIER_K = 4.0  # residuals beyond this many robust deviations are left out of the fit
-RESIDUAL_FLOOR_S = 0.0005  # the robust deviation is at least this (a clean clock has ~0)
 MIN_REFIT_S = 0.002  # at most one fit per this much tick time (floods) ...
 REFIT_TICKS = 8  # ... unless this many ticks came since the last (ticks stamped alike)
 BUNCHED = 0.3  # ticks this close (of the tick interval) ...
 BUNCH_TICKS = 3  # ... this many in a row, and more than twice the usual bunch, came after a stall
 BPM_RANGE = (20.0, 500.0)  # a fitted tempo outside this is no tempo
+LOST_GAP = 1.3  # a tick this many intervals after the last may follow lost ticks: it and the next are
+LOST_LOOK = 8  # held out of the fit until this many of them (not stall-bunched) say how many were lost
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,8 @@ class MidiClock:
     (messages fed), `tick_count`, `malformed` (an SPP without two data bytes 0..127), `ignored`
     (statuses feed() does not use), `backwards` (timestamps earlier than the last, taken as
     the last), `conflicts` (ticks from a second source within STALE_S of another's), `bunched`
-    (ticks that came in a bunch after a stall: left out of the tempo fit).
+    (ticks that came in a bunch after a stall: left out of the tempo fit), `lost` (ticks that
+    never came, found by the gap they left: counted in the position).
     """
 
     def __init__(self, now: Callable[[], float] | None = None):
@@ -141,10 +154,14 @@ class MidiClock:
         self._transport = False  # a transport message heard (Start, Continue, Stop, SPP)
         self._source = ""
         self._bunch = 1  # ticks in a row that came close together (BUNCHED)
+        self._bunch_counted = 0
+        self._after_transport = False  # a transport message came since the last tick
         self._bunches: deque[int] = deque(maxlen=16)  # the sizes of the last runs of close ticks (1: alone)
+        self._held: list[float] | None = None  # the ticks from a gap on (NaN: in a stall's bunch), out of the fit
+        self._arrivals: deque[float] = deque(maxlen=WINDOW)  # the last ticks' arrival times, as they came
         self._state = MidiClockState()
         self.received = self.tick_count = self.malformed = self.ignored = 0
-        self.backwards = self.conflicts = self.changes = self.bunched = 0
+        self.backwards = self.conflicts = self.changes = self.bunched = self.lost = 0
 
     # -- the reader thread ---------------------------------------------------------------
     def feed(self, status: int, data: bytes | Sequence[int] = (), t_s: float = 0.0, source: str = "") -> None:
@@ -168,6 +185,9 @@ class MidiClock:
             self._last_t = t
             if status != TICK:
                 self._transport = True
+                self._after_transport = True  # a gap across it is the device's pause, not lost ticks
+                if self._held is not None:
+                    self._release(0, 0, 0, 0)
             if status == TICK:
                 self._tick(t, source)
             elif status == START:
@@ -209,12 +229,17 @@ class MidiClock:
             self._placing = -1
             self._interval = None
             self._fit_t = -math.inf
+            self._held = None
+            self._arrivals.clear()
         previous, self._last_tick_t = self._last_tick_t, t
         close = self._interval is not None and t - previous < BUNCHED * self._interval
         if not close and self._interval is not None:  # a run of ticks ended (one alone counts too:
             self._bunches.append(self._bunch)  # the stalls' bunches must not set the norm)
         self._bunch = self._bunch + 1 if close else 1
+        if not close:
+            self._bunch_counted = 0  # (of this run, counted in `bunched` so far)
         self._times.append(t)
+        self._arrivals.append(t)
         if self._bunch >= BUNCH_TICKS and self._bunch >= 2 * self._usual_bunch() + 1:
             # A stall (the reader, USB, a JACK xrun) let held-back ticks through at once: their
             # arrival says nothing of when they were sent, so they are left out of the fit (NaN),
@@ -222,9 +247,16 @@ class MidiClock:
             # ticks alike: the usual bunch, fitted as it is.) Stamped alike for long (a flood):
             # too few ticks are left to fit, no tempo.
             for back in range(1, min(self._bunch, len(self._times)) + 1):
-                if self._times[-back] == self._times[-back]:
-                    self._times[-back] = math.nan
-                    self.bunched += 1
+                self._times[-back] = math.nan
+            self.bunched += self._bunch - self._bunch_counted
+            self._bunch_counted = self._bunch
+        if self._held is not None:
+            self._hold_tick(t, close)
+        elif (not close and not self._after_transport and self._interval is not None and self._usual_bunch() <= 1.0
+              and t - previous >= LOST_GAP * min(self._interval, self._recent_interval())):
+            self._held = []
+            self._hold_tick(t, close)
+        self._after_transport = False
         self._segment = min(self._segment + 1, len(self._times))
         if self._running:
             self._pos = self._pos + 1 if self._rolling else self._next_pos
@@ -236,30 +268,68 @@ class MidiClock:
         elif self._interval is not None:  # between fits (a flood): along the last line
             self._line_last += self._interval
 
+    def _recent_interval(self) -> float:
+        """The mean interval of the eight ticks before this one (inf if one is unknown): a
+        tempo change's new interval before the fit has it."""
+        ts = list(self._times)[-10:-1]
+        if len(ts) < 9 or any(y != y for y in ts):
+            return math.inf
+        return (ts[-1] - ts[0]) / 8.0
+
+    def _hold_tick(self, t: float, close: bool) -> None:
+        """A tick from a gap on, out of the fit (NaN) until LOST_LOOK of them say how many ticks
+        the gap lost. A tick close to the one before is a stall's: neither says when it was sent."""
+        held = self._held
+        if close and held and held[-1] == held[-1]:
+            held[-1] = math.nan
+        held.append(math.nan if close else t)
+        self._times[-1] = math.nan
+        if sum(y == y for y in held) >= LOST_LOOK:
+            pre = list(self._times)[:-len(held)][-LOST_BEFORE:]
+            self._release(*count_lost(pre, held, list(self._arrivals)))
+
+    def _release(self, lost: int, at: int, more: int, keep: int) -> None:
+        """The held ticks back into the fit, after `lost` ticks of unknown time (NaN) that the
+        gap lost and `more` before held tick `at` (they count in the position too, as the
+        device sent them); the last `keep` held on."""
+        held, self._held = self._held, None
+        ts = list(self._times)
+        body = held[:len(held) - keep]
+        ts = (ts[:len(ts) - len(held)] + [math.nan] * lost + body[:at] + [math.nan] * more + body[at:]
+              + [math.nan] * keep)
+        self._times = deque(ts[-WINDOW:], maxlen=WINDOW)
+        if keep:
+            self._held = held[len(held) - keep:]
+        if lost + more:
+            self._segment = min(self._segment + lost + more, len(self._times))
+            self.lost += lost + more
+            if self._running and self._rolling:
+                self._pos += lost + more
+
     def _usual_bunch(self) -> float:
-        return _median(list(self._bunches)) if self._bunches else 1.0
+        return median(list(self._bunches)) if self._bunches else 1.0
 
     def _fit(self) -> None:
         """The tempo line over the current segment (see the module docstring)."""
         ts = list(self._times)
         n = len(ts)
         if self._segment >= TEST_TICKS:  # a tempo change inside the segment?
-            short = _robust_line(ts[n - SHORT:])
-            before = _robust_line(ts[n - self._segment:n - SHORT])
+            short = robust_line(ts[n - SHORT:])
+            before = robust_line(ts[n - self._segment:n - SHORT])
             if short is not None and before is not None:
                 diff = abs(short[1] - before[1])
                 if diff > BEND_Z * math.hypot(short[2], before[2]) and diff > BEND_MIN * short[1]:
                     self.changes += 1
-                    self._segment -= _bend(ts[n - self._segment:])
+                    self._segment -= bend(ts[n - self._segment:], SHORT)
                     self._placing = self.tick_count + RELOOK
         elif self.tick_count <= self._placing and self._segment < n:
             # a change found a few ticks after it was placed on those few: place it again, on
             # more, for RELOOK ticks (a late tick near it could fool the first placing; and a
             # change that was noise must not keep the segment short for ever)
             look = min(n, self._segment + RELOOK)
-            self._segment = look - _bend(ts[n - look:])
+            self._segment = look - bend(ts[n - look:], SHORT)
         span = max(self._segment, min(n, SHORT))  # two beats at least: steadier, and follows in two
-        line = _robust_line(ts[n - span:])
+        line = robust_line(ts[n - span:])
         if line is None:
             self._interval = None
             return
@@ -288,87 +358,3 @@ class MidiClock:
             if now - self._last_tick_t > STALE_S:
                 return replace(state, bpm=None)
         return state
-
-
-def _robust_line(ts: Sequence[float]) -> tuple[float, float, float] | None:
-    """Least squares of ts against 0, 1, 2... (NaN: a tick whose time is unknown, left out):
-    (intercept, slope, the slope's standard error), fitted again without the points beyond
-    OUTLIER_K robust deviations; None if < 3 points."""
-    xs = [x for x, t in enumerate(ts) if t == t]
-    n = len(xs)
-    if n < 3:
-        return None
-    first = _line(xs, [ts[x] for x in xs])
-    if first is None:
-        return None
-    a, b, _ = first
-    residuals = [ts[x] - (a + b * x) for x in xs]
-    spread = max(1.4826 * _median([abs(r) for r in residuals]), RESIDUAL_FLOOR_S)
-    keep = [x for x, r in zip(xs, residuals) if abs(r) <= OUTLIER_K * spread]
-    if len(keep) == n or len(keep) < max(3, n // 2):
-        return first
-    return _line(keep, [ts[x] for x in keep]) or first
-
-
-def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float] | None:
-    """Least-squares (intercept, slope, the slope's standard error) of ys against xs; None if
-    the xs do not spread."""
-    n = len(xs)
-    if n < 3:
-        return None
-    mx = sum(xs) / n
-    my = sum(ys) / n
-    sxx = sxy = syy = 0.0
-    for x, y in zip(xs, ys):
-        dx, dy = x - mx, y - my
-        sxx += dx * dx
-        sxy += dx * dy
-        syy += dy * dy
-    if sxx <= 0.0:
-        return None
-    b = sxy / sxx
-    a = my - b * mx
-    sse = max(syy - b * sxy, 0.0)
-    se = math.sqrt(sse / (n - 2) / sxx)
-    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(se)):
-        return None
-    return a, b, se
-
-
-def _bend(ts: Sequence[float]) -> int:
-    """Where the tempo changed in ts: the split (at least MIN_SIDE points each side) whose two
-    separately fitted lines leave the least squared error (prefix sums: one pass)."""
-    n = len(ts)
-    # prefix sums of 1, x, y, x*x, x*y, y*y (a NaN tick adds nothing)
-    sums = [(0, 0.0, 0.0, 0.0, 0.0, 0.0)]
-    for x, y in enumerate(ts):
-        c, sx, sy, sxx, sxy, syy = sums[-1]
-        sums.append((c + 1, sx + x, sy + y, sxx + x * x, sxy + x * y, syy + y * y) if y == y else sums[-1])
-
-    def sse(i: int, j: int) -> float:  # points i..j-1
-        c0, sx0, sy0, sxx0, sxy0, syy0 = sums[i]
-        c1, sx1, sy1, sxx1, sxy1, syy1 = sums[j]
-        c, sx, sy = c1 - c0, sx1 - sx0, sy1 - sy0
-        if c < 2:
-            return 0.0
-        vxx = (sxx1 - sxx0) - sx * sx / c
-        vxy = (sxy1 - sxy0) - sx * sy / c
-        vyy = (syy1 - syy0) - sy * sy / c
-        return vyy - (vxy * vxy / vxx if vxx > 0 else 0.0)
-
-    best, where = math.inf, max(0, n - SHORT)
-    total = sums[-1][0]
-    for split in range(MIN_SIDE, n - MIN_SIDE + 1):
-        if min(sums[split][0], total - sums[split][0]) < MIN_SIDE:  # (ticks of known time, each side)
-            continue
-        err = sse(0, split) + sse(split, n)
-        if err < best:
-            best, where = err, split
-    return where
-
-
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    n = len(values)
-    mid = n // 2
-    return values[mid] if n % 2 else 0.5 * (values[mid - 1] + values[mid])
