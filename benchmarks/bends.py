@@ -69,8 +69,11 @@ def main() -> None:
         for _ in range(1000):
             bender.update(neutral)
         idle_us = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        bender.group()  # (the channel clusters: once per network, in perform's warm-up)
+        group_s = time.perf_counter() - t0
         print(f"{name}: unbent frame {plain:.2f} ms; update() with every bend neutral {idle_us:.1f} us; "
-              f"bends on {layer}:")
+              f"channel clusters {group_s:.2f} s (once); bends on {layer}:")
         print(f"  {'transform':12s} {'all ch. ms':>10s} {'+ms':>7s} {'1/4 ch. ms':>10s} {'+ms':>7s}")
         for t in TRANSFORMS:
             lo, hi = RANGES[t]

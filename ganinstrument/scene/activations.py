@@ -8,7 +8,7 @@ below, a fixed seeded choice of that many, so a knob grows the set one channel a
 
 `bend.<layer>.cluster` (0: off; 1..CLUSTERS) picks instead one group of channels that behave
 alike: the channels are grouped once per network by the correlation of their activation maps over
-CLUSTER_SAMPLES seeded latents (Ward linkage on their |correlations|, scipy), the first time a cluster is
+CLUSTER_SAMPLES seeded latents (Ward linkage on their correlation distances, scipy), the first time a cluster is
 asked for or at `group()` (perform's warm-up calls it before the show).
 
 A layer's hook is installed only while one of its bends is away from its neutral value, and
@@ -174,9 +174,12 @@ def _device(module) -> torch.device:
 def group_channels(G, layers, samples: int = CLUSTER_SAMPLES, groups: int = CLUSTERS) -> dict[str, np.ndarray]:
     """layer -> the cluster (1..groups) of each of its channels: channels whose activation maps
     rise and fall together over `samples` seeded latents (psi 0.7, constant noise) share one.
-    Each channel is described by its |correlation| with every channel of the layer; Ward
-    linkage on those (scipy.cluster.hierarchy), cut into `groups`."""
+    Each channel's maps (pooled to at most 32 px) are centred and scaled to unit length, so
+    the Euclidean distance between two channels is sqrt(2 - 2 r), r their correlation; Ward
+    linkage (scipy.cluster.hierarchy) on those distances, computed from the channels' Gram
+    matrix, cut into `groups`: within a group the maps correlate, across groups they do not."""
     from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
 
     captured: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
 
@@ -207,7 +210,8 @@ def group_channels(G, layers, samples: int = CLUSTER_SAMPLES, groups: int = CLUS
         v = maps.transpose(0, 1).reshape(maps.shape[1], -1).double()  # [C, S*H*W]
         v = v - v.mean(dim=1, keepdim=True)
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        profile = (v @ v.T).abs().numpy()  # [C, C]: how alike each channel is to every other
-        labels = fcluster(linkage(profile, "ward"), groups, "maxclust")
+        distance = (2.0 - 2.0 * (v @ v.T)).clamp_min(0.0).sqrt().numpy()  # [C, C]
+        np.fill_diagonal(distance, 0.0)
+        labels = fcluster(linkage(squareform(distance, checks=False), "ward"), groups, "maxclust")
         out[name] = labels.astype(np.int64)
     return out
