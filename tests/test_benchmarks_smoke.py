@@ -201,8 +201,9 @@ def test_directions_prints_sefa_per_layer_range_and_ganspace():
 
 def test_bends_prints_every_transform_against_an_unbent_frame():
     out = run_bench("bends.py", "--configs", "demo", "--device", "cpu", "--repeats", "1")
-    head = line(out, rf"^demo: unbent frame ({NUM}) ms; update\(\) with every bend neutral ({NUM}) us; bends on (\S+):")
-    assert float(head.group(1)) > 0 and float(head.group(2)) > 0
+    head = line(out, rf"^demo: unbent frame ({NUM}) ms; update\(\) with every bend neutral ({NUM}) us; "
+                     rf"channel clusters ({NUM}) s \(once\); bends on (\S+):")
+    assert float(head.group(1)) > 0 and float(head.group(2)) > 0 and float(head.group(3)) > 0
     from ganinstrument.scene.activation_bends import TRANSFORMS
 
     for t in TRANSFORMS:
