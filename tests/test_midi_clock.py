@@ -217,6 +217,28 @@ def test_a_pause_across_stop_and_continue_is_not_lost_ticks():
         assert clock.lost == 0 and clock.state(t + 0.002).ticks == 48 + 24 - 1, pause_ticks
 
 
+def test_a_flood_after_a_gap_is_not_held_for_ever():
+    """Ticks held after a gap wait for ticks that say something; a flood stamped alike says
+    nothing, so they are let go (the held ticks stay inside the fit's window) and the clock
+    goes on: every tick counted, a tempo again once ticks come apart."""
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(START, (), 0.0)
+    t = 0.0
+    for _ in range(60):
+        t += 0.02
+        clock.feed(TICK, (), t)
+    t += 0.1
+    for _ in range(3000):
+        clock.feed(TICK, (), t)
+        assert clock._held is None or len(clock._held) < 48
+    for _ in range(200):
+        t += 0.02
+        clock.feed(TICK, (), t)
+    state = clock.state(t)
+    assert state.ticks == 60 + 3000 + 200 - 1 and clock.lost == 0
+    assert state.bpm == pytest.approx(125.0, abs=0.5)
+
+
 @pytest.mark.parametrize("frames", [1024, 2048, 4096])
 def test_a_long_jack_period_bunches_ticks_without_being_taken_for_a_stall(frames):
     """A JACK period longer than a tick delivers each period's ticks together, every period:

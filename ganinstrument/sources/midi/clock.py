@@ -284,7 +284,9 @@ class MidiClock:
             held[-1] = math.nan
         held.append(math.nan if close else t)
         self._times[-1] = math.nan
-        if sum(y == y for y in held) >= LOST_LOOK:
+        if len(held) >= SHORT:  # a flood of bunched ticks: nothing to tell from (and held stays in the window)
+            self._release(0, 0, 0, 0)
+        elif sum(y == y for y in held) >= LOST_LOOK:
             pre = list(self._times)[:-len(held)][-LOST_BEFORE:]
             self._release(*count_lost(pre, held, list(self._arrivals)))
 
