@@ -176,7 +176,7 @@ def test_lost_ticks_among_stalls_and_tempo_changes(seed):
         if k >= 2 * 24 + 1:
             worst = max(worst, abs(clock.state(arrived).bpm - bpm))
     assert worst <= TOLERANCE_BPM, (sorted(drop), worst)
-    assert clock.lost == 2
+    assert clock.lost == 2 and clock.state(ticks[-1][3] + 0.01).ticks == len(ticks) - 1
 
 
 @pytest.mark.parametrize("frames", [64, 256, 1024, 2048])
@@ -194,6 +194,23 @@ def test_no_tick_is_counted_lost_when_none_was(frames):
                 clock.feed(TICK, (), arrived)
             assert clock.lost == 0, (frames, segments, seed)
             assert clock.state(arrived).ticks == len(ticks) - 1
+
+
+@pytest.mark.parametrize("frames, rate, bpm", [(1024, 48000, 110.0), (1024, 48000, 116.2), (1024, 44100, 101.0),
+                                               (512, 48000, 219.0), (2048, 48000, 55.0)])
+def test_one_tick_a_period_skipping_one_now_and_then_is_no_loss(frames, rate, bpm):
+    """A JACK period a little shorter than the tick interval: each tick comes one period after
+    the last, and now and then a period has none, a gap as long as a lost tick's. (The review
+    found these tempos counted 10 phantom ticks in 16 beats, the position running ahead.)"""
+    period = frames / rate
+    rng = random.Random(2)
+    ticks = list(stream([(bpm, 32)], rng, jitter_s=0.0005, t0=0.013))
+    clock = MidiClock(now=lambda: 0.0)
+    clock.feed(START, (), 0.0)
+    for _i, _bpm, _k, t in ticks:
+        arrived = (math.floor(t / period) + 1) * period
+        clock.feed(TICK, (), arrived)
+    assert clock.lost == 0 and clock.state(arrived).ticks == len(ticks) - 1
 
 
 def test_a_pause_across_stop_and_continue_is_not_lost_ticks():
@@ -230,7 +247,6 @@ def test_a_flood_after_a_gap_is_not_held_for_ever():
     t += 0.1
     for _ in range(3000):
         clock.feed(TICK, (), t)
-        assert clock._held is None or len(clock._held) < 48
     for _ in range(200):
         t += 0.02
         clock.feed(TICK, (), t)

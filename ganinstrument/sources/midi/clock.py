@@ -57,7 +57,7 @@ ticks before are too rough to tell (JACK periods they share, or that come one a 
 the period a little shorter than the interval: it skips one now and then, as a loss would).
 Other ticks that
 arrived late sit far off the line; after a first fit, ticks further than OUTLIER_K robust deviations (median
-absolute residual, floored at RESIDUAL_FLOOR_S) are dropped and the line is fitted again. The
+absolute residual, floored at RESIDUAL_FLOOR_S; these, MIN_SIDE and LOST_* are in `tick_lines`) are dropped and the line is fitted again. The
 window starts afresh after a gap of STALE_S without ticks. A fit (~50 us) runs at most every
 MIN_REFIT_S of tick time or REFIT_TICKS ticks, so a flood of ticks costs little; an interval
 that gives a tempo outside BPM_RANGE (a flood, ticks stamped alike) is no tempo: bpm is None.
@@ -101,6 +101,15 @@ LOST_GAP = 1.3  # a tick this many intervals after the last may follow lost tick
 LOST_LOOK = 8  # held out of the fit until this many of them (not stall-bunched) say how many were lost
 
 
+def _valid_spp(data) -> bool:
+    """Whether `data` holds a Song Position Pointer's two data bytes (LSB, MSB, 0..127)."""
+    try:
+        lsb, msb = int(data[0]), int(data[1])
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return False
+    return 0 <= lsb <= 127 and 0 <= msb <= 127
+
+
 @dataclass(frozen=True)
 class MidiClockState:
     """The MIDI clock at one moment (immutable: the engine may keep it across frames)."""
@@ -132,7 +141,7 @@ class MidiClock:
     (statuses feed() does not use), `backwards` (timestamps earlier than the last, taken as
     the last), `conflicts` (ticks from a second source within STALE_S of another's), `bunched`
     (ticks that came in a bunch after a stall: left out of the tempo fit), `lost` (ticks that
-    never came, found by the gap they left: counted in the position).
+    never came, found by the gap they left: counted in the position while running).
     """
 
     def __init__(self, now: Callable[[], float] | None = None):
@@ -183,6 +192,9 @@ class MidiClock:
                 self.backwards += 1
                 t = self._last_t if math.isfinite(self._last_t) else 0.0
             self._last_t = t
+            if status == SONG_POSITION and not _valid_spp(data):  # not an SPP: where would it go?
+                self.malformed += 1
+                return
             if status != TICK:
                 self._transport = True
                 self._after_transport = True  # a gap across it is the device's pause, not lost ticks
@@ -200,13 +212,7 @@ class MidiClock:
                 self._hold()
                 self._running = False
             else:  # SONG_POSITION
-                try:
-                    lsb, msb = int(data[0]), int(data[1])
-                except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-                    lsb = msb = -1
-                if not (0 <= lsb <= 127 and 0 <= msb <= 127):  # not an SPP: where would it go?
-                    self.malformed += 1
-                    return
+                lsb, msb = int(data[0]), int(data[1])
                 self._hold()
                 self._pos = self._next_pos = ((msb << 7) | lsb) * TICKS_PER_SIXTEENTH
             self._publish(t)

@@ -16,6 +16,7 @@ LOST_BEFORE = 16  # the held ticks are put on the line of the ticks just before 
 LOST_NOISE = 0.2  # if those sit on it within this share of the interval (robust deviation)
 LOST_SLOPE = 0.12  # and the held ticks' own line is this close to its slope (not a slower tempo)
 LOST_TOLERANCE = 0.45  # a held tick is on the line within this share of the interval
+ALIKE_SHARE = 0.85  # the last ticks came this often one usual step apart (to 0.2 %): a period's quantum, no look
 
 
 def robust_line(ts: Sequence[float]) -> tuple[float, float, float] | None:
@@ -118,7 +119,10 @@ def count_lost(pre: list[float], held: list[float], arrivals: list[float]) -> tu
     held ticks' own slope is not the line's (a slower tempo drifts off, in steps too), or
     when the ticks before are too rough to tell: further than LOST_NOISE of the interval
     off their line, sharing JACK periods, or one a period with the period a little shorter
-    than the interval (it skips one now and then, as a loss would)."""
+    than the interval (it skips one now and then, as a loss would). That last guard also
+    leaves a clock with no jitter at all (every step alike) unlooked at, and a device that
+    pauses its clock for a whole number of ticks without a transport message is taken for
+    lost ticks: timing alone cannot tell those apart."""
     line = robust_line(pre)
     nothing = (0, 0, 0, 0)
     if line is None:
@@ -128,9 +132,14 @@ def count_lost(pre: list[float], held: list[float], arrivals: list[float]) -> tu
     steps = [y1 - y0 for y0, y1 in zip(pre, pre[1:]) if y0 == y0 and y1 == y1]
     if b <= 0.0 or deviation > LOST_NOISE * b or len(steps) < LOST_BEFORE // 2 or min(steps) < 0.5 * b:
         return nothing  # (ticks that share JACK periods, or stalls', hide the losses)
+    # one tick a JACK period, which skips one now and then: a gap like a loss's
+    came = [y1 - y0 for y0, y1 in zip(arrivals, arrivals[1:])]
+    usual = median(came) if came else 0.0
+    if sum(abs(d - usual) <= 0.002 * b for d in came) >= ALIKE_SHARE * len(came):
+        return nothing  # (the last ticks came one period apart, nearly all)
     raw = _line(range(len(arrivals)), arrivals)
     if max(steps) - min(steps) < 0.05 * b and (raw is None or abs(b / raw[1] - 1.0) > 0.005):
-        return nothing  # (one tick a JACK period, which skips one now and then)
+        return nothing  # (the ticks before came one period apart, and the ticks' own pace is not that)
     known = [i for i, y in enumerate(held) if y == y]
     # how many intervals behind the line each held tick is
     behind = [(held[i] - (a + b * (len(pre) + i))) / b for i in known]
