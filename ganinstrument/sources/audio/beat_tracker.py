@@ -98,7 +98,7 @@ BAR_DECAY = 0.97       # the bar histograms forget, per beat
 SUBDIVISION_DECAY = 0.9  # the beat's subdivision profile forgets, per beat
 SUBDIVISION_MIN = 4    # beats at a tempo before its subdivisions are heard
 QUARTER_SHARE = 0.15   # onsets on a beat's quarters (the 1/4 and 3/4 points) over those on its beat and half:
-                       # above this the beat is counted too slow (a 174 break heard at 87) and doubled;
+                       # above this the beat is counted too slow (a 174 break heard at 87) and doubled
 OFFBEAT_SHARE = 0.08   # onsets on a beat's half over those on the beat above this keep a tempo from being halved
 
 

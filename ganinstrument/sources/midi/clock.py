@@ -258,8 +258,7 @@ class MidiClock:
             self._bunch_counted = self._bunch
         if self._held is not None:
             self._hold_tick(t, close)
-        elif (not close and not self._after_transport and self._interval is not None and self._usual_bunch() <= 1.0
-              and t - previous >= LOST_GAP * min(self._interval, self._recent_interval())):
+        elif not close and not self._after_transport and self._interval is not None and self._gap(t - previous):
             self._held = []
             self._hold_tick(t, close)
         self._after_transport = False
@@ -274,13 +273,19 @@ class MidiClock:
         elif self._interval is not None:  # between fits (a flood): along the last line
             self._line_last += self._interval
 
-    def _recent_interval(self) -> float:
-        """The mean interval of the eight ticks before this one (inf if one is unknown): a
-        tempo change's new interval before the fit has it."""
-        ts = list(self._times)[-10:-1]
-        if len(ts) < 9 or any(y != y for y in ts):
-            return math.inf
-        return (ts[-1] - ts[0]) / 8.0
+    def _gap(self, since_last: float) -> bool:
+        """Whether this tick came LOST_GAP intervals after the last: of the fit's interval, or
+        of the last eight ticks' mean (a tempo change's new interval, before the fit has it);
+        never where ticks share JACK periods (the usual bunch is more than one)."""
+        if since_last >= LOST_GAP * self._interval:
+            return self._usual_bunch() <= 1.0
+        times = self._times
+        if len(times) < 10:
+            return False
+        recent = [times[-k] for k in range(10, 1, -1)]  # (the nine before this tick: no copy of the window)
+        if any(y != y for y in recent):
+            return False
+        return since_last >= LOST_GAP * (recent[-1] - recent[0]) / 8.0 and self._usual_bunch() <= 1.0
 
     def _hold_tick(self, t: float, close: bool) -> None:
         """A tick from a gap on, out of the fit (NaN) until LOST_LOOK of them say how many ticks
