@@ -11,7 +11,9 @@
 #     run(command="bash benchmarks/gpu_checks.sh models", carry=[".gpu/fixtures"])
 #     run(command="bash benchmarks/gpu_checks.sh engine", carry=[".gpu/wheels"])
 #   models: nvidia-smi, generator speed (benchmarks/generator.py), the conformance fixtures on
-#           CUDA (tests/test_conformance_device.py).                                  (~5 minutes)
+#           CUDA (tests/test_conformance_device.py), frames with every target moving under
+#           PyTorch's sync debug mode (tests/test_cuda_path.py), and the cost of each activation
+#           bend on sg2-1024-f (benchmarks/bends.py).                                (~6 minutes)
 #   engine: the CUDA-only unit tests (Spout's pinned readback, the GPU YUV conversion), whether
 #           NVENC opens, and the engine benchmark on CUDA (demo, sg2-512-f, sg2-1024-f; sinks
 #           null, record, ndi), one minute each.                                      (~6 minutes)
@@ -53,6 +55,8 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
     step generator "$PY" benchmarks/generator.py --device "$DEVICE" --max-seconds 30
     export GANINSTRUMENT_FIXTURES=$ROOT/.gpu/fixtures
     step conformance "$PY" -m pytest -q -p no:cacheprovider -ra tests/test_conformance_device.py
+    step cuda-path "$PY" -m pytest -q -p no:cacheprovider -ra tests/test_cuda_path.py
+    step bends "$PY" benchmarks/bends.py --device "$DEVICE" --configs sg2-1024-f --repeats 5
     ;;
 engine)
     step pip "$PY" -m pip install -q --no-index --no-deps --find-links .gpu/wheels --target .gpu/site $WHEELS

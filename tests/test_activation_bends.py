@@ -49,6 +49,10 @@ def test_known_answers_of_the_simple_ones(x):
     turned = bend(square, "rotate", 90.0)
     assert torch.allclose(turned, torch.rot90(square, 1, dims=(2, 3)), atol=1e-5) or \
         torch.allclose(turned, torch.rot90(square, -1, dims=(2, 3)), atol=1e-5)  # a quarter turn, exactly
+    assert torch.allclose(bend(x, "rotate", 180.0), torch.flip(x, dims=(2, 3)), atol=1e-5)  # (12 x 16: not square)
+    ramp = torch.arange(16.0).sub(7.5).expand(1, 1, 12, 16)  # x, centred, on a wide map
+    zoomed = bend(ramp, "scale", 2.0)  # about the centre: half the slope (bilinear is exact on a ramp)
+    assert torch.allclose(zoomed[..., 2:-2], ramp[..., 2:-2] / 2, atol=1e-5)
     binary = bend(x, "threshold", 1.0)
     for n, c in ((0, 0), (1, 4)):
         m = x[n, c]
@@ -77,12 +81,12 @@ def test_a_larger_amount_changes_the_maps_more(name):
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
-def test_a_channel_mask_bends_those_channels_only_and_dtypes_stay(x, name):
+def test_chosen_channels_are_bent_and_only_they_and_dtypes_stay(x, name):
     far = RANGES[name][1] if RANGES[name][1] != NEUTRAL[name] else RANGES[name][0]
-    mask = torch.tensor([True, False, True, False, False])
-    out = bend(x, name, far, channels=mask)
-    assert torch.equal(out[:, ~mask], x[:, ~mask])
-    assert torch.equal(out[:, mask], bend(x[:, mask], name, far))
+    chosen, others = torch.tensor([0, 2]), torch.tensor([1, 3, 4])
+    out = bend(x, name, far, channels=chosen)
+    assert torch.equal(out[:, others], x[:, others])
+    assert torch.equal(out[:, chosen], bend(x[:, chosen], name, far))
     half = bend(x.half(), name, far)
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
 

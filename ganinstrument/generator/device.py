@@ -48,5 +48,26 @@ def _mps_available() -> bool:
 
 
 def half_allowed(device) -> bool:
-    """Whether float16 compute is worthwhile on this device (CUDA only)."""
+    """Whether float16 compute is worthwhile on this device (CUDA only). The generators ask it,
+    per block, for the layers a model runs in float16 (`num_fp16_res`)."""
     return getattr(device, "type", str(device)) == "cuda"
+
+
+def upload(array, device, dtype=None):
+    """A host (numpy) array as a tensor on `device`, without making the host wait for the GPU.
+
+    Every value the frame path sends to the device goes through here. A plain `.to("cuda")` or
+    `torch.tensor(..., device="cuda")` from pageable memory copies synchronously: the engine
+    would stop until the GPU has finished everything queued (the frame before), once per moved
+    control. From pinned memory (PyTorch's caching host allocator keeps the block alive until the
+    copy has run) the copy is queued like a kernel.
+    """
+    import numpy as np
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import ops
+from .device import half_allowed
 from .sg2_layers import Conv2dLayer, MappingNetwork, SynthesisLayer, ToRGBLayer
 
 NOISE_MODES = ("const", "random", "none")
@@ -144,7 +145,7 @@ class SynthesisBlock(torch.nn.Module):
 
 def _half_on(device, use_fp16, force_fp32):
     """float16 only for the blocks that ask for it, only on CUDA, and never under force_fp32."""
-    return bool(use_fp16) and not force_fp32 and device.type == "cuda"
+    return bool(use_fp16) and not force_fp32 and half_allowed(device)
 
 
 def _memory_format(device, half):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import sg3_ops
+from .device import half_allowed
 
 _SYNTHESIS_KEYS = {
     "channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff", "first_stopband",
@@ -191,7 +192,7 @@ class SynthesisLayer(torch.nn.Module):
         styles = self.affine(w)  # [N, I]
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel ** 2))
-        use_fp16 = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
+        use_fp16 = self.use_fp16 and not force_fp32 and half_allowed(x.device)
         dtype = torch.float16 if use_fp16 else torch.float32
         x = self._modulated_conv(x.to(dtype), styles, input_gain)  # bias included
         return sg3_ops.filtered_lrelu(

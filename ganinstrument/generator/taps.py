@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .device import upload
+
 TAP_MODES = ("project", "channels", "energy")
 
 
@@ -34,7 +36,7 @@ def _projection(channels: int, seed: int, device, dtype) -> torch.Tensor:
     q, _ = torch.linalg.qr(mat)  # [C, min(C,3)] orthonormal columns
     if q.shape[1] < 3:
         q = torch.cat([q, q[:, :1].expand(-1, 3 - q.shape[1])], dim=1)
-    return q.T.to(device=device, dtype=dtype).contiguous()  # [3, C]
+    return upload(q.T.numpy(), device, dtype)  # [3, C] (once per layer, channel count and device)
 
 
 _PROJ_CACHE: dict[tuple, torch.Tensor] = {}

@@ -4,7 +4,7 @@ Expressive Manipulation of Deep Generative Models", EvoMUSART 2021), as function
 Each transform takes activations x [N, C, H, W] and an amount, and returns the bent maps, on
 the device and in the dtype it was given (float16 stays float16), with no host round trip. At
 its NEUTRAL amount a transform is the identity, and the caller does not insert it at all, so an
-unbent network is bit-exact. `channels` (a bool mask [C], or None for all) limits a bend to
+unbent network is bit-exact. `channels` (channel indices, or None for all) limits a bend to
 some channels; the others pass through untouched.
 
 | name | amount | what it does |
@@ -20,8 +20,8 @@ some channels; the others pass through untouched.
 | ablate | 0 .. 1 | x -> (1 - amount) x: at 1 the maps are zero |
 
 This module holds the transforms only: choosing the channels (a seeded fraction, clusters),
-the `bend.<layer>.<transform>` targets and their insertion into the forward pass come next
-(issue 16, part 2).
+the `bend.<layer>.<transform>` targets and their insertion into the forward pass are
+scene/activations.py.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..generator.device import upload
 
 __all__ = ["NEUTRAL", "RANGES", "TRANSFORMS", "bend"]
 
@@ -46,12 +49,23 @@ def _translate(x: torch.Tensor, amount: float, dim: int) -> torch.Tensor:
     return torch.roll(x, shifts=round(amount * x.shape[dim]), dims=dim)
 
 
+@functools.lru_cache(maxsize=32)
+def _base_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """The identity sampling grid [1, h, w, 2] (x, y in -1..1 at pixel centres) on `device`,
+    made there by kernels (no upload), once per size and device."""
+    xs = torch.linspace(-1.0 + 1.0 / w, 1.0 - 1.0 / w, w, device=device)
+    ys = torch.linspace(-1.0 + 1.0 / h, 1.0 - 1.0 / h, h, device=device)
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).unsqueeze(0)
+
+
 def _warp(x: torch.Tensor, degrees: float = 0.0, zoom: float = 1.0) -> torch.Tensor:
-    """Rotate by `degrees` and zoom by `zoom` about the centre (sampling bilinear, zeros outside)."""
+    """Rotate by `degrees` and zoom by `zoom` about the centre (sampling bilinear, zeros outside).
+    The amounts reach the device as kernel arguments: nothing is uploaded per frame."""
     a = math.radians(degrees)
     c, s = math.cos(a) / zoom, math.sin(a) / zoom
-    theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=torch.float32, device=x.device)
-    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    base = _base_grid(x.shape[2], x.shape[3], x.device)
+    gx, gy = base[..., 0], base[..., 1]
+    grid = torch.stack((gx * c - gy * s, gx * s + gy * c), dim=-1).expand(x.shape[0], -1, -1, -1)
     return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(x.dtype)
 
 
@@ -76,8 +90,8 @@ def _morph(x: torch.Tensor, radius: float, dilate: bool) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=8)
 def _sobel_kernel(device: torch.device) -> torch.Tensor:
-    """The horizontal Sobel kernel [1, 1, 3, 3] on `device` (made once per device)."""
-    return torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], device=device).view(1, 1, 3, 3)
+    """The horizontal Sobel kernel [1, 1, 3, 3] on `device` (uploaded once per device)."""
+    return upload(np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0]).astype(np.float32), device).view(1, 1, 3, 3)
 
 
 def _sobel(x: torch.Tensor, amount: float) -> torch.Tensor:
@@ -117,7 +131,9 @@ TRANSFORMS = tuple(RANGES)
 
 def bend(x: torch.Tensor, name: str, amount: float, channels: torch.Tensor | None = None) -> torch.Tensor:
     """`x` [N, C, H, W] bent by transform `name` at `amount` (clamped to its range; a non-finite
-    amount counts as neutral), on the channels where `channels` [C] is True (all if None)."""
+    amount counts as neutral), on the channels `channels` (an int64 tensor of channel indices,
+    on x's device; None: all). Indices, not a boolean mask: selecting by a mask asks the GPU how
+    many channels it holds, a host round trip per frame."""
     if name not in RANGES:
         raise ValueError(f"unknown bend {name!r}; the transforms: {', '.join(TRANSFORMS)}")
     lo, hi = RANGES[name]
@@ -127,6 +143,4 @@ def bend(x: torch.Tensor, name: str, amount: float, channels: torch.Tensor | Non
         return x  # (exactly: a rotation by 0 through the sampler is not)
     if channels is None:
         return _apply(name, x, amount)
-    out = x.clone()
-    out[:, channels] = _apply(name, x[:, channels], amount)
-    return out
+    return x.index_copy(1, channels, _apply(name, x.index_select(1, channels), amount))

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ..generator.device import upload
 from ..generator.styles import style_layers
 from ..state.params import TargetSpec
 from .activation_bends import NEUTRAL, RANGES, TRANSFORMS, bend
@@ -65,8 +66,8 @@ class ActivationBender:
         self._orders = {name: np.random.default_rng([seed, i]).permutation(_channels(module))
                         for i, (name, module) in enumerate(self.layers)}
         self._active: dict[str, tuple[tuple[str, float], ...]] = {}  # layer -> the bends now applied
-        self._masks: dict[str, torch.Tensor | None] = {}  # layer -> its channels (None: all) ...
-        self._mask_n: dict[str, int] = {}  # ... and how many they are
+        self._chosen: dict[str, torch.Tensor | None] = {}  # layer -> its channels' indices (None: all) ...
+        self._chosen_key: dict[str, int] = {}  # ... and which set: how many of the share, or -cluster
         self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
         self._G = G
         self._groups: dict[str, np.ndarray] | None = None  # layer -> each channel's cluster (1..)
@@ -115,7 +116,7 @@ class ActivationBender:
             cluster = values.get(f"bend.{name}.cluster", 0)
             cluster = int(cluster) if math.isfinite(cluster) and 1 <= cluster <= CLUSTERS else 0
             if cluster:
-                key = -cluster  # (a cluster's mask, told apart from a share's by its sign)
+                key = -cluster  # (a cluster's set, told apart from a share's by its sign)
                 n = int((self.group()[name] == cluster).sum())
             else:
                 share = values.get(f"bend.{name}.channels", 1.0)
@@ -124,12 +125,13 @@ class ActivationBender:
                 self._remove(name)
                 continue
             self._active[name] = tuple(active)
-            if self._mask_n.get(name) != key:
-                self._mask_n[name] = key
+            if self._chosen_key.get(name) != key:
+                self._chosen_key[name] = key
                 if cluster:
-                    self._masks[name] = torch.from_numpy(self._groups[name] == cluster).to(_device(module))
+                    members = np.flatnonzero(self._groups[name] == cluster).astype(np.int64)
+                    self._chosen[name] = upload(members, _device(module))
                 else:
-                    self._masks[name] = None if n == count else self._mask(name, n, module)
+                    self._chosen[name] = None if n == count else self._share_indices(name, n, module)
             if name not in self._hooks:
                 self._hooks[name] = module.register_forward_hook(self._hook(name))
 
@@ -140,10 +142,11 @@ class ActivationBender:
     # -- inside -------------------------------------------------------------------------
     def _hook(self, name: str):
         def hook(module, args, out):
-            mask = self._masks.get(name)
+            chosen = self._chosen.get(name)
+            part = out if chosen is None else out.index_select(1, chosen)  # (each transform is per channel)
             for t, amount in self._active.get(name, ()):
-                out = bend(out, t, amount, channels=mask)
-            return out
+                part = bend(part, t, amount)
+            return part if chosen is None else out.index_copy(1, chosen, part)
         return hook
 
     def _remove(self, name: str) -> None:
@@ -151,15 +154,13 @@ class ActivationBender:
         if handle is not None:
             handle.remove()
         self._active.pop(name, None)
-        self._masks.pop(name, None)
-        self._mask_n.pop(name, None)
+        self._chosen.pop(name, None)
+        self._chosen_key.pop(name, None)
 
-    def _mask(self, name: str, n: int, module) -> torch.Tensor:
-        """The first `n` channels of the layer's seeded order, as a mask on its device (made when
-        the share changes, not per frame)."""
-        chosen = np.zeros(len(self._orders[name]), dtype=bool)
-        chosen[self._orders[name][:n]] = True
-        return torch.from_numpy(chosen).to(_device(module))
+    def _share_indices(self, name: str, n: int, module) -> torch.Tensor:
+        """The first `n` channels of the layer's seeded order, as indices on its device (uploaded
+        when the share changes, not per frame)."""
+        return upload(np.sort(self._orders[name][:n]).astype(np.int64), _device(module))
 
 
 def _channels(module) -> int:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..common.errors import GanInstrumentError
+from ..generator.device import upload
 from ..state.params import ActionSpec, Registry, TargetSpec, UnknownTargetError
 from .directions import DirectionSet, DirectionsFileError, auto_directions, load_direction_set, w_direction_scales
 from .noise import perlin_pattern
@@ -350,7 +351,7 @@ class LatentScene:
 
     def z(self, values: Mapping[str, float]) -> torch.Tensor:
         """The latent [1, z_dim] (float32, on the scene's device) that the targets describe."""
-        return _upload(self._z_np(values).astype(np.float32), self.device).reshape(1, self.z_dim)
+        return upload(self._z_np(values).astype(np.float32), self.device).reshape(1, self.z_dim)
 
     # ------------------------------------------------------------------ ws
 
@@ -364,7 +365,7 @@ class LatentScene:
     def _mapped(self, cache: _MappingCache, z: np.ndarray, cls: int | None) -> torch.Tensor:
         if cache.ws is not None and cache.cls == cls and np.array_equal(cache.z, z):
             return cache.ws
-        z_t = _upload(z.astype(np.float32), self.device).reshape(1, self.z_dim)  # [1, z_dim]
+        z_t = upload(z.astype(np.float32), self.device).reshape(1, self.z_dim)  # [1, z_dim]
         c = None
         if cls is not None:
             c = torch.zeros(1, self.c_dim, device=self.device)  # [1, c_dim] one-hot
@@ -394,12 +395,12 @@ class LatentScene:
         if weights.any():
             mix_z = self.seed_z(self._value(values, "mix.seed"))
             ws_mix = self._mapped(self._mix, mix_z, cls)
-            weight_t = _upload(weights, ws.device, ws.dtype).reshape(1, -1, 1)
+            weight_t = upload(weights, ws.device, ws.dtype).reshape(1, -1, 1)
             ws = torch.lerp(ws, ws_mix, weight_t)
         if self._dirs_w.shape[0]:
             amounts = np.array([self._value(values, n) for n in self._dir_names])  # [K]
             if amounts.any():  # decided on the host: no device sync per frame
-                amounts_t = _upload(amounts, ws.device, ws.dtype)
+                amounts_t = upload(amounts, ws.device, ws.dtype)
                 if self._dir_mask is None:
                     ws += (amounts_t @ self._dirs_w).reshape(1, 1, self.w_dim)
                 else:  # each direction on its rows only (the others get exactly 0 added)
@@ -418,17 +419,3 @@ class LatentScene:
             ws[:, full] = w_avg.lerp(ws[:, full], 1.0 + frac * (psi - 1.0))
         return ws
 
-
-def _upload(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A host array as a tensor on `device`, without making the host wait for the GPU.
-
-    A plain `.to("cuda")` from pageable memory copies synchronously: the engine would stop
-    until the GPU has finished everything queued (the frame before), once per moved control.
-    From pinned memory (PyTorch's caching host allocator, which keeps the block alive until the
-    copy has run) the copy is queued like a kernel."""
-    t = torch.from_numpy(np.ascontiguousarray(array))
-    if dtype is not None and t.dtype != dtype:
-        t = t.to(dtype)
-    if torch.device(device).type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)

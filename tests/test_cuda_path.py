@@ -1,0 +1,274 @@
+"""The frame path as it runs on a GPU, checked on a machine without one.
+
+The scene (latent, weight edits, a blend toward a second network, directions, activation bends
+and the layer view) is built for real on the CPU; then every tensor it holds moves to PyTorch's
+`meta` device (shapes and dtypes, no data), where float16 is allowed as on CUDA. Frames are
+drawn there with every target moving, while two interposers watch each call and each op for
+what would make the host wait for the GPU, or copy by the slow path, on a real card:
+- a value read back (.item(), .tolist(), bool(), float(), .cpu(), .numpy());
+- a selection by a boolean mask (the GPU must count it first: nonzero);
+- host data sent without pinning (`torch.tensor(..., device=...)`, `.to(device)`, `.copy_`
+  from a host tensor, or a host tensor inside a device op);
+- a convolution or matrix product whose operands' dtypes differ (CUDA refuses those).
+Values reach the device only through generator.device.upload (pinned memory, queued like a
+kernel); pinned memory needs a GPU, so here a recorder stands in for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import traceback
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from ganinstrument.generator import device as device_module
+from ganinstrument.generator import load_generator
+from ganinstrument.generator.stylegan2 import Generator as StyleGAN2
+from ganinstrument.scene.latent import LatentConfig
+from ganinstrument.scene.scene import RenderParams, Scene
+
+META = torch.device("meta")
+_FROM_HOST = {torch.tensor, torch.as_tensor, torch.asarray}
+_TO_HOST = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu, torch.Tensor.__bool__,
+            torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__index__}
+_EXPLICIT_MOVES = {torch.Tensor.to, torch.Tensor.copy_, torch.Tensor.cuda}
+_SAME_DTYPE_OPS = ("aten.convolution", "aten.mm", "aten.bmm", "aten.addmm", "aten.baddbmm")
+
+
+def _where() -> str:
+    frames = [f for f in traceback.extract_stack() if "/ganinstrument/" in f.filename]
+    return "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames[-3:]) or "(outside the package)"
+
+
+def _tensors(*trees) -> list[torch.Tensor]:
+    return [t for t in tree_leaves(trees) if isinstance(t, torch.Tensor)]
+
+
+class _Calls(TorchFunctionMode):
+    """Python-level calls that cross between host and device."""
+
+    def __init__(self, found: list[str]):
+        super().__init__()
+        self.found = found
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        inputs = _tensors(args, kwargs)
+        on_device = any(t.device.type != "cpu" for t in inputs)
+        host = [t for t in inputs if t.device.type == "cpu" and (t.dim() > 0 or func in _EXPLICIT_MOVES)]
+        name = getattr(func, "__name__", str(func))
+        if func in _TO_HOST and on_device:
+            self.found.append(f"read back to the host: {name} @ {_where()}")
+        elif on_device and host:  # (seen before the call: the op may refuse them)
+            self.found.append(f"host tensor {tuple(host[0].shape)} in a device op: {name} @ {_where()}")
+        out = func(*args, **kwargs)
+        sent = any(t.device.type != "cpu" for t in _tensors(out))
+        if sent and func in _FROM_HOST:
+            self.found.append(f"host data sent unpinned: torch.{name}(..., device=) @ {_where()}")
+        elif sent and host and not on_device:
+            self.found.append(f"host tensor {tuple(host[0].shape)} sent unpinned: {name} @ {_where()}")
+        return out
+
+
+class _Ops(TorchDispatchMode):
+    """Ops that make the GPU report to the host, or that CUDA refuses for their dtypes."""
+
+    def __init__(self, found: list[str]):
+        super().__init__()
+        self.found = found
+        self.conv_dtypes: list[torch.dtype] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = str(func)
+        if "nonzero" in name or "_local_scalar_dense" in name or "masked_select" in name:
+            self.found.append(f"the device reports to the host: {name} @ {_where()}")
+        elif name.startswith(("aten.index.", "aten.index_put")) and any(
+                t.dtype == torch.bool for t in _tensors(args[1:])):
+            self.found.append(f"selection by a boolean mask (a nonzero): {name} @ {_where()}")
+        if name.startswith(_SAME_DTYPE_OPS):
+            dtypes = {t.dtype for t in _tensors(args[:3]) if t.is_floating_point()}
+            if len(dtypes) > 1:
+                self.found.append(f"mixed dtypes {sorted(map(str, dtypes))}: {name} @ {_where()}")
+            if name.startswith("aten.convolution"):
+                self.conv_dtypes.append(args[0].dtype)
+        return func(*args, **kwargs)
+
+
+def _to_meta(obj, seen: set[int]):
+    """`obj` with every tensor and module it reaches (through attributes, slots, dataclass fields,
+    dicts, lists and tuples of this package's objects) moved to the meta device."""
+    if isinstance(obj, torch.device):
+        return META if obj.type == "cpu" else obj
+    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type(None))):
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, torch.nn.Module):
+        return obj.to(META)
+    if isinstance(obj, torch.Tensor):
+        return obj.to(META)
+    if isinstance(obj, dict):
+        for key, value in list(obj.items()):
+            obj[key] = _to_meta(value, seen)
+    elif isinstance(obj, list):
+        obj[:] = [_to_meta(value, seen) for value in obj]
+    elif isinstance(obj, tuple):
+        items = [_to_meta(value, seen) for value in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    elif (type(obj).__module__ or "").startswith("ganinstrument"):
+        names = list(vars(obj)) if hasattr(obj, "__dict__") else []
+        names += [n for cls in type(obj).__mro__ for n in getattr(cls, "__slots__", ()) if hasattr(obj, n)]
+        if dataclasses.is_dataclass(obj):
+            names += [f.name for f in dataclasses.fields(obj)]
+        for n in dict.fromkeys(names):
+            object.__setattr__(obj, n, _to_meta(getattr(obj, n), seen))
+    return obj
+
+
+@pytest.fixture
+def on_meta(monkeypatch):
+    """Float16 allowed on the meta device, and `upload` recorded (pinned memory needs a GPU);
+    yields the list of the shapes uploaded."""
+    real_upload, real_half = device_module.upload, device_module.half_allowed
+    uploads: list[tuple[int, ...]] = []
+
+    def upload(array, device, dtype=None):
+        uploads.append(tuple(array.shape))
+        return torch.empty(array.shape, dtype=dtype or torch.from_numpy(array[:0]).dtype, device=device)
+
+    def half_allowed(device):
+        return getattr(device, "type", str(device)) in ("cuda", "meta")
+
+    for module in [m for name, m in sys.modules.items() if name.startswith("ganinstrument")]:
+        for attr, real, stand_in in (("upload", real_upload, upload), ("half_allowed", real_half, half_allowed)):
+            if getattr(module, attr, None) is real:
+                monkeypatch.setattr(module, attr, stand_in)
+    return uploads
+
+
+def _sg2_fp16(seed: int) -> torch.nn.Module:
+    """A small random conditional StyleGAN2 whose top two resolutions run in float16 on a GPU."""
+    torch.manual_seed(seed)
+    G = StyleGAN2(z_dim=32, c_dim=3, w_dim=32, img_resolution=32, img_channels=3, mapping_kwargs={"num_layers": 2},
+                  channel_base=256, channel_max=32, num_fp16_res=2, conv_clamp=256)
+    return G.eval().requires_grad_(False)
+
+
+def _models(kind: str, fixtures_dir):
+    if kind == "sg2":
+        return _sg2_fp16(1), _sg2_fp16(2)
+    path = fixtures_dir / "sg3t_small" / "network-stripped.pkl"
+    G, G_b = load_generator(path, device="cpu"), load_generator(path, device="cpu")
+    with torch.no_grad():
+        for p in G_b.parameters():
+            p.mul_(1.1)
+    return G, G_b
+
+
+def _moved(spec) -> float:
+    """A value away from the target's default (for a choice: its last)."""
+    if spec.kind == "choice":
+        return spec.maximum
+    return spec.default + 0.4 * ((spec.maximum if spec.maximum != spec.default else spec.minimum) - spec.default)
+
+
+def _frames(scene: Scene) -> list[dict[str, float]]:
+    """Every target moving (a few dozen at a time, adding up: the last frames bend every layer
+    at once), a channel share and a cluster changing while bends are active, the layer view,
+    then every default again (the hooks go)."""
+    specs = [s for s in scene.targets() if s.name != "view"]
+    defaults = {s.name: s.default for s in scene.targets()}
+    frames, values = [dict(defaults)], dict(defaults)
+    for i in range(0, len(specs), 40):
+        values.update({s.name: _moved(s) for s in specs[i:i + 40]})
+        frames.append(dict(values))
+    return frames + [{**values, **{k: 0.3 for k in values if k.endswith(".channels")}},
+                     {**values, **{k: 2 for k in values if k.endswith(".cluster")}},
+                     {**values, "view": 1}, {**values, "view": len(scene.taps)}, dict(defaults), dict(defaults)]
+
+
+@pytest.mark.parametrize("kind", ["sg2", "sg3"])
+def test_frames_on_the_device_never_wait_for_it_and_run_float16_where_the_model_asks(kind, fixtures_dir, on_meta):
+    G, G_b = _models(kind, fixtures_dir)
+    scene = Scene(G, G_b, latent=LatentConfig(directions="auto"), device=torch.device("cpu"))
+    scene.activations.group()  # (perform's warm-up: the channel clusters, before the show)
+    frames = _frames(scene)
+    _to_meta(scene, set())
+    assert all(p.device == META for p in G.parameters())
+
+    found: list[str] = []
+    ops = _Ops(found)
+    with torch.no_grad(), _Calls(found), ops:
+        for index, values in enumerate(frames):
+            try:
+                scene.update(values)
+                frame = scene.render(RenderParams.of(values, index / 30), index)
+            except (RuntimeError, NotImplementedError) as exc:  # (meta refuses what needs data: say what was seen)
+                found.append(f"frame {index} stopped: {str(exc).splitlines()[0][:120]}")
+                continue
+            assert frame.pixels.device == META and frame.pixels.dtype == torch.uint8
+            assert frame.pixels.shape[-1] == 3
+    assert not found, f"{len(found)} host round trips or refused ops, e.g.:\n" + "\n".join(dict.fromkeys(found))
+    assert torch.float16 in ops.conv_dtypes and torch.float32 in ops.conv_dtypes  # (the fp16 blocks, and the rest)
+    assert on_meta, "the values reached the device without going through upload"
+    assert not scene.activations.hooked  # (back at the defaults: no hook left in the forward pass)
+
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))
+
+
+@pytest.mark.parametrize("kind", ["sg2", "sg3"])
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_the_frames_draw_for_real_and_on_a_gpu_none_synchronizes(kind, device, fixtures_dir):
+    """The same frames drawn for real; on CUDA with PyTorch's sync debug mode raising on any
+    synchronizing call (a blocking copy, .item(), nonzero...). Every layer bent changes the
+    picture; back at the defaults it is exactly the first again."""
+    G, G_b = (g.to(device) for g in _models(kind, fixtures_dir))
+    scene = Scene(G, G_b, latent=LatentConfig(directions="auto"), device=torch.device(device))
+    scene.activations.group()
+    frames = _frames(scene)
+    gpu = device == "cuda"
+    with torch.no_grad():
+        scene.update(frames[0])
+        first = scene.render(RenderParams.of(frames[0], 0.0), 0).pixels.clone()  # (warm: kernels, pinned blocks)
+        if gpu:
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            pictures = []
+            for index, values in enumerate(frames[1:], 1):
+                scene.update(values)
+                pictures.append(scene.render(RenderParams.of(values, index / 30), index).pixels.clone())
+        finally:
+            if gpu:
+                torch.cuda.set_sync_debug_mode("default")
+    assert all(p.dtype == torch.uint8 and p.device.type == device for p in pictures)
+    assert not torch.equal(pictures[-5], first)  # (everything moved, every layer bent: the last image frame)
+    assert torch.equal(pictures[-1], first)  # (back at the defaults: exactly the first picture)
+
+
+def test_the_checks_catch_what_they_look_for(on_meta):
+    """The interposers themselves: each kind of round trip is seen."""
+    found: list[str] = []
+    x = torch.empty(2, 4, 8, 8, device=META)
+    with _Calls(found), _Ops(found):
+        for make in (lambda: torch.tensor([1.0, 2.0], device=META), lambda: torch.ones(4).to(META),
+                     lambda: x + torch.ones(8), lambda: x[:, torch.tensor([True, False, True, False], device=META)],
+                     lambda: x.sum().item(), lambda: torch.nn.functional.conv2d(x.half(), torch.empty(4, 4, 3, 3,
+                                                                                                      device=META))):
+            before = len(found)
+            try:
+                make()
+            except (RuntimeError, NotImplementedError):
+                pass  # (the meta device refuses some of them too; what counts is that they were seen)
+            assert len(found) > before, found
+        found.clear()
+        idx = device_module.upload(torch.arange(2).numpy(), META)  # the sanctioned way, and index selection
+        x.index_copy(1, idx, x.index_select(1, idx) * 2.0)
+        torch.nn.functional.conv2d(x.half(), torch.empty(4, 4, 3, 3, device=META, dtype=torch.float16))
+    assert not found, found
