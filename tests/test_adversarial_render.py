@@ -73,6 +73,14 @@ def test_an_out_that_is_an_input_is_refused_before_rendering(tmp_path, capsys, w
     assert after == before and out.is_symlink() == which.endswith("-link")
 
 
+def test_an_out_where_nothing_can_be_written_is_one_line_before_rendering(tmp_path, capsys):
+    audio = _wav(tmp_path / "song.wav")
+    assert main(["render", "--audio", str(audio), "--out", "/proc/take.mp4", *RENDER]) == 1
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if "error" in x]
+    assert "--out /proc/take.mp4: cannot write there" in line and "frames" not in err
+
+
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
 def test_a_render_stopped_part_way_leaves_the_previous_out(tmp_path, how):
     # A take without sound: the video is written straight to its file as the frames come

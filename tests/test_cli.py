@@ -68,6 +68,29 @@ def test_bad_files_give_one_clear_line_and_exit_1(tmp_path, capsys, content):
     assert "\n" not in err and "Traceback" not in err
 
 
+def test_convert_onto_a_folder_is_one_line_and_leaves_the_folder_alone(tmp_path, capsys):
+    (tmp_path / "model.safetensors").mkdir()
+    assert main(["convert", "demo", str(tmp_path / "model.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganinstrument convert: error:") and "model.safetensors: cannot write the model here" in err
+    assert "\n" not in err and [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_a_file_error_nothing_foresaw_is_still_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    import ganinstrument.generator.loading as loading
+
+    def fails(src, dst):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked.safetensors"))
+
+    monkeypatch.setattr(loading, "convert_model", fails)
+    assert main(["convert", "demo", str(tmp_path / "locked.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ganinstrument convert: error: {tmp_path / 'locked.safetensors'}: Permission denied "
+                   "(--debug shows where)")
+    with pytest.raises(PermissionError):
+        main(["--debug", "convert", "demo", str(tmp_path / "locked.safetensors")])
+
+
 def test_missing_file_names_the_path(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nope.pkl")]) == 1
     assert "nope.pkl" in capsys.readouterr().err

@@ -33,13 +33,40 @@ def test_directions_writes_a_file_that_the_instrument_plays(tmp_path, capsys):
     (["--layers", "fine-ish"], "--layers fine-ish: layer range 'fine-ish': expected all, coarse"),
     (["--count", "0"], "--count 0: at least 1"),
     (["--out", "dirs.txt"], "dirs.txt: name the file .npz"),
-    (["--layers", "coarse", "--out", "c.npy"], "--out c.npy: an .npy moves every row, and these are for rows 0..2"),
+    (["--layers", "coarse", "--out", "c.npy"], "--out c.npy: an .npy moves every row, and --layers coarse is rows 0..2"),
+    (["--out", "no/such/folder/d.npz"], "--out no/such/folder/d.npz: cannot write there: there is no folder"),
+    (["--sheet", "no/such/folder/d.png"], "--sheet no/such/folder/d.png: cannot write there: there is no folder"),
 ])
-def test_bad_arguments_say_what_to_do_and_write_nothing(tmp_path, monkeypatch, capsys, args, message):
+def test_bad_arguments_say_what_to_do_before_any_work_and_write_nothing(tmp_path, monkeypatch, capsys, args,
+                                                                          message):
     monkeypatch.chdir(tmp_path)
-    assert main(["directions", "demo", *args]) == 1
-    assert message in capsys.readouterr().err
+    assert main(["directions", "demo", "--method", "ganspace", *args]) == 1
+    printed = capsys.readouterr()
+    assert message in printed.err
+    assert printed.out == "" and "samples of w" not in printed.err  # (refused before sampling, not after)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_nothing_behind(tmp_path, capsys):
+    (tmp_path / "taken.npz").mkdir()  # a folder where the file would go
+    assert main(["directions", "demo", "--out", str(tmp_path / "taken.npz")]) == 1
+    assert "taken.npz: cannot write there: that is a folder" in capsys.readouterr().err
+    # Past the early check (the folder appears during the work), the write itself says so.
+    from ganinstrument.scene.directions import DirectionSet, DirectionsFileError, save_direction_set
+
+    found = DirectionSet(np.eye(2, 64), np.array([[0, 14], [0, 14]]), "w", "sefa")
+    with pytest.raises(DirectionsFileError, match="taken.npz: cannot write there"):
+        save_direction_set(tmp_path / "taken.npz", found)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.npz"]  # (no temporary file left)
+    assert main(["info", "demo", "--layers", str(tmp_path / "nowhere" / "l.png")]) == 1
+    assert "l.png: cannot write there: there is no folder" in capsys.readouterr().err
+
+
+def test_more_directions_than_w_has_dimensions_are_said_and_capped(tmp_path, capsys):
+    out = tmp_path / "all.npz"
+    assert main(["directions", "demo", "--count", "500", "--out", str(out)]) == 0
+    assert "--count 500: w has 64 dimensions, so there are at most 64 directions" in capsys.readouterr().out
+    assert np.load(out)["directions"].shape == (64, 64)
 
 
 def test_by_default_every_model_has_directions_and_the_generic_mapping_plays_them():

@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 from ..common.errors import GanInstrumentError
 from ..common.openmp import configure_openmp
-from .directions import add_directions_option, add_directions_parser, directions_arg
+from .directions import add_directions_option, add_directions_parser, directions_arg, refuse_unwritable
 
 
 def _cmd_info(args) -> int:
@@ -25,6 +25,7 @@ def _cmd_info(args) -> int:
     for option, path in (("--sheet", args.sheet), ("--layers", args.layers), ("--bends", args.bends)):
         if path and not path.lower().endswith(".png"):
             raise GanInstrumentError(f"{option} {path}: a sheet is a .png")
+    refuse_unwritable(("--sheet", args.sheet), ("--layers", args.layers), ("--bends", args.bends))
     fmt = detect_format(args.model)
     G = load_generator(args.model, device="cpu")
     info = describe(G)
@@ -193,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"ganinstrument {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # (a file or folder no check above foresaw: one line still names it)
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ganinstrument {args.command}: error: {where}{exc.strerror or exc} (--debug shows where)",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

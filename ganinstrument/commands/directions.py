@@ -15,6 +15,7 @@ import logging
 import numpy as np
 
 from ..common.errors import GanInstrumentError
+from ..common.files import cannot_write
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,14 @@ def add_directions_parser(sub) -> None:
     p.set_defaults(func=run_directions)
 
 
+def refuse_unwritable(*options: tuple[str, str | None]) -> None:
+    """Refuse, before any work, an output (option, path) that could not be written."""
+    for option, path in options:
+        why = cannot_write(path) if path else None
+        if why:
+            raise GanInstrumentError(f"{option} {path}: cannot write there: {why}")
+
+
 def run_directions(args) -> int:
     from ..generator import load_generator
     from ..generator.styles import LayerRangeError, layer_range
@@ -68,11 +77,17 @@ def run_directions(args) -> int:
         raise GanInstrumentError(f"--out {args.out}: name the file .npz (directions and their rows) or .npy")
     if args.sheet and not args.sheet.lower().endswith(".png"):
         raise GanInstrumentError(f"--sheet {args.sheet}: a sheet is a .png")
+    refuse_unwritable(("--out", args.out), ("--sheet", args.sheet))
     G = load_generator(args.model, device="cpu")
     try:
         start, end = layer_range(args.layers, int(G.num_ws))
     except LayerRangeError as exc:
         raise GanInstrumentError(f"--layers {args.layers}: {exc}") from None
+    if args.out and args.out.endswith(".npy") and (start, end) != (0, int(G.num_ws)):
+        raise GanInstrumentError(f"--out {args.out}: an .npy moves every row, and --layers {args.layers} is rows "
+                                 f"{start}..{end - 1}: write an .npz")
+    if args.count > G.w_dim:
+        print(f"--count {args.count}: w has {G.w_dim} dimensions, so there are at most {G.w_dim} directions")
     if args.method == "sefa":
         from ..scene.sefa import sefa
 
@@ -93,9 +108,6 @@ def run_directions(args) -> int:
     for k, (value, part) in enumerate(zip(values, share)):
         print(f"{k:>5} {value:>11.4g} {part:>6.1%}")
     found = DirectionSet(vectors.astype(np.float64), np.tile([start, end], (len(vectors), 1)), "w", args.method)
-    if args.out and args.out.endswith(".npy") and (start, end) != (0, int(G.num_ws)):
-        raise GanInstrumentError(f"--out {args.out}: an .npy moves every row, and these are for rows "
-                                 f"{start}..{end - 1}: write an .npz")
     if args.out:
         extra = dict(eigenvalues=values.astype(np.float32), share=share.astype(np.float32),
                      method=np.array(args.method))

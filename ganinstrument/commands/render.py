@@ -243,7 +243,10 @@ class _Partial:
         if not os.path.isdir(folder or "."):
             raise RenderError(f"--out {self.final}: the folder {folder} does not exist")
         stem, ext = os.path.splitext(name)
-        fd, self.path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder or ".")
+        try:
+            fd, self.path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder or ".")
+        except OSError as exc:
+            raise RenderError(f"--out {self.final}: cannot write there ({exc.strerror or exc})") from None
         os.close(fd)
         os.chmod(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
         return self.path

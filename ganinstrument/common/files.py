@@ -1,5 +1,6 @@
 """The permissions a file or folder the instrument creates should get: what the user's umask
-gives a new one (tempfile.mkstemp and mkdtemp make them private, 0600 and 0700)."""
+gives a new one (tempfile.mkstemp and mkdtemp make them private, 0600 and 0700); and whether a
+file can be written where the user asked, before long work is spent on it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ def new_file_mode() -> int:
 
 def new_folder_mode() -> int:
     return 0o777 & ~umask()
+
+
+def cannot_write(path) -> str | None:
+    """Why a file could not be written at `path` (no such folder, a folder not writable, a
+    folder of that name), or None. Asked before long work, so that it fails first; the write
+    itself must still be guarded (the answer can change, and root passes every access test)."""
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        return "that is a folder"
+    if not os.path.isdir(folder):
+        return f"there is no folder {folder}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None
 
 
 _UMASK_AT_IMPORT = os.umask(0o022)  # (at import, before any thread of ours: set, then put back)

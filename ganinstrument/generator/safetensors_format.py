@@ -92,7 +92,9 @@ def write_tensors(tensors: dict, path, metadata: dict, save_file=None) -> None:
     try:
         save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # (a full disk, a folder of that name: what was there stays)
+            raise ModelLoadError(path, f"cannot write the model here: {exc.strerror or exc}") from None
         raise

@@ -111,7 +111,10 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
     else:
         raise DirectionsFileError(path, "name the file .npz (directions and their rows) or .npy (GANSpace's layout)")
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".directions-", suffix=path[-4:], dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".directions-", suffix=path[-4:], dir=folder)
+    except OSError as exc:
+        raise DirectionsFileError(path, f"cannot write there ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             if arrays is None:
@@ -120,8 +123,10 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
                 np.savez(f, **arrays)
         os.chmod(tmp, new_file_mode())  # (mkstemp's file is private; ours are not)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(tmp)
+        if isinstance(exc, OSError):  # (a full disk, a folder of that name: the old file stays)
+            raise DirectionsFileError(path, f"cannot write there ({exc.strerror or exc})") from None
         raise
 
 
