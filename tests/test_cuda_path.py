@@ -28,16 +28,23 @@ from torch.utils._pytree import tree_leaves
 
 from ganinstrument.generator import device as device_module
 from ganinstrument.generator import load_generator
+from ganinstrument.generator.stylegan2 import NOISE_MODES
 from ganinstrument.generator.stylegan2 import Generator as StyleGAN2
 from ganinstrument.scene.latent import LatentConfig
 from ganinstrument.scene.scene import RenderParams, Scene
 
 META = torch.device("meta")
-_FROM_HOST = {torch.tensor, torch.as_tensor, torch.asarray}
+_FROM_HOST = {torch.tensor, torch.as_tensor, torch.asarray, torch.Tensor.new_tensor}
 _TO_HOST = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu, torch.Tensor.__bool__,
             torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__index__}
 _EXPLICIT_MOVES = {torch.Tensor.to, torch.Tensor.copy_, torch.Tensor.cuda}
-_SAME_DTYPE_OPS = ("aten.convolution", "aten.mm", "aten.bmm", "aten.addmm", "aten.baddbmm")
+# ops CUDA runs only on operands of one floating dtype (no promotion: the meta device lets them by)
+_SAME_DTYPE_OPS = ("aten.convolution", "aten.mm", "aten.bmm", "aten.addmm", "aten.baddbmm", "aten.mv",
+                   "aten.index_copy", "aten.index_put", "aten.grid_sampler_2d", "aten.lerp")
+_INDEXING = {torch.Tensor.__getitem__, torch.Tensor.__setitem__}
+# what the bends and the view must have run (each transform's own op), so that the check saw them
+BEND_OPS = ("aten.roll", "aten.grid_sampler_2d", "aten.flip", "aten.max_pool2d_with_indices", "aten.index_select",
+            "aten.index_copy", "aten.hypot", "aten.amax")
 
 
 def _where() -> str:
@@ -64,6 +71,8 @@ class _Calls(TorchFunctionMode):
         name = getattr(func, "__name__", str(func))
         if func in _TO_HOST and on_device:
             self.found.append(f"read back to the host: {name} @ {_where()}")
+        elif func in _INDEXING and on_device and _host_index(args[1]):
+            self.found.append(f"indexing by a host list (copied synchronously): {name} @ {_where()}")
         elif on_device and host:  # (seen before the call: the op may refuse them)
             self.found.append(f"host tensor {tuple(host[0].shape)} in a device op: {name} @ {_where()}")
         out = func(*args, **kwargs)
@@ -75,6 +84,13 @@ class _Calls(TorchFunctionMode):
         return out
 
 
+def _host_index(index) -> bool:
+    """An index made of Python lists, ranges or arrays (PyTorch copies them to the device)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, range)) or type(p).__module__ == "numpy" and getattr(p, "ndim", 0) > 0
+               for p in parts)
+
+
 class _Ops(TorchDispatchMode):
     """Ops that make the GPU report to the host, or that CUDA refuses for their dtypes."""
 
@@ -82,17 +98,19 @@ class _Ops(TorchDispatchMode):
         super().__init__()
         self.found = found
         self.conv_dtypes: list[torch.dtype] = []
+        self.seen: set[str] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = str(func)
+        self.seen.add(name.split(".")[0] + "." + name.split(".")[1])
         if "nonzero" in name or "_local_scalar_dense" in name or "masked_select" in name:
             self.found.append(f"the device reports to the host: {name} @ {_where()}")
         elif name.startswith(("aten.index.", "aten.index_put")) and any(
                 t.dtype == torch.bool for t in _tensors(args[1:])):
             self.found.append(f"selection by a boolean mask (a nonzero): {name} @ {_where()}")
         if name.startswith(_SAME_DTYPE_OPS):
-            dtypes = {t.dtype for t in _tensors(args[:3]) if t.is_floating_point()}
+            dtypes = {t.dtype for t in _tensors(args, kwargs) if t.is_floating_point()}
             if len(dtypes) > 1:
                 self.found.append(f"mixed dtypes {sorted(map(str, dtypes))}: {name} @ {_where()}")
             if name.startswith("aten.convolution"):
@@ -171,25 +189,26 @@ def _models(kind: str, fixtures_dir):
 
 
 def _moved(spec) -> float:
-    """A value away from the target's default (for a choice: its last)."""
+    """A value well away from the target's default (past flip's half way; for a choice: its last)."""
     if spec.kind == "choice":
         return spec.maximum
-    return spec.default + 0.4 * ((spec.maximum if spec.maximum != spec.default else spec.minimum) - spec.default)
+    return spec.default + 0.6 * ((spec.maximum if spec.maximum != spec.default else spec.minimum) - spec.default)
 
 
 def _frames(scene: Scene) -> list[dict[str, float]]:
     """Every target moving (a few dozen at a time, adding up: the last frames bend every layer
-    at once), a channel share and a cluster changing while bends are active, the layer view,
-    then every default again (the hooks go)."""
-    specs = [s for s in scene.targets() if s.name != "view"]
+    at once, each on a share of its channels), then a cluster of channels on every layer, a new
+    share, random noise, the layer view, and every default again (the hooks go)."""
+    specs = [s for s in scene.targets() if s.name != "view" and not s.name.endswith(".cluster")]
     defaults = {s.name: s.default for s in scene.targets()}
     frames, values = [dict(defaults)], dict(defaults)
     for i in range(0, len(specs), 40):
         values.update({s.name: _moved(s) for s in specs[i:i + 40]})
         frames.append(dict(values))
-    return frames + [{**values, **{k: 0.3 for k in values if k.endswith(".channels")}},
-                     {**values, **{k: 2 for k in values if k.endswith(".cluster")}},
-                     {**values, "view": 1}, {**values, "view": len(scene.taps)}, dict(defaults), dict(defaults)]
+    clusters = {**values, **{k: 2 for k in values if k.endswith(".cluster")}}
+    return frames + [clusters, {**values, **{k: 0.3 for k in values if k.endswith(".channels")}},
+                     {**values, "noise": NOISE_MODES.index("random")}, {**values, "view": 1},
+                     {**values, "view": len(scene.taps)}, dict(defaults), dict(defaults)]
 
 
 @pytest.mark.parametrize("kind", ["sg2", "sg3"])
@@ -203,20 +222,28 @@ def test_frames_on_the_device_never_wait_for_it_and_run_float16_where_the_model_
 
     found: list[str] = []
     ops = _Ops(found)
+    hooked, first_convs = [], 0
     with torch.no_grad(), _Calls(found), ops:
         for index, values in enumerate(frames):
             try:
                 scene.update(values)
+                hooked.append(len(scene.activations.hooked))
                 frame = scene.render(RenderParams.of(values, index / 30), index)
+                first_convs = first_convs if index else len(ops.conv_dtypes)
             except (RuntimeError, NotImplementedError) as exc:  # (meta refuses what needs data: say what was seen)
                 found.append(f"frame {index} stopped: {str(exc).splitlines()[0][:120]}")
                 continue
             assert frame.pixels.device == META and frame.pixels.dtype == torch.uint8
             assert frame.pixels.shape[-1] == 3
     assert not found, f"{len(found)} host round trips or refused ops, e.g.:\n" + "\n".join(dict.fromkeys(found))
-    assert torch.float16 in ops.conv_dtypes and torch.float32 in ops.conv_dtypes  # (the fp16 blocks, and the rest)
+    # What was watched: float16 where the model asks (its last blocks) and float32 elsewhere, every
+    # layer bent at once, each transform's op, and values uploaded (the latent's, the channel sets).
+    asks = {m.use_fp16 for m in G.synthesis.modules() if hasattr(m, "use_fp16")}  # (per block or layer)
+    first_frame = set(ops.conv_dtypes[:first_convs])  # (nothing bent yet)
+    assert first_frame == {torch.float16 if half else torch.float32 for half in asks}, (asks, first_frame)
+    assert max(hooked) == len(scene.activations.layers) and hooked[-1] == 0
+    assert not [op for op in BEND_OPS if op not in ops.seen], sorted(ops.seen)
     assert on_meta, "the values reached the device without going through upload"
-    assert not scene.activations.hooked  # (back at the defaults: no hook left in the forward pass)
 
 
 CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))
@@ -256,11 +283,14 @@ def test_the_checks_catch_what_they_look_for(on_meta):
     """The interposers themselves: each kind of round trip is seen."""
     found: list[str] = []
     x = torch.empty(2, 4, 8, 8, device=META)
+    idx = device_module.upload(torch.arange(2).numpy(), META)  # (the sanctioned way)
     with _Calls(found), _Ops(found):
         for make in (lambda: torch.tensor([1.0, 2.0], device=META), lambda: torch.ones(4).to(META),
                      lambda: x + torch.ones(8), lambda: x[:, torch.tensor([True, False, True, False], device=META)],
                      lambda: x.sum().item(), lambda: torch.nn.functional.conv2d(x.half(), torch.empty(4, 4, 3, 3,
-                                                                                                      device=META))):
+                                                                                                      device=META)),
+                     lambda: x.new_tensor([1.0, 2.0]), lambda: x[:, [0, 2]],
+                     lambda: x.half().index_copy(1, idx, x.index_select(1, idx))):
             before = len(found)
             try:
                 make()
@@ -268,7 +298,6 @@ def test_the_checks_catch_what_they_look_for(on_meta):
                 pass  # (the meta device refuses some of them too; what counts is that they were seen)
             assert len(found) > before, found
         found.clear()
-        idx = device_module.upload(torch.arange(2).numpy(), META)  # the sanctioned way, and index selection
-        x.index_copy(1, idx, x.index_select(1, idx) * 2.0)
+        x.index_copy(1, idx, x.index_select(1, idx) * 2.0)  # index selection, by device indices
         torch.nn.functional.conv2d(x.half(), torch.empty(4, 4, 3, 3, device=META, dtype=torch.float16))
     assert not found, found
