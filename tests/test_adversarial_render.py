@@ -152,3 +152,50 @@ def test_a_frame_that_fails_fails_the_render_and_leaves_the_previous_out(tmp_pat
     assert f"{out} is left as it was" in line
     assert out.read_bytes() == b"the previous render"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]  # no partial left
+
+
+def test_a_full_disk_fails_the_render_in_one_line_and_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    """The disk fills while the video is written (the encoder's muxing raises ENOSPC): the
+    render says so, the previous --out stays, and no hidden partial or picture-only file is left."""
+    import errno
+
+    real, muxed = VideoRecorder._mux, []
+
+    def fills_up(self, packet):
+        muxed.append(packet)
+        if len(muxed) > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, packet)
+
+    monkeypatch.setattr(VideoRecorder, "_mux", fills_up)
+    out = tmp_path / "video.mp4"
+    out.write_bytes(b"the previous render")
+    audio = _wav(tmp_path / "song.wav", seconds=2.0)
+    assert main(["render", "--audio", str(audio), "--out", str(out), *RENDER]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert out.read_bytes() == b"the previous render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]
+
+
+def test_a_take_whose_sound_cannot_be_finished_keeps_its_picture(tmp_path, monkeypatch):
+    """Live, the same failure at the end of a take with sound: the picture so far is kept where
+    the take was to go (without sound), not left under a hidden intermediate name."""
+    import errno
+
+    real, muxed = VideoRecorder._mux, []
+
+    def fills_up_at_the_end(self, packet):
+        muxed.append(packet)
+        if packet is None or len(muxed) > 6:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, packet)
+
+    rate = 8000
+    rec = VideoRecorder(tmp_path / "take.mp4", audio=np.zeros(rate, np.float32), audio_sample_rate=rate)
+    rec.open(64, 64, FPS)
+    for k in range(8):
+        rec.submit(Frame(torch.full((64, 64, 3), 30 * k, dtype=torch.uint8), k / FPS, k))
+    monkeypatch.setattr(VideoRecorder, "_mux", fills_up_at_the_end)
+    rec.close(10)
+    assert [p.name for p in tmp_path.iterdir()] == ["take.mp4"]

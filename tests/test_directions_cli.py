@@ -33,7 +33,8 @@ def test_directions_writes_a_file_that_the_instrument_plays(tmp_path, capsys):
     (["--layers", "fine-ish"], "--layers fine-ish: layer range 'fine-ish': expected all, coarse"),
     (["--count", "0"], "--count 0: at least 1"),
     (["--out", "dirs.txt"], "dirs.txt: name the file .npz"),
-    (["--layers", "coarse", "--out", "c.npy"], "--out c.npy: an .npy moves every row, and --layers coarse is rows 0..2"),
+    (["--layers", "coarse", "--out", "c.npy"],
+     "--out c.npy: an .npy moves every row, and --layers coarse is rows 0..2"),
     (["--out", "no/such/folder/d.npz"], "--out no/such/folder/d.npz: cannot write there: there is no folder"),
     (["--sheet", "no/such/folder/d.png"], "--sheet no/such/folder/d.png: cannot write there: there is no folder"),
 ])

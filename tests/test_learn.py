@@ -251,3 +251,37 @@ def test_learn_loop_end_to_end(tmp_path):
     assert yaml.safe_load(out.read_text())["bindings"] == [
         {"cc": 7, "channel": 1, "target": "psi"},
         {"cc": 16, "channel": 1, "target": "seed", "encoder": "twos_complement"}]
+
+
+def test_a_file_that_cannot_be_written_is_said_and_the_session_goes_on(tmp_path):
+    clock = FakeClock()
+    source = ArmedSource()
+    out = tmp_path / "m.yaml"
+    script = iter([("psi", cc(7, *range(0, 60, 5))), ("seed", cc(16, 1, 1, 1, 127, 127)),
+                   ("psi", cc(8, *range(0, 60, 5))), ("", [])])
+
+    def ask(_prompt):
+        answer, events = next(script)
+        source.arm(events)
+        if answer == "seed":
+            out.unlink()
+            out.mkdir()  # (the file is gone and a folder is in its way)
+        elif answer == "psi" and out.is_dir():
+            out.rmdir()
+        return answer
+
+    said = []
+    n = learn_loop(REGISTRY, source, out, ask=ask, say=said.append, clock=clock, sleep=clock.advance, quiet_s=0.2)
+    assert n == 2 and f"not written: {out}: cannot read it (Is a directory)" in said
+    assert yaml.safe_load(out.read_text())["bindings"] == [{"cc": 8, "channel": 1, "target": "psi"}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.yaml"]
+
+
+def test_learn_refuses_an_out_it_could_not_write_before_the_conversation(tmp_path, capsys):
+    from ganinstrument.commands.cli import main
+
+    (tmp_path / "taken.yaml").mkdir()
+    assert main(["learn", "--out", str(tmp_path / "taken.yaml")]) == 1
+    err = capsys.readouterr()
+    assert f"--out {tmp_path / 'taken.yaml'}: cannot write there: that is a folder" in err.err
+    assert "MIDI inputs" not in err.out

@@ -12,10 +12,12 @@ import json
 import logging
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from ..common.errors import GanInstrumentError
+from ..common.files import refuse_unwritable
 from ..common.openmp import configure_openmp
-from .directions import add_directions_option, add_directions_parser, directions_arg, refuse_unwritable
+from .directions import add_directions_option, add_directions_parser, directions_arg
 
 
 def _cmd_info(args) -> int:
@@ -56,6 +58,7 @@ def _cmd_info(args) -> int:
 def _cmd_convert(args) -> int:
     from ..generator.loading import convert_model
 
+    refuse_unwritable((None, args.dst))  # (before a large model is read)
     convert_model(args.src, args.dst)
     print(f"wrote {args.dst}")
     return 0
@@ -107,6 +110,11 @@ def _cmd_learn(args) -> int:
     from ..sources.midi.ports import backend_of
     from .learn import learn_loop
 
+    try:  # (the bindings' file is checked before the conversation, not at the first binding)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanInstrumentError(f"--out {args.out}: cannot make its folder ({exc.strerror or exc})") from None
+    refuse_unwritable(("--out", args.out))
     registry = Instrument(args.model, device="cpu", directions=directions_arg(args.directions)).registry
     with MidiInput(args.midi_port, backend=backend_of(args)) as midi:
         print(f"MIDI inputs: {', '.join(midi.open_ports) or 'none yet'}")

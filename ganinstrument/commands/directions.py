@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from ..common.errors import GanInstrumentError
-from ..common.files import cannot_write
+from ..common.files import refuse_unwritable
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,6 @@ def add_directions_parser(sub) -> None:
     p.add_argument("--sheet", default=None, metavar="PNG",
                    help="draw them: each direction a row per seed, -3 to +3 standard deviations")
     p.set_defaults(func=run_directions)
-
-
-def refuse_unwritable(*options: tuple[str, str | None]) -> None:
-    """Refuse, before any work, an output (option, path) that could not be written."""
-    for option, path in options:
-        why = cannot_write(path) if path else None
-        if why:
-            raise GanInstrumentError(f"{option} {path}: cannot write there: {why}")
 
 
 def run_directions(args) -> int:

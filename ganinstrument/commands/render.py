@@ -244,11 +244,14 @@ class _Partial:
             raise RenderError(f"--out {self.final}: the folder {folder} does not exist")
         stem, ext = os.path.splitext(name)
         try:
-            fd, self.path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder or ".")
+            fd, self.path = tempfile.mkstemp(prefix=f".{stem[:40]}.", suffix=f".partial{ext}", dir=folder or ".")
         except OSError as exc:
             raise RenderError(f"--out {self.final}: cannot write there ({exc.strerror or exc})") from None
         os.close(fd)
-        os.chmod(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
+        try:
+            os.chmod(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
+        except OSError:  # a file system without modes (FAT, some network shares): keep going
+            pass
         return self.path
 
     def __exit__(self, kind, exc, tb) -> None:

@@ -1,10 +1,26 @@
-"""The permissions a file or folder the instrument creates should get: what the user's umask
-gives a new one (tempfile.mkstemp and mkdtemp make them private, 0600 and 0700); and whether a
-file can be written where the user asked, before long work is spent on it."""
+"""Writing files: whole or not at all (`write_whole`), with the permissions a new file gets
+from the user's umask (tempfile.mkstemp and mkdtemp make them private, 0600 and 0700), and
+whether a file can be written where the user asked, before long work is spent on it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Callable, Iterator
+
+from .errors import GanInstrumentError
+
+
+class FileWriteError(GanInstrumentError, OSError):
+    """A file that could not be written: names it and says why."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = os.fspath(path), reason
+        super().__init__(f"{self.path}: cannot write there ({reason})")
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def umask() -> int:
@@ -30,17 +46,63 @@ def new_folder_mode() -> int:
 
 def cannot_write(path) -> str | None:
     """Why a file could not be written at `path` (no such folder, a folder not writable, a
-    folder of that name), or None. Asked before long work, so that it fails first; the write
-    itself must still be guarded (the answer can change, and root passes every access test)."""
+    folder of that name, a name too long), or None. Asked before long work, so that it fails
+    first; the write itself must still be guarded (the answer can change, and root passes every
+    access test)."""
     path = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(path)
+    folder, name = os.path.split(path)
     if os.path.isdir(path):
         return "that is a folder"
     if not os.path.isdir(folder):
         return f"there is no folder {folder}"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"the folder {folder} is not writable"
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # (no pathconf on Windows: its limit is 255)
+        longest = 255
+    if len(os.fsencode(name)) > longest:
+        return f"the name is too long: at most {longest} bytes here"
     return None
+
+
+def refuse_unwritable(*options: tuple[str | None, str | None]) -> None:
+    """Refuse, before any work, a command's output (its option, or None for a positional
+    argument; the path) that could not be written."""
+    for option, path in options:
+        why = cannot_write(path) if path else None
+        if why:
+            raise GanInstrumentError(f"{option + ' ' if option else ''}{path}: cannot write there: {why}")
+
+
+@contextlib.contextmanager
+def write_whole(path, suffix: str = ".part", error: Callable[[str], Exception] | None = None) -> Iterator[str]:
+    """A temporary path beside `path` to write to (hidden, ending in `suffix` for writers that
+    go by the extension). When the block ends without an error it replaces `path`, with the
+    permissions a new file gets (where the file system keeps any); on any error it is removed
+    and `path` is as it was. An OSError (no folder, a full disk, a folder of that name) becomes
+    `error(reason)`, by default a FileWriteError naming `path`."""
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    fail = error or (lambda reason: FileWriteError(path, reason))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=suffix, dir=folder)  # (short: any name fits)
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    os.close(fd)
+    try:
+        yield tmp
+        try:
+            os.chmod(tmp, new_file_mode())
+        except OSError:  # a file system without modes (FAT, some network shares): keep going
+            pass
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, GanInstrumentError):
+            raise fail(exc.strerror or str(exc)) from None
+        raise
 
 
 _UMASK_AT_IMPORT = os.umask(0o022)  # (at import, before any thread of ours: set, then put back)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 from ..common.errors import ModelLoadError
+from ..common.files import write_whole
 from .model_data import ModelData
 
 META_KEY = "ganinstrument"
@@ -83,18 +83,6 @@ def write_tensors(tensors: dict, path, metadata: dict, save_file=None) -> None:
     if save_file is None:
         from safetensors.torch import save_file
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    except OSError as exc:
-        raise ModelLoadError(path, f"cannot write the model here: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
+    with write_whole(path, ".safetensors", lambda why: ModelLoadError(path, f"cannot write the model here: {why}")) \
+            as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):  # (a full disk, a folder of that name: what was there stays)
-            raise ModelLoadError(path, f"cannot write the model here: {exc.strerror or exc}") from None
-        raise

@@ -13,13 +13,12 @@ with Pillow's own font. Writing is atomic: a temporary PNG beside the target, th
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..common.errors import GanInstrumentError
-from ..common.files import new_file_mode
+from ..common.files import write_whole
 
 __all__ = ["DIRECTION_AMOUNTS", "SheetError", "bends_sheet", "directions_sheet", "grid", "layers_sheet", "save_png",
            "seeds_sheet"]
@@ -88,19 +87,8 @@ def save_png(image, path) -> None:
     path = os.fspath(path)
     if not path.lower().endswith(".png"):
         raise SheetError(f"{path}: a sheet is a .png")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".sheet-", suffix=".png", dir=folder)
-    except OSError as exc:
-        raise SheetError(f"{path}: cannot write there ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.chmod(tmp, new_file_mode())  # (mkstemp's file is private; a sheet is not)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with write_whole(path, ".png", lambda why: SheetError(f"{path}: cannot write there ({why})")) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def _picture(inst, values: dict[str, float]):

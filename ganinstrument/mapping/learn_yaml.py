@@ -11,12 +11,12 @@ sections stay byte for byte as the performer wrote them. A binding is one flow-s
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import yaml
 
+from ..common.files import write_whole
 from ..common.yamlsafe import MAPPING_BYTES, LimitedLoader, YamlError, compose, construct, read_text
 from .learn import Detection, LearnError
 from .parse import parse_mapping
@@ -162,12 +162,16 @@ def add_binding(path, found: Detection, name: str, *, is_action: bool, registry=
         new = update_text(text, fields)
     except (LearnError, YamlError) as exc:
         raise LearnError(f"{path}: {exc}") from None
+    except OSError as exc:  # (a folder of that name, a file gone unreadable: the session goes on)
+        raise LearnError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if registry is not None:
         _check(new, path, registry, binding_text(fields))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LearnError(f"{path}: cannot make its folder ({exc.strerror or exc})") from None
+    with write_whole(path, ".tmp", lambda why: LearnError(f"{path}: cannot write there ({why})")) as tmp:
+        Path(tmp).write_text(new, encoding="utf-8")
     return f"- {binding_text(fields)}"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.files import write_whole
 from .base import SinkError, ThreadedSink
 from .mux import import_av
 
@@ -35,9 +36,8 @@ class FrameDirSink(ThreadedSink):
 
     def _write(self, frame) -> None:
         path = self.directory / f"{self.prefix}{self._count:06d}.png"
-        tmp = path.with_suffix(".png.part")
-        tmp.write_bytes(encode_png(frame.image))
-        os.replace(tmp, path)
+        with write_whole(path, ".png.part") as tmp:  # (a full disk leaves no partial file; the error says which)
+            Path(tmp).write_bytes(encode_png(frame.image))
         self._count += 1
 
 

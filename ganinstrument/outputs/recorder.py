@@ -29,6 +29,7 @@ the end and is unreadable without it. Offline renders write plain MP4.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -347,21 +348,27 @@ class VideoRecorder(ThreadedSink):
         if container is None:
             self._drop_feed()
             return
-        try:
-            if self._frames:
-                for packet in self._stream.encode(None):
-                    self._mux(packet)
-                if self._held is not None:
-                    self._held.duration = max(1, self._interval)
-                    container.mux(self._held)
-                    self._held = None
-                if self.audio_track is not None:
-                    self._audio_step(self.audio_track.finish, float((self._last_pts + self._interval) * TIME_BASE))
-        finally:
-            self._drop_feed()
-            self._container = None
-            container.close()
         target = self._video_path()
+        try:
+            try:
+                if self._frames:
+                    for packet in self._stream.encode(None):
+                        self._mux(packet)
+                    if self._held is not None:
+                        self._held.duration = max(1, self._interval)
+                        container.mux(self._held)
+                        self._held = None
+                    if self.audio_track is not None:
+                        self._audio_step(self.audio_track.finish, float((self._last_pts + self._interval) * TIME_BASE))
+            finally:
+                self._drop_feed()
+                self._container = None
+                container.close()
+        except BaseException:
+            if target != self.path:  # (a full disk: the picture so far is kept where the video was to go, no sound)
+                with contextlib.suppress(OSError):
+                    os.replace(target, self.path)
+            raise
         if not self._frames:
             log.warning("record: no frames arrived; %s not written", self.path)
             target.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from ..common.files import write_whole
 from .base import Sink, SinkError, SinkStats
 from .mux import import_av
 from .recorder import VideoRecorder, next_free_path
@@ -233,10 +234,9 @@ class TakeRecorder(Sink):
                 "last_frame_clock_s": take.last_timestamp, "frames": take.stats.written, "fps": self.fps}
         path = take.path.with_suffix(".json")
         try:
-            tmp = path.with_suffix(".json.part")
-            tmp.write_text(json.dumps(note, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
+            with write_whole(path, ".json.part") as tmp:
+                Path(tmp).write_text(json.dumps(note, indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:  # (FileWriteError too)
             log.warning("take: could not write %s (%s); the take plays, but cannot be rendered again", path, exc)
 
     def _helper(self, fn, *args) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ..common.errors import GanInstrumentError
-from ..common.files import new_file_mode
+from ..common.files import write_whole
 
 __all__ = ["AUTO_PER_RANGE", "DirectionSet", "DirectionsFileError", "auto_directions", "load_direction_set",
            "save_direction_set", "w_direction_scales"]
@@ -110,24 +109,12 @@ def save_direction_set(path: str | os.PathLike, dirs: DirectionSet, **extra: np.
             arrays["layers"] = dirs.rows.astype(np.int64)
     else:
         raise DirectionsFileError(path, "name the file .npz (directions and their rows) or .npy (GANSpace's layout)")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".directions-", suffix=path[-4:], dir=folder)
-    except OSError as exc:
-        raise DirectionsFileError(path, f"cannot write there ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if arrays is None:
-                np.save(f, dirs.vectors.astype(np.float32))
-            else:
-                np.savez(f, **arrays)
-        os.chmod(tmp, new_file_mode())  # (mkstemp's file is private; ours are not)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        os.unlink(tmp)
-        if isinstance(exc, OSError):  # (a full disk, a folder of that name: the old file stays)
-            raise DirectionsFileError(path, f"cannot write there ({exc.strerror or exc})") from None
-        raise
+    with write_whole(path, path[-4:], lambda why: DirectionsFileError(path, f"cannot write there ({why})")) as tmp, \
+            open(tmp, "wb") as f:
+        if arrays is None:
+            np.save(f, dirs.vectors.astype(np.float32))
+        else:
+            np.savez(f, **arrays)
 
 
 def auto_directions(G, key: str | None = None) -> DirectionSet:

@@ -1,0 +1,77 @@
+"""Writing files whole or not at all (common/files.py `write_whole`), and the checks commands ask
+before long work (`cannot_write`): what a full disk, a folder in the way, a file system without
+modes or a name too long do to each writer."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from ganinstrument.common import files
+from ganinstrument.common.files import FileWriteError, cannot_write, write_whole
+
+
+def test_a_whole_file_replaces_the_old_one_with_a_new_files_permissions(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    os.chmod(path, 0o600)
+    with write_whole(path) as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path) and os.path.basename(tmp).startswith(".out.txt.")
+        with open(tmp, "w") as f:
+            f.write("new")
+        assert path.read_text() == "old"  # (nothing is replaced before the block ends)
+    assert path.read_text() == "new" and os.stat(path).st_mode & 0o777 == files.new_file_mode()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), ValueError("a bug")])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path, failure):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(type(failure) if not isinstance(failure, OSError) else FileWriteError) as caught:
+        with write_whole(path) as tmp:
+            with open(tmp, "w") as f:
+                f.write("half")
+            raise failure
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    if isinstance(failure, OSError):  # one line naming the file the user asked for, not the temporary one
+        assert str(caught.value) == f"{path}: cannot write there (No space left on device)"
+
+
+def test_the_callers_error_and_a_folder_in_the_way(tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(LookupError, match="^cannot: Is a directory$"):
+        with write_whole(tmp_path / "taken", error=lambda why: LookupError(f"cannot: {why}")) as tmp:
+            open(tmp, "w").close()
+    with pytest.raises(FileWriteError, match="No such file or directory"):
+        with write_whole(tmp_path / "no" / "folder.txt"):
+            pass
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_a_file_system_without_modes_still_gets_the_file(tmp_path, monkeypatch):
+    """FAT (a USB stick) refuses chmod: the file is written all the same."""
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "chmod", refuse)
+    with write_whole(tmp_path / "stick.txt") as tmp:
+        with open(tmp, "w") as f:
+            f.write("ok")
+    assert (tmp_path / "stick.txt").read_text() == "ok"
+
+
+def test_cannot_write_says_why_before_the_work(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "a_file").write_text("")
+    assert cannot_write(tmp_path / "fine.png") is None
+    assert cannot_write(tmp_path / "folder.png") == "that is a folder"
+    assert cannot_write(tmp_path / "nowhere" / "x.png") == f"there is no folder {tmp_path / 'nowhere'}"
+    assert cannot_write(tmp_path / "a_file" / "x.png") == f"there is no folder {tmp_path / 'a_file'}"
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX")
+    assert cannot_write(tmp_path / ("n" * (longest + 1))) == f"the name is too long: at most {longest} bytes here"
+    assert cannot_write(tmp_path / ("n" * longest)) is None
+    with write_whole(tmp_path / ("n" * longest)) as tmp:  # (its temporary name fits too)
+        open(tmp, "w").close()
