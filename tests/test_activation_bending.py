@@ -193,3 +193,17 @@ def test_clusters_are_made_once_deterministically_and_a_bend_can_take_one(inst):
     assert np.array_equal(zeroed, groups[layer] == k)
     assert torch.equal(some[:, torch.from_numpy(~zeroed)], act[:, torch.from_numpy(~zeroed)])  # the rest as it was
     assert all(len(set(g.tolist())) == CLUSTERS for g in groups.values() if len(g) >= CLUSTERS)
+
+
+def test_a_cluster_asked_for_mid_show_keeps_every_other_bend_of_that_frame(inst):
+    """Without the warm-up (an offline render), the first frame that asks for a cluster groups
+    the channels then; the layers bent before it in that frame keep their hooks."""
+    from ganinstrument.scene.activations import ActivationBender
+
+    fresh = ActivationBender(inst.G)  # (not grouped yet)
+    first, last = fresh.layers[0][0], fresh.layers[-1][0]
+    try:
+        fresh.update({f"bend.{first}.invert": 1.0, f"bend.{last}.ablate": 0.5, f"bend.{last}.cluster": 1})
+        assert fresh.hooked == (first, last)
+    finally:
+        fresh.close()

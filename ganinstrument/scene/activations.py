@@ -115,9 +115,12 @@ class ActivationBender:
             count = len(self._orders[name])
             cluster = values.get(f"bend.{name}.cluster", 0)
             cluster = int(cluster) if math.isfinite(cluster) and 1 <= cluster <= CLUSTERS else 0
+            if cluster and self._groups is None:  # (first asked mid-show, as in a render without warm-up)
+                self.group()  # grouping took every hook out: this frame's update starts again
+                return self.update(values)
             if cluster:
                 key = -cluster  # (a cluster's set, told apart from a share's by its sign)
-                n = int((self.group()[name] == cluster).sum())
+                n = int((self._groups[name] == cluster).sum())
             else:
                 share = values.get(f"bend.{name}.channels", 1.0)
                 key = n = count if not math.isfinite(share) else int(round(min(max(share, 0.0), 1.0) * count))
