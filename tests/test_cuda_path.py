@@ -36,7 +36,9 @@ from ganinstrument.scene.scene import RenderParams, Scene
 META = torch.device("meta")
 _FROM_HOST = {torch.tensor, torch.as_tensor, torch.asarray, torch.Tensor.new_tensor}
 _TO_HOST = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu, torch.Tensor.__bool__,
-            torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__index__}
+            torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__index__, torch.Tensor.__repr__,
+            torch.Tensor.__format__}  # (printing a tensor, in a log line, reads it back)
+SOBEL_KERNEL = (1, 1, 3, 3)  # (the sobel bend's own convolution, float32 by design)
 _EXPLICIT_MOVES = {torch.Tensor.to, torch.Tensor.copy_, torch.Tensor.cuda}
 # ops CUDA runs only on operands of one floating dtype (no promotion: the meta device lets them by)
 _SAME_DTYPE_OPS = ("aten.convolution", "aten.mm", "aten.bmm", "aten.addmm", "aten.baddbmm", "aten.mv",
@@ -97,7 +99,7 @@ class _Ops(TorchDispatchMode):
     def __init__(self, found: list[str]):
         super().__init__()
         self.found = found
-        self.conv_dtypes: list[torch.dtype] = []
+        self.conv_dtypes: list[torch.dtype] = []  # (of the network's convolutions, in order)
         self.seen: set[str] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -113,7 +115,7 @@ class _Ops(TorchDispatchMode):
             dtypes = {t.dtype for t in _tensors(args, kwargs) if t.is_floating_point()}
             if len(dtypes) > 1:
                 self.found.append(f"mixed dtypes {sorted(map(str, dtypes))}: {name} @ {_where()}")
-            if name.startswith("aten.convolution"):
+            if name.startswith("aten.convolution") and tuple(args[1].shape) != SOBEL_KERNEL:
                 self.conv_dtypes.append(args[0].dtype)
         return func(*args, **kwargs)
 
@@ -222,25 +224,28 @@ def test_frames_on_the_device_never_wait_for_it_and_run_float16_where_the_model_
 
     found: list[str] = []
     ops = _Ops(found)
-    hooked, first_convs = [], 0
+    hooked, convs = [], []
     with torch.no_grad(), _Calls(found), ops:
         for index, values in enumerate(frames):
             try:
                 scene.update(values)
                 hooked.append(len(scene.activations.hooked))
+                before = len(ops.conv_dtypes)
                 frame = scene.render(RenderParams.of(values, index / 30), index)
-                first_convs = first_convs if index else len(ops.conv_dtypes)
+                if values["view"] == 0:  # (the whole network: its convolutions, frame by frame)
+                    convs.append(ops.conv_dtypes[before:])
             except (RuntimeError, NotImplementedError) as exc:  # (meta refuses what needs data: say what was seen)
                 found.append(f"frame {index} stopped: {str(exc).splitlines()[0][:120]}")
                 continue
             assert frame.pixels.device == META and frame.pixels.dtype == torch.uint8
             assert frame.pixels.shape[-1] == 3
     assert not found, f"{len(found)} host round trips or refused ops, e.g.:\n" + "\n".join(dict.fromkeys(found))
-    # What was watched: float16 where the model asks (its last blocks) and float32 elsewhere, every
-    # layer bent at once, each transform's op, and values uploaded (the latent's, the channel sets).
+    # What was watched: float16 where the model asks and float32 elsewhere, in every frame, bent
+    # or not; every layer bent at once, each transform's op, and values uploaded (the latent's,
+    # the channel sets).
     asks = {m.use_fp16 for m in G.synthesis.modules() if hasattr(m, "use_fp16")}  # (per block or layer)
-    first_frame = set(ops.conv_dtypes[:first_convs])  # (nothing bent yet)
-    assert first_frame == {torch.float16 if half else torch.float32 for half in asks}, (asks, first_frame)
+    assert set(convs[0]) == {torch.float16 if half else torch.float32 for half in asks}, (asks, set(convs[0]))
+    assert all(frame_convs == convs[0] for frame_convs in convs), "a bend changed a layer's precision"
     assert max(hooked) == len(scene.activations.layers) and hooked[-1] == 0
     assert not [op for op in BEND_OPS if op not in ops.seen], sorted(ops.seen)
     assert on_meta, "the values reached the device without going through upload"
@@ -289,7 +294,7 @@ def test_the_checks_catch_what_they_look_for(on_meta):
                      lambda: x + torch.ones(8), lambda: x[:, torch.tensor([True, False, True, False], device=META)],
                      lambda: x.sum().item(), lambda: torch.nn.functional.conv2d(x.half(), torch.empty(4, 4, 3, 3,
                                                                                                       device=META)),
-                     lambda: x.new_tensor([1.0, 2.0]), lambda: x[:, [0, 2]],
+                     lambda: x.new_tensor([1.0, 2.0]), lambda: x[:, [0, 2]], lambda: f"{x.sum()}",
                      lambda: x.half().index_copy(1, idx, x.index_select(1, idx))):
             before = len(found)
             try:
