@@ -207,3 +207,25 @@ def test_a_cluster_asked_for_mid_show_keeps_every_other_bend_of_that_frame(inst)
         assert fresh.hooked == (first, last)
     finally:
         fresh.close()
+
+
+def test_clusters_do_not_depend_on_the_edits_and_blends_of_the_moment(inst):
+    """Grouped with every weight edit at its far end (as a render grouping mid-show may find
+    the network), the clusters are those of the network as loaded, and the edits are back
+    exactly afterwards."""
+    from ganinstrument.scene.activations import ActivationBender, group_channels
+
+    bender = inst.scene.bender
+    fresh = ActivationBender(inst.G, as_loaded=bender.as_loaded)
+    loaded = group_channels(inst.G, fresh.layers)
+    edits = {s.name: s.maximum for s in bender.targets() if s.name.startswith("edit.")}
+    try:
+        bender.apply(edits)
+        edited = {k: v.clone() for k, v in inst.G.state_dict().items()}
+        groups = fresh.group()
+        assert all(np.array_equal(groups[name], loaded[name]) for name in loaded)
+        assert all(torch.equal(edited[k], v) for k, v in inst.G.state_dict().items())  # (edits back exactly)
+        moved = group_channels(inst.G, fresh.layers)  # (what the grouping used to see)
+        assert not all(np.array_equal(moved[name], loaded[name]) for name in loaded)
+    finally:
+        bender.reset()

@@ -9,7 +9,8 @@ below, a fixed seeded choice of that many, so a knob grows the set one channel a
 `bend.<layer>.cluster` (0: off; 1..CLUSTERS) picks instead one group of channels that behave
 alike: the channels are grouped once per network by the correlation of their activation maps over
 CLUSTER_SAMPLES seeded latents (Ward linkage on their correlation distances, scipy), the first time a cluster is
-asked for or at `group()` (perform's warm-up calls it before the show).
+asked for or at `group()` (perform's warm-up calls it before the show), always on the network as
+loaded (no bend, edit or blend), so the groups do not depend on when they were made.
 
 A layer's hook is installed only while one of its bends is away from its neutral value, and
 removed as soon as none is: with every bend neutral the network runs exactly as if this module
@@ -20,8 +21,10 @@ amounts of the moment, and does everything on the device the activations are on.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
@@ -60,7 +63,7 @@ def bend_layers(G) -> list[tuple[str, torch.nn.Module]]:
 class ActivationBender:
     """The bend.* targets of one network and their hooks (see the module docstring)."""
 
-    def __init__(self, G, seed: int = 0):
+    def __init__(self, G, seed: int = 0, as_loaded: Callable[[], AbstractContextManager] | None = None):
         self.layers = bend_layers(G)
         self._keys = {name: [(t, f"bend.{name}.{t}") for t in TRANSFORMS] for name, _ in self.layers}
         self._orders = {name: np.random.default_rng([seed, i]).permutation(_channels(module))
@@ -70,6 +73,7 @@ class ActivationBender:
         self._chosen_key: dict[str, int] = {}  # ... and which set: how many of the share, or -cluster
         self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
         self._G = G
+        self._as_loaded = as_loaded or contextlib.nullcontext  # (the network as loaded, for the grouping)
         self._groups: dict[str, np.ndarray] | None = None  # layer -> each channel's cluster (1..)
 
     def targets(self) -> list[TargetSpec]:
@@ -88,12 +92,15 @@ class ActivationBender:
         return specs
 
     def group(self) -> dict[str, np.ndarray]:
-        """Each layer's channel groups (computed once: a few forward passes)."""
+        """Each layer's channel groups (computed once: a few forward passes), always on the
+        network as loaded: no bend, and (`as_loaded`: the scene's bender) no weight edit or
+        blend, so a render groups the channels as the show it replays did."""
         if self._groups is None:
             hooked = list(self._hooks)
-            for name in hooked:  # (the grouping sees the network as trained)
+            for name in hooked:
                 self._remove(name)
-            self._groups = group_channels(self._G, self.layers)
+            with self._as_loaded():
+                self._groups = group_channels(self._G, self.layers)
         return self._groups
 
     @property

@@ -27,7 +27,8 @@ forward pass. Build the Bender after moving `G` to its device.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -269,6 +270,18 @@ class Bender:
     def reset(self) -> set[str]:
         """Every edit neutral and every blend 0: model A, bit-exactly."""
         return self.apply({name: spec.default for name, spec in self._specs.items()})
+
+    @contextlib.contextmanager
+    def as_loaded(self) -> Iterator[None]:
+        """Model A as it was loaded inside the block (every edit and blend at rest), then every
+        tensor back exactly as it was: for what must not depend on the moment it is computed
+        (the activation bends' channel clusters)."""
+        values = dict(self._values)
+        self.reset()
+        try:
+            yield
+        finally:
+            self.apply(values)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ class Scene:
         self.G = G
         self.latent = LatentScene(G, latent or LatentConfig(), device=device)
         self.bender = Bender(G, G_b, edits, name_a=name_a, name_b=name_b)
-        self.activations = ActivationBender(G)
+        self.activations = ActivationBender(G, as_loaded=self.bender.as_loaded)
         self.taps = tuple(G.synthesis.tap_names())
 
     def targets(self) -> list[TargetSpec]:
