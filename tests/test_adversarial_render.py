@@ -154,48 +154,61 @@ def test_a_frame_that_fails_fails_the_render_and_leaves_the_previous_out(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]  # no partial left
 
 
-def test_a_full_disk_fails_the_render_in_one_line_and_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
-    """The disk fills while the video is written (the encoder's muxing raises ENOSPC): the
-    render says so, the previous --out stays, and no hidden partial or picture-only file is left."""
+def _render_with_a_full_disk(folder, audio, out, max_bytes):
+    """`ganinstrument render` in its own process, where no file may grow past `max_bytes` (a
+    disk that fills: writes past it fail with EFBIG, as ENOSPC would); its exit code and stderr."""
+    import resource
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (a write past the limit fails instead of killing)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, resource.RLIM_INFINITY))
+
+    code = "import sys; from ganinstrument.commands.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", code, "render", "--audio", str(audio), "--out", str(out), *RENDER],
+                         cwd=folder, preexec_fn=small_disk, capture_output=True, text=True, timeout=300)
+    return run.returncode, run.stderr
+
+
+def test_a_disk_that_fills_fails_the_render_in_one_line_and_leaves_nothing_behind(tmp_path):
+    """The disk fills while the picture is written, or later while the sound is added: either
+    way the render fails in one line (it does not deliver a video without its sound), the
+    previous --out stays, and no hidden partial or picture-only file is left."""
+    audio = _wav(tmp_path / "song.wav", seconds=2.0)
+    whole = tmp_path / "whole.mp4"
+    assert main(["render", "--audio", str(audio), "--out", str(whole), *RENDER]) == 0
+    size = whole.stat().st_size
+    whole.unlink()
+    out = tmp_path / "video.mp4"
+    for max_bytes in (1000, size - 200):  # (the picture alone is smaller than the whole by its sound)
+        out.write_bytes(b"the previous render")
+        rc, err = _render_with_a_full_disk(tmp_path, audio, out, max_bytes)
+        assert rc == 1 and "File too large" in err and "Traceback" not in err, (max_bytes, err)
+        assert "kept without sound" not in err
+        assert out.read_bytes() == b"the previous render"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]
+
+
+def test_a_recording_with_sound_that_cannot_be_finished_leaves_the_old_file_and_no_intermediate(tmp_path,
+                                                                                               monkeypatch):
+    """A recorder given the sound (as render's is) fails while finishing: the file that was at
+    its path stays as it was, and the unfinished picture-only intermediate is not left behind."""
     import errno
 
     real, muxed = VideoRecorder._mux, []
 
     def fills_up(self, packet):
         muxed.append(packet)
-        if len(muxed) > 4:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(self, packet)
-
-    monkeypatch.setattr(VideoRecorder, "_mux", fills_up)
-    out = tmp_path / "video.mp4"
-    out.write_bytes(b"the previous render")
-    audio = _wav(tmp_path / "song.wav", seconds=2.0)
-    assert main(["render", "--audio", str(audio), "--out", str(out), *RENDER]) == 1
-    err = capsys.readouterr().err
-    assert "No space left on device" in err and "Traceback" not in err
-    assert out.read_bytes() == b"the previous render"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]
-
-
-def test_a_take_whose_sound_cannot_be_finished_keeps_its_picture(tmp_path, monkeypatch):
-    """Live, the same failure at the end of a take with sound: the picture so far is kept where
-    the take was to go (without sound), not left under a hidden intermediate name."""
-    import errno
-
-    real, muxed = VideoRecorder._mux, []
-
-    def fills_up_at_the_end(self, packet):
-        muxed.append(packet)
-        if packet is None or len(muxed) > 6:
+        if len(muxed) > 2:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self, packet)
 
     rate = 8000
+    (tmp_path / "take.mp4").write_bytes(b"yesterday's take")
     rec = VideoRecorder(tmp_path / "take.mp4", audio=np.zeros(rate, np.float32), audio_sample_rate=rate)
     rec.open(64, 64, FPS)
+    monkeypatch.setattr(VideoRecorder, "_mux", fills_up)
     for k in range(8):
         rec.submit(Frame(torch.full((64, 64, 3), 30 * k, dtype=torch.uint8), k / FPS, k))
-    monkeypatch.setattr(VideoRecorder, "_mux", fills_up_at_the_end)
     rec.close(10)
     assert [p.name for p in tmp_path.iterdir()] == ["take.mp4"]
+    assert (tmp_path / "take.mp4").read_bytes() == b"yesterday's take"

@@ -69,9 +69,14 @@ def test_cannot_write_says_why_before_the_work(tmp_path):
     assert cannot_write(tmp_path / "fine.png") is None
     assert cannot_write(tmp_path / "folder.png") == "that is a folder"
     assert cannot_write(tmp_path / "nowhere" / "x.png") == f"there is no folder {tmp_path / 'nowhere'}"
-    assert cannot_write(tmp_path / "a_file" / "x.png") == f"there is no folder {tmp_path / 'a_file'}"
+    assert cannot_write(tmp_path / "a_file" / "x.png") == f"{tmp_path / 'a_file'} is not a folder"
+    assert cannot_write(tmp_path / "new" / "folders" / "x.yaml", folders_made=True) is None
+    assert cannot_write(tmp_path / "a_file" / "sub" / "x.yaml", folders_made=True) == f"{tmp_path / 'a_file'} is not a folder"
+    assert not (tmp_path / "new").exists()  # (asking makes nothing)
     longest = os.pathconf(tmp_path, "PC_NAME_MAX")
     assert cannot_write(tmp_path / ("n" * (longest + 1))) == f"the name is too long: at most {longest} bytes here"
     assert cannot_write(tmp_path / ("n" * longest)) is None
     with write_whole(tmp_path / ("n" * longest)) as tmp:  # (its temporary name fits too)
         open(tmp, "w").close()
+    wide = "\u00e9" * (longest // 2 + 1)  # (fewer characters than the limit, more bytes)
+    assert cannot_write(tmp_path / wide) == f"the name is too long: at most {longest} bytes here"

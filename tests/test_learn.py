@@ -285,3 +285,6 @@ def test_learn_refuses_an_out_it_could_not_write_before_the_conversation(tmp_pat
     err = capsys.readouterr()
     assert f"--out {tmp_path / 'taken.yaml'}: cannot write there: that is a folder" in err.err
     assert "MIDI inputs" not in err.out
+    # Asking makes no folder: a learn that fails before its first binding leaves none behind.
+    assert main(["learn", "--model", str(tmp_path / "nope.pkl"), "--out", str(tmp_path / "new" / "m.yaml")]) == 1
+    assert "nope.pkl" in capsys.readouterr().err and not (tmp_path / "new").exists()

@@ -269,6 +269,23 @@ def test_bare_generator_pickle(fixtures_dir):
     _assert_same_tensors(data.tensors, load_file(fixtures_dir / "sg2_cond" / "weights.safetensors"))
 
 
+def test_a_full_disk_while_writing_a_model_is_one_line_and_leaves_the_old_file(tmp_path):
+    """safetensors reports its own I/O errors (a full disk) as SafetensorError, not OSError."""
+    from safetensors import SafetensorError
+
+    def full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a model")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"the model from yesterday")
+    with pytest.raises(ModelLoadError, match="model.safetensors: cannot write the model here: .*No space left"):
+        safetensors_format.write_tensors({}, target, {}, save_file=full)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+    assert target.read_bytes() == b"the model from yesterday"
+
+
 def test_write_into_missing_folder(fixtures_dir, tmp_path):
     ref = load_file(fixtures_dir / "sg3t_small" / "weights.safetensors")
     target = tmp_path / "no" / "such" / "out.safetensors"

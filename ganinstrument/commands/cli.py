@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 from ..common.errors import GanInstrumentError
 from ..common.files import refuse_unwritable
@@ -110,11 +109,7 @@ def _cmd_learn(args) -> int:
     from ..sources.midi.ports import backend_of
     from .learn import learn_loop
 
-    try:  # (the bindings' file is checked before the conversation, not at the first binding)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GanInstrumentError(f"--out {args.out}: cannot make its folder ({exc.strerror or exc})") from None
-    refuse_unwritable(("--out", args.out))
+    refuse_unwritable(("--out", args.out), folders_made=True)  # (before the conversation, not at its first binding)
     registry = Instrument(args.model, device="cpu", directions=directions_arg(args.directions)).registry
     with MidiInput(args.midi_port, backend=backend_of(args)) as midi:
         print(f"MIDI inputs: {', '.join(midi.open_ports) or 'none yet'}")

@@ -44,33 +44,46 @@ def new_folder_mode() -> int:
     return 0o777 & ~umask()
 
 
-def cannot_write(path) -> str | None:
+def cannot_write(path, folders_made: bool = False) -> str | None:
     """Why a file could not be written at `path` (no such folder, a folder not writable, a
-    folder of that name, a name too long), or None. Asked before long work, so that it fails
-    first; the write itself must still be guarded (the answer can change, and root passes every
-    access test)."""
+    folder of that name, a name too long), or None. `folders_made`: the writer makes missing
+    folders, so the nearest folder that exists must take them. Asked before long work, so that
+    it fails first; the write itself must still be guarded (the answer can change, and root
+    passes every access test)."""
     path = os.path.abspath(os.fspath(path))
     folder, name = os.path.split(path)
     if os.path.isdir(path):
         return "that is a folder"
-    if not os.path.isdir(folder):
-        return f"there is no folder {folder}"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
-    try:
-        longest = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # (no pathconf on Windows: its limit is 255)
-        longest = 255
-    if len(os.fsencode(name)) > longest:
-        return f"the name is too long: at most {longest} bytes here"
+    existing = folder
+    while folders_made and not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"there is no folder {existing}" if not os.path.lexists(existing) else f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the folder {existing} is not writable"
+    longest, length, unit = _name_limit(existing, name)
+    if length > longest:
+        return f"the name is too long: at most {longest} {unit} here"
     return None
 
 
-def refuse_unwritable(*options: tuple[str | None, str | None]) -> None:
+def _name_limit(folder: str, name: str) -> tuple[int, int, str]:
+    """(the longest name the folder's file system takes, `name`'s length, the unit of both):
+    POSIX counts bytes (pathconf's NAME_MAX); Windows counts UTF-16 units, 255."""
+    if os.name == "nt":
+        return 255, len(name.encode("utf-16-le")) // 2, "characters"
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    return longest, len(os.fsencode(name)), "bytes"
+
+
+def refuse_unwritable(*options: tuple[str | None, str | None], folders_made: bool = False) -> None:
     """Refuse, before any work, a command's output (its option, or None for a positional
     argument; the path) that could not be written."""
     for option, path in options:
-        why = cannot_write(path) if path else None
+        why = cannot_write(path, folders_made) if path else None
         if why:
             raise GanInstrumentError(f"{option + ' ' if option else ''}{path}: cannot write there: {why}")
 

@@ -80,9 +80,17 @@ def write(G, path, source=None, notes=()) -> None:
 
 def write_tensors(tensors: dict, path, metadata: dict, save_file=None) -> None:
     """save_file into a temporary file beside `path`, then os.replace: never a half-written model."""
+    from safetensors import SafetensorError
+
     if save_file is None:
         from safetensors.torch import save_file
     path = os.fspath(path)
-    with write_whole(path, ".safetensors", lambda why: ModelLoadError(path, f"cannot write the model here: {why}")) \
-            as tmp:
-        save_file(tensors, tmp, metadata=metadata)
+
+    def cannot(why: str) -> ModelLoadError:
+        return ModelLoadError(path, f"cannot write the model here: {why}")
+
+    with write_whole(path, ".safetensors", cannot) as tmp:
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as exc:  # its own I/O errors too, e.g. a full disk ("No space left on device")
+            raise cannot(str(exc)) from None

@@ -30,6 +30,7 @@ the end and is unreadable without it. Offline renders write plain MP4.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -127,6 +128,10 @@ def next_free_path(path: Path, taken=()) -> Path:
     while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists() or candidate in taken:
         n += 1
     return candidate
+
+
+# errnos that mean the output cannot be written (the disk or the quota is full, the file too large)
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class VideoRecorder(ThreadedSink):
@@ -365,9 +370,9 @@ class VideoRecorder(ThreadedSink):
                 self._container = None
                 container.close()
         except BaseException:
-            if target != self.path:  # (a full disk: the picture so far is kept where the video was to go, no sound)
+            if target != self.path:  # (a full disk: the picture-only intermediate, unfinished, is not left behind)
                 with contextlib.suppress(OSError):
-                    os.replace(target, self.path)
+                    target.unlink()
             raise
         if not self._frames:
             log.warning("record: no frames arrived; %s not written", self.path)
@@ -382,6 +387,10 @@ class VideoRecorder(ThreadedSink):
         try:
             mux_audio(video, self.audio, self.path, sample_rate=self.audio_sample_rate)
         except Exception as err:  # av raises FFmpegError flavours; SinkError, ValueError
+            if isinstance(err, OSError) and err.errno in _DISK_FULL:  # not the sound's fault: the video
+                with contextlib.suppress(OSError):  # cannot be written either, and a half one is no take
+                    self.path.unlink()
+                raise
             where = os.fspath(self.audio) if isinstance(self.audio, (str, os.PathLike)) else "the audio"
             why = str(err) if where in str(err) else f"{where}: {err}"
             log.warning("record: the sound could not be added (%s); the video is kept without sound", why)
