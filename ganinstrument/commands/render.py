@@ -199,7 +199,10 @@ def run_render(args) -> int:
         stats = engine.run()
         problems = [f"{s.name}: {s.last_error}" for s in sinks.stats() if s.errors]
         if problems or not stats.closed:
-            raise RenderError("writing the output failed: " + "; ".join(problems or ["the writer did not finish"]))
+            why = "; ".join(problems or ["the writer did not finish"])
+            for hidden in {target, os.path.splitext(target)[0] + ".video-only" + os.path.splitext(target)[1]}:
+                why = why.replace(hidden, out)  # (the temporary files are the writer's business, not the user's)
+            raise RenderError(f"--out {out}: writing it failed ({why}); {out} is left as it was")
         if stats.errors:
             raise RenderError(f"frame {stats.frames} of {frames_total} failed to render ({stats.last_error}); "
                               f"{'the frames written so far stay' if to_frames else f'{out} is left as it was'}")
