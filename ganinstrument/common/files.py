@@ -19,9 +19,6 @@ class FileWriteError(GanInstrumentError, OSError):
         self.path, self.reason = os.fspath(path), reason
         super().__init__(f"{self.path}: cannot write there ({reason})")
 
-    def __str__(self) -> str:
-        return self.args[0]
-
 
 def umask() -> int:
     """The process's umask, read where the kernel tells it (Linux 4.7+): os.umask would have
