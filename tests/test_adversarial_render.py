@@ -189,6 +189,16 @@ def test_a_disk_that_fills_fails_the_render_in_one_line_and_leaves_nothing_behin
         assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav", "video.mp4"]
 
 
+def test_a_frame_that_cannot_be_written_to_a_png_folder_says_the_frames_so_far_stay(tmp_path, capsys):
+    audio = _wav(tmp_path / "song.wav", seconds=1.0)
+    frames = tmp_path / "frames"
+    (frames / "frame_000003.png").mkdir(parents=True)  # (frame 3 cannot go where it should)
+    assert main(["render", "--audio", str(audio), "--out", str(frames) + "/", *RENDER]) == 1
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "render: error:" in x]
+    assert "frame_000003.png: cannot write there" in line and line.endswith("the frames written so far stay")
+    assert {p.name for p in frames.iterdir()} >= {"frame_000000.png", "frame_000001.png", "frame_000002.png"}
+
+
 def test_a_recording_with_sound_that_cannot_be_finished_leaves_the_old_file_and_no_intermediate(tmp_path,
                                                                                                monkeypatch):
     """A recorder given the sound (as render's is) fails while finishing: the file that was at

@@ -74,9 +74,25 @@ def test_cannot_write_says_why_before_the_work(tmp_path):
     assert cannot_write(tmp_path / "a_file" / "sub" / "x.yaml", folders_made=True) == f"{tmp_path / 'a_file'} is not a folder"
     assert not (tmp_path / "new").exists()  # (asking makes nothing)
     longest = os.pathconf(tmp_path, "PC_NAME_MAX")
-    assert cannot_write(tmp_path / ("n" * (longest + 1))) == f"the name is too long: at most {longest} bytes here"
+    too_long = f"the name {'n' * 24}... is too long: at most {longest} bytes here"
+    assert cannot_write(tmp_path / ("n" * (longest + 1))) == too_long
     assert cannot_write(tmp_path / ("n" * longest)) is None
     with write_whole(tmp_path / ("n" * longest)) as tmp:  # (its temporary name fits too)
         open(tmp, "w").close()
     wide = "\u00e9" * (longest // 2 + 1)  # (fewer characters than the limit, more bytes)
-    assert cannot_write(tmp_path / wide) == f"the name is too long: at most {longest} bytes here"
+    assert cannot_write(tmp_path / wide) == f"the name {wide[:24]}... is too long: at most {longest} bytes here"
+    # Folders a writer would make are names too; and the whole path has its limit.
+    assert cannot_write(tmp_path / ("n" * (longest + 1)) / "m.yaml", folders_made=True) == too_long
+    deep = tmp_path.joinpath(*["d" * 200] * (os.pathconf(tmp_path, "PC_PATH_MAX") // 200 + 1), "m.yaml")
+    assert cannot_write(deep, folders_made=True).startswith("the path is too long: at most")
+
+
+def test_a_parent_through_a_symlink_is_where_the_system_would_write(tmp_path):
+    """"link/.." is the parent of the link's target, as the system resolves it, not tmp_path."""
+    (tmp_path / "elsewhere" / "inner").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "inner")
+    (tmp_path / "afile").write_text("")  # (beside the link: "link/../afile/x" would be a path through a file)
+    through = tmp_path / "link" / ".." / "afile" / "x.yaml"
+    assert cannot_write(through) == f"there is no folder {tmp_path / 'elsewhere' / 'afile'}"
+    (tmp_path / "elsewhere" / "afile").mkdir()
+    assert cannot_write(through) is None

@@ -202,7 +202,8 @@ def run_render(args) -> int:
             why = "; ".join(problems or ["the writer did not finish"])
             for hidden in {target, os.path.splitext(target)[0] + ".video-only" + os.path.splitext(target)[1]}:
                 why = why.replace(hidden, out)  # (the temporary files are the writer's business, not the user's)
-            raise RenderError(f"--out {out}: writing it failed ({why}); {out} is left as it was")
+            raise RenderError(f"--out {out}: writing it failed ({why}); "
+                              f"{'the frames written so far stay' if to_frames else f'{out} is left as it was'}")
         if stats.errors:
             raise RenderError(f"frame {stats.frames} of {frames_total} failed to render ({stats.last_error}); "
                               f"{'the frames written so far stay' if to_frames else f'{out} is left as it was'}")

@@ -47,21 +47,33 @@ def cannot_write(path, folders_made: bool = False) -> str | None:
     folders, so the nearest folder that exists must take them. Asked before long work, so that
     it fails first; the write itself must still be guarded (the answer can change, and root
     passes every access test)."""
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    if os.path.isdir(path):
+    given = os.path.join(os.getcwd(), os.fspath(path))  # (not normalised: "link/.." is the link's parent)
+    folder, name = os.path.realpath(os.path.dirname(given)), os.path.basename(given)
+    if os.path.isdir(os.path.join(folder, name)):
         return "that is a folder"
-    existing = folder
+    existing, missing = folder, []
     while folders_made and not os.path.lexists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
+        existing, part = os.path.split(existing)
+        missing.append(part)
     if not os.path.isdir(existing):
         return f"there is no folder {existing}" if not os.path.lexists(existing) else f"{existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"the folder {existing} is not writable"
-    longest, length, unit = _name_limit(existing, name)
-    if length > longest:
-        return f"the name is too long: at most {longest} {unit} here"
+    for part in [*missing, name]:
+        longest, length, unit = _name_limit(existing, part)
+        if length > longest:
+            return f"the name {part[:24]}... is too long: at most {longest} {unit} here"
+    if len(os.fsencode(os.path.join(folder, name))) > _path_limit(existing):
+        return f"the path is too long: at most {_path_limit(existing)} bytes here"
     return None
+
+
+def _path_limit(folder: str) -> int:
+    """The longest path the system takes (PATH_MAX on POSIX; 32767 on Windows with long paths)."""
+    try:
+        return os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 32767
 
 
 def _name_limit(folder: str, name: str) -> tuple[int, int, str]:

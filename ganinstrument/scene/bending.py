@@ -277,8 +277,8 @@ class Bender:
         tensor back exactly as it was: for what must not depend on the moment it is computed
         (the activation bends' channel clusters)."""
         values = dict(self._values)
-        self.reset()
         try:
+            self.reset()
             yield
         finally:
             self.apply(values)
