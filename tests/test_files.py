@@ -71,7 +71,8 @@ def test_cannot_write_says_why_before_the_work(tmp_path):
     assert cannot_write(tmp_path / "nowhere" / "x.png") == f"there is no folder {tmp_path / 'nowhere'}"
     assert cannot_write(tmp_path / "a_file" / "x.png") == f"{tmp_path / 'a_file'} is not a folder"
     assert cannot_write(tmp_path / "new" / "folders" / "x.yaml", folders_made=True) is None
-    assert cannot_write(tmp_path / "a_file" / "sub" / "x.yaml", folders_made=True) == f"{tmp_path / 'a_file'} is not a folder"
+    through_a_file = cannot_write(tmp_path / "a_file" / "sub" / "x.yaml", folders_made=True)
+    assert through_a_file == f"{tmp_path / 'a_file'} is not a folder"
     assert not (tmp_path / "new").exists()  # (asking makes nothing)
     longest = os.pathconf(tmp_path, "PC_NAME_MAX")
     too_long = f"the name {'n' * 24}... is too long: at most {longest} bytes here"
@@ -96,3 +97,19 @@ def test_a_parent_through_a_symlink_is_where_the_system_would_write(tmp_path):
     assert cannot_write(through) == f"there is no folder {tmp_path / 'elsewhere' / 'afile'}"
     (tmp_path / "elsewhere" / "afile").mkdir()
     assert cannot_write(through) is None
+
+
+def test_a_durable_file_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    synced = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                       real_fsync(fd)))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (synced.append(("replace", a)), real_replace(a, b)))
+    with write_whole(tmp_path / "mapping.yaml", durable=True) as tmp:
+        with open(tmp, "w") as f:
+            f.write("bindings: []\n")
+    assert synced == [tmp, ("replace", tmp)]  # (its contents first, then the rename)
+    synced.clear()
+    with write_whole(tmp_path / "frame.png") as tmp:  # (not durable: no fsync per frame)
+        open(tmp, "w").close()
+    assert synced == [("replace", tmp)]

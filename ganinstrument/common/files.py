@@ -98,12 +98,15 @@ def refuse_unwritable(*options: tuple[str | None, str | None], folders_made: boo
 
 
 @contextlib.contextmanager
-def write_whole(path, suffix: str = ".part", error: Callable[[str], Exception] | None = None) -> Iterator[str]:
+def write_whole(path, suffix: str = ".part", error: Callable[[str], Exception] | None = None,
+                durable: bool = False) -> Iterator[str]:
     """A temporary path beside `path` to write to (hidden, ending in `suffix` for writers that
     go by the extension). When the block ends without an error it replaces `path`, with the
     permissions a new file gets (where the file system keeps any); on any error it is removed
     and `path` is as it was. An OSError (no folder, a full disk, a folder of that name) becomes
-    `error(reason)`, by default a FileWriteError naming `path`."""
+    `error(reason)`, by default a FileWriteError naming `path`. `durable`: the contents reach the
+    disk before the rename (fsync), so a power cut leaves the old file or the new one, never an
+    empty one: for what a performer made by hand (a learned mapping), not for every frame."""
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     fail = error or (lambda reason: FileWriteError(path, reason))
@@ -114,6 +117,12 @@ def write_whole(path, suffix: str = ".part", error: Callable[[str], Exception] |
     os.close(fd)
     try:
         yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDWR)  # (Windows' fsync needs a handle open for writing)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         try:
             os.chmod(tmp, new_file_mode())
         except OSError:  # a file system without modes (FAT, some network shares): keep going

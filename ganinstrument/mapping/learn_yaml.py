@@ -170,7 +170,7 @@ def add_binding(path, found: Detection, name: str, *, is_action: bool, registry=
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LearnError(f"{path}: cannot make its folder ({exc.strerror or exc})") from None
-    with write_whole(path, ".tmp", lambda why: LearnError(f"{path}: cannot write there ({why})")) as tmp:
+    with write_whole(path, ".tmp", lambda why: LearnError(f"{path}: cannot write there ({why})"), durable=True) as tmp:
         Path(tmp).write_text(new, encoding="utf-8")
     return f"- {binding_text(fields)}"
 
