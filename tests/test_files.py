@@ -97,6 +97,9 @@ def test_a_parent_through_a_symlink_is_where_the_system_would_write(tmp_path):
     assert cannot_write(through) == f"there is no folder {tmp_path / 'elsewhere' / 'afile'}"
     (tmp_path / "elsewhere" / "afile").mkdir()
     assert cannot_write(through) is None
+    with write_whole(through) as tmp:  # (and the writer writes there too)
+        open(tmp, "w").close()
+    assert (tmp_path / "elsewhere" / "afile" / "x.yaml").is_file()
 
 
 def test_a_durable_file_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..common.clock import FakeClock
 from ..common.errors import GanInstrumentError
-from ..common.files import new_file_mode
+from ..common.files import new_file_mode, set_mode
 from ..sources.audio.file import AudioFileError, read_audio
 from .directions import add_directions_option, directions_arg
 from .progress import Progress
@@ -252,10 +252,7 @@ class _Partial:
         except OSError as exc:
             raise RenderError(f"--out {self.final}: cannot write there ({exc.strerror or exc})") from None
         os.close(fd)
-        try:
-            os.chmod(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
-        except OSError:  # a file system without modes (FAT, some network shares): keep going
-            pass
+        set_mode(self.path, new_file_mode())  # what a new file gets (mkstemp makes it 0600)
         return self.path
 
     def __exit__(self, kind, exc, tb) -> None:

@@ -41,6 +41,13 @@ def new_folder_mode() -> int:
     return 0o777 & ~umask()
 
 
+def set_mode(path, mode: int) -> None:
+    """chmod where the file system keeps modes: FAT and some network shares refuse it, and a
+    file there is written all the same."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)
+
+
 def cannot_write(path, folders_made: bool = False) -> str | None:
     """Why a file could not be written at `path` (no such folder, a folder not writable, a
     folder of that name, a name too long), or None. `folders_made`: the writer makes missing
@@ -63,8 +70,9 @@ def cannot_write(path, folders_made: bool = False) -> str | None:
         longest, length, unit = _name_limit(existing, part)
         if length > longest:
             return f"the name {part[:24]}... is too long: at most {longest} {unit} here"
-    if len(os.fsencode(os.path.join(folder, name))) > _path_limit(existing):
-        return f"the path is too long: at most {_path_limit(existing)} bytes here"
+    longest_path = _path_limit(existing)
+    if len(os.fsencode(os.path.join(folder, name))) > longest_path:
+        return f"the path is too long: at most {longest_path} bytes here"
     return None
 
 
@@ -108,7 +116,8 @@ def write_whole(path, suffix: str = ".part", error: Callable[[str], Exception] |
     disk before the rename (fsync), so a power cut leaves the old file or the new one, never an
     empty one: for what a performer made by hand (a learned mapping), not for every frame."""
     path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
+    folder, name = os.path.split(path)
+    folder = os.path.realpath(folder or ".")  # (as the system resolves it: "link/.." is the link's parent)
     fail = error or (lambda reason: FileWriteError(path, reason))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name[:40]}.", suffix=suffix, dir=folder)  # (short: any name fits)
@@ -123,11 +132,8 @@ def write_whole(path, suffix: str = ".part", error: Callable[[str], Exception] |
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        try:
-            os.chmod(tmp, new_file_mode())
-        except OSError:  # a file system without modes (FAT, some network shares): keep going
-            pass
-        os.replace(tmp, path)
+        set_mode(tmp, new_file_mode())
+        os.replace(tmp, os.path.join(folder, name))
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -29,7 +29,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from .files import new_folder_mode
+from .files import new_folder_mode, set_mode
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def default_presets_dir() -> Path:
         for src in shipped_folder("presets").iterdir():
             if src.suffix in SUFFIXES:
                 shutil.copyfile(src, tmp / src.name)
-        os.chmod(tmp, new_folder_mode())  # (mkdtemp makes it private)
+        set_mode(tmp, new_folder_mode())  # (mkdtemp makes it private)
         os.rename(tmp, folder)
         tmp = None
         log.info("presets folder %s created with the shipped presets", folder)
